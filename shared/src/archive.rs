@@ -1,0 +1,310 @@
+//! The archive pipeline: a batch of SQS records in, the records to retry
+//! out. Every write of the batch shares one concurrency bound, and a record
+//! is acknowledged only when all its writes have succeeded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+use tracing::{info, warn, Instrument};
+
+use crate::cache::TtlCache;
+use crate::credentials::{ExternalId, RoleSessions};
+use crate::destination::{Compression, Destination};
+use crate::failure::FailureCode;
+use crate::ids::{OrgId, ProjectId};
+use crate::keys::{object_key, quarantine_key};
+use crate::registry::{Registry, RegistryError};
+use crate::request::{parse_referenced_message, ArchiveRequest, Malformed, MessageBody};
+use crate::writer::{encode, put, Encoded, PutTarget, Written};
+
+/// How long a container trusts its copy of a project's destinations: a
+/// deleted destination receives nothing once this has passed (CONTRACT 5).
+pub const DESTINATION_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// One SQS record as the pipeline needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct InboundRecord<'a> {
+    pub id: &'a str,
+    pub body: &'a str,
+}
+
+/// What one batch did, for the response and the metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// SQS message ids to report in `batchItemFailures`, in batch order.
+    pub retry: Vec<String>,
+    pub messages_archived: u64,
+    pub objects_written: u64,
+    pub already_present: u64,
+    pub quarantined: u64,
+    pub no_destination: u64,
+    pub sts_calls: u64,
+    pub failures: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Default)]
+struct RecordReport {
+    retry: bool,
+    archived: bool,
+    written: u64,
+    already_present: u64,
+    quarantined: bool,
+    no_destination: bool,
+    failures: Vec<FailureCode>,
+}
+
+impl RecordReport {
+    fn retry() -> Self {
+        Self { retry: true, ..Self::default() }
+    }
+}
+
+/// The archive service of one Lambda container.
+pub struct Archiver {
+    registry: Registry,
+    sessions: RoleSessions,
+    destinations: TtlCache<(OrgId, ProjectId), Arc<Vec<Arc<Destination>>>>,
+    external_ids: TtlCache<OrgId, Option<ExternalId>>,
+    max_in_flight: usize,
+}
+
+impl Archiver {
+    pub fn new(registry: Registry, sessions: RoleSessions, max_in_flight: usize) -> Self {
+        Self::with_cache_ttl(registry, sessions, max_in_flight, DESTINATION_CACHE_TTL)
+    }
+
+    pub fn with_cache_ttl(registry: Registry, sessions: RoleSessions, max_in_flight: usize, ttl: Duration) -> Self {
+        Self {
+            registry,
+            sessions,
+            destinations: TtlCache::new(ttl),
+            external_ids: TtlCache::new(ttl),
+            max_in_flight: max_in_flight.max(1),
+        }
+    }
+
+    /// Archives a batch. Never fails as a whole: a record that cannot be
+    /// finished now is listed for retry, and only that record.
+    pub async fn archive_batch(&self, records: &[InboundRecord<'_>]) -> BatchReport {
+        let sts_before = self.sessions.sts_calls();
+        let permits = Semaphore::new(self.max_in_flight);
+        let reports = join_all(records.iter().map(|record| {
+            let span = tracing::info_span!("record", sqs_message_id = record.id);
+            self.archive_record(*record, &permits).instrument(span)
+        }))
+        .await;
+
+        let mut batch = BatchReport::default();
+        for (record, report) in records.iter().zip(reports) {
+            if report.retry {
+                batch.retry.push(record.id.to_owned());
+            }
+            batch.messages_archived += u64::from(report.archived);
+            batch.objects_written += report.written;
+            batch.already_present += report.already_present;
+            batch.quarantined += u64::from(report.quarantined);
+            batch.no_destination += u64::from(report.no_destination);
+            for code in report.failures {
+                *batch.failures.entry(code.as_str()).or_default() += 1;
+            }
+        }
+        batch.sts_calls = self.sessions.sts_calls() - sts_before;
+        batch
+    }
+
+    async fn archive_record(&self, record: InboundRecord<'_>, permits: &Semaphore) -> RecordReport {
+        let now = Utc::now();
+        let request = match ArchiveRequest::parse(record.body.as_bytes()) {
+            Ok(request) => request,
+            Err(reason) => return self.quarantine(record, now, &reason, permits).await,
+        };
+        let span = tracing::info_span!(
+            "message",
+            org_id = %request.org_id,
+            project_id = %request.project_id,
+            message_id = %request.message_id,
+        );
+        async {
+            let destinations = match self.destinations_for(&request).await {
+                Ok(destinations) => destinations,
+                Err(err) => {
+                    warn!(error = %err, "destinations unavailable; record will be retried");
+                    return RecordReport::retry();
+                }
+            };
+            let targets: Vec<&Arc<Destination>> =
+                destinations.iter().filter(|d| d.accepts(request.channel)).collect();
+            if targets.is_empty() {
+                info!("project has no active destination for this channel; acknowledged");
+                return RecordReport { no_destination: true, ..RecordReport::default() };
+            }
+            let external_id = match self.external_id(&request.org_id).await {
+                Ok(Some(id)) => id,
+                Ok(None) => {
+                    warn!("org has destinations but no External ID; record will be retried");
+                    return RecordReport { retry: true, failures: vec![FailureCode::AssumeRoleFailed], ..RecordReport::default() };
+                }
+                Err(err) => {
+                    warn!(error = %err, "External ID unavailable; record will be retried");
+                    return RecordReport::retry();
+                }
+            };
+            let message = match &request.body {
+                MessageBody::Inline(message) => message.clone(),
+                MessageBody::Ref { bucket, key } => {
+                    let fetched = {
+                        let _permit = permits.acquire().await;
+                        self.registry.read(bucket.as_str(), key).await
+                    };
+                    match fetched {
+                        Ok(Some(bytes)) => match parse_referenced_message(&bytes) {
+                            Ok(message) => message,
+                            Err(reason) => return self.quarantine(record, now, &reason, permits).await,
+                        },
+                        Ok(None) => {
+                            let reason = Malformed::Field(crate::ids::InvalidField::new("message_ref", "the referenced object does not exist"));
+                            return self.quarantine(record, now, &reason, permits).await;
+                        }
+                        Err(err) => {
+                            warn!(error = %err, "staged message unavailable; record will be retried");
+                            return RecordReport::retry();
+                        }
+                    }
+                }
+            };
+            let document = request.archived_document(message, now);
+            let gzip = targets
+                .iter()
+                .any(|d| d.compression == Compression::Gzip)
+                .then(|| encode(&document, Compression::Gzip));
+            let plain = targets
+                .iter()
+                .any(|d| d.compression == Compression::None)
+                .then(|| encode(&document, Compression::None));
+            drop(document);
+
+            let writes = targets.iter().map(|destination| {
+                let body = match destination.compression {
+                    Compression::Gzip => gzip.as_ref(),
+                    Compression::None => plain.as_ref(),
+                };
+                self.write(&request, destination, &external_id, body, permits)
+            });
+            let mut report = RecordReport { archived: true, ..RecordReport::default() };
+            for result in join_all(writes).await {
+                match result {
+                    Ok(Written::Created) => report.written += 1,
+                    Ok(Written::AlreadyPresent) => report.already_present += 1,
+                    Err(code) => {
+                        report.archived = false;
+                        report.retry = true;
+                        report.failures.push(code);
+                    }
+                }
+            }
+            report
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn write(
+        &self,
+        request: &ArchiveRequest,
+        destination: &Destination,
+        external_id: &ExternalId,
+        body: Option<&Encoded>,
+        permits: &Semaphore,
+    ) -> Result<Written, FailureCode> {
+        let Some(body) = body else { return Err(FailureCode::PutObjectFailed) };
+        let key = object_key(destination, request);
+        let session = self.sessions.for_destination(destination, external_id);
+        let target = PutTarget {
+            bucket: &destination.bucket,
+            key: &key,
+            owner: destination.expected_owner(),
+            encryption: &destination.encryption,
+            write_once: true,
+        };
+        let result = {
+            let _permit = permits.acquire().await;
+            put(&session, target, body).await
+        };
+        result.map_err(|err| {
+            warn!(
+                destination_id = %destination.id,
+                code = %err.code,
+                retryable = err.retryable,
+                error = %err.message,
+                "write failed; record will be retried"
+            );
+            err.code
+        })
+    }
+
+    async fn quarantine(
+        &self,
+        record: InboundRecord<'_>,
+        now: DateTime<Utc>,
+        reason: &Malformed,
+        permits: &Semaphore,
+    ) -> RecordReport {
+        let key = quarantine_key(now, record.id);
+        let _permit = permits.acquire().await;
+        match self.registry.quarantine(&key, record.body).await {
+            Ok(()) => {
+                warn!(reason = %reason, quarantine_key = %key, "malformed archive request quarantined");
+                RecordReport { quarantined: true, ..RecordReport::default() }
+            }
+            Err(err) => {
+                warn!(reason = %reason, error = %err, "malformed archive request could not be quarantined; record will be retried");
+                RecordReport::retry()
+            }
+        }
+    }
+
+    async fn destinations_for(&self, request: &ArchiveRequest) -> Result<Arc<Vec<Arc<Destination>>>, RegistryError> {
+        let key = (request.org_id.clone(), request.project_id.clone());
+        self.destinations
+            .get_or_try_load(&key, || async {
+                let found = self.registry.project_destinations(&key.0, &key.1).await?;
+                Ok(Arc::new(found.into_iter().map(Arc::new).collect()))
+            })
+            .await
+    }
+
+    async fn external_id(&self, org: &OrgId) -> Result<Option<ExternalId>, RegistryError> {
+        self.external_ids
+            .get_or_try_load(org, || self.registry.external_id(org))
+            .await
+    }
+}
+
+impl BatchReport {
+    /// The EMF line for this batch.
+    pub fn metrics_line(&self, timestamp_ms: i64) -> String {
+        let counts = [
+            ("MessagesArchived", self.messages_archived),
+            ("ObjectsWritten", self.objects_written),
+            ("AlreadyPresent", self.already_present),
+            ("Quarantined", self.quarantined),
+            ("NoDestination", self.no_destination),
+            ("RecordsRetried", self.retry.len() as u64),
+            ("StsCalls", self.sts_calls),
+        ];
+        let failure_names: Vec<String> = self.failures.keys().map(|code| format!("Failures.{code}")).collect();
+        let mut values: Vec<(&str, &str, f64)> =
+            counts.iter().map(|(name, n)| (*name, "Count", *n as f64)).collect();
+        values.extend(
+            failure_names
+                .iter()
+                .zip(self.failures.values())
+                .map(|(name, n)| (name.as_str(), "Count", *n as f64)),
+        );
+        crate::metrics::emf_line(timestamp_ms, &[("Function", "archive-message")], &values)
+    }
+}

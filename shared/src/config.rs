@@ -1,0 +1,176 @@
+//! Configuration from the environment (CONTRACT section 1), read once at
+//! cold start, and the SDK clients built from it.
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Why a function refuses to start. Shown in the Lambda init error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {rule}")]
+    Invalid { name: &'static str, rule: &'static str },
+    #[error(
+        "AWS_ENDPOINT_URL is set but STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE is not 1: \
+         an endpoint override is for local emulation only"
+    )]
+    EndpointOverrideRefused,
+}
+
+/// Everything the functions read from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub control_bucket: String,
+    pub role_name_prefix: String,
+    pub vendor_principal_arn: Option<String>,
+    pub session_duration: Duration,
+    pub max_in_flight: usize,
+    /// Set only for local emulation; then every service is reached there and
+    /// S3 is addressed path-style.
+    pub endpoint_override: Option<String>,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Same rules over any lookup, so tests need not touch the process env.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let control_bucket = get("CONTROL_BUCKET").ok_or(ConfigError::Missing("CONTROL_BUCKET"))?;
+        crate::destination::BucketName::parse(&control_bucket).map_err(|_| ConfigError::Invalid {
+            name: "CONTROL_BUCKET",
+            rule: "must be an S3 bucket name",
+        })?;
+        let role_name_prefix = get("ROLE_NAME_PREFIX").unwrap_or_else(|| "stored-messages".to_owned());
+        if role_name_prefix.is_empty() || !role_name_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)) {
+            return Err(ConfigError::Invalid {
+                name: "ROLE_NAME_PREFIX",
+                rule: "must be non-empty IAM role name characters",
+            });
+        }
+        let session_seconds = number(&get, "ROLE_SESSION_DURATION_SECONDS", 3600, 900..=43200)?;
+        let max_in_flight = number(&get, "ARCHIVE_MAX_IN_FLIGHT", 64, 1..=1024)?;
+        let endpoint_override = match get("AWS_ENDPOINT_URL") {
+            None => None,
+            Some(url) if get("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE").as_deref() == Some("1") => Some(url),
+            Some(_) => return Err(ConfigError::EndpointOverrideRefused),
+        };
+        Ok(Self {
+            control_bucket,
+            role_name_prefix,
+            vendor_principal_arn: get("VENDOR_PRINCIPAL_ARN"),
+            session_duration: Duration::from_secs(session_seconds as u64),
+            max_in_flight,
+            endpoint_override,
+        })
+    }
+
+    /// The base SDK configuration: region and credentials from the Lambda
+    /// environment, one HTTP client shared by every client built from it, and
+    /// timeouts so a stalled bucket cannot hold a whole batch.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        );
+        if let Some(url) = &self.endpoint_override {
+            loader = loader.endpoint_url(url);
+        }
+        loader.load().await
+    }
+
+    /// Our own S3 client (control and staging buckets).
+    pub fn s3_client(&self, sdk: &SdkConfig) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(self.s3_config(sdk).build())
+    }
+
+    /// S3 settings every client shares; path-style only under emulation,
+    /// because the emulator serves all buckets at one host.
+    pub fn s3_config(&self, sdk: &SdkConfig) -> aws_sdk_s3::config::Builder {
+        aws_sdk_s3::config::Builder::from(sdk).force_path_style(self.endpoint_override.is_some())
+    }
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ConfigError> {
+    let Some(raw) = get(name) else { return Ok(default) };
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or(ConfigError::Invalid { name, rule: "must be a whole number in the documented range" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = settings(&[("CONTROL_BUCKET", "sm-control")]).unwrap();
+        assert_eq!(s.role_name_prefix, "stored-messages");
+        assert_eq!(s.session_duration, Duration::from_secs(3600));
+        assert_eq!(s.max_in_flight, 64);
+        assert_eq!(s.endpoint_override, None);
+        assert_eq!(s.vendor_principal_arn, None);
+    }
+
+    #[test]
+    fn control_bucket_is_required() {
+        assert!(matches!(settings(&[]), Err(ConfigError::Missing("CONTROL_BUCKET"))));
+        assert!(settings(&[("CONTROL_BUCKET", "Bad_Name")]).is_err());
+    }
+
+    #[test]
+    fn endpoint_override_needs_explicit_permission() {
+        let url = ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000");
+        assert!(matches!(
+            settings(&[("CONTROL_BUCKET", "c-b"), url]),
+            Err(ConfigError::EndpointOverrideRefused)
+        ));
+        assert!(matches!(
+            settings(&[("CONTROL_BUCKET", "c-b"), url, ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "true")]),
+            Err(ConfigError::EndpointOverrideRefused)
+        ));
+        let s = settings(&[("CONTROL_BUCKET", "c-b"), url, ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "1")]).unwrap();
+        assert_eq!(s.endpoint_override.as_deref(), Some("http://127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        for (name, bad) in [
+            ("ROLE_SESSION_DURATION_SECONDS", "899"),
+            ("ROLE_SESSION_DURATION_SECONDS", "43201"),
+            ("ROLE_SESSION_DURATION_SECONDS", "1h"),
+            ("ARCHIVE_MAX_IN_FLIGHT", "0"),
+            ("ARCHIVE_MAX_IN_FLIGHT", "-1"),
+        ] {
+            assert!(settings(&[("CONTROL_BUCKET", "c-b"), (name, bad)]).is_err(), "{name}={bad}");
+        }
+        let s = settings(&[("CONTROL_BUCKET", "c-b"), ("ROLE_SESSION_DURATION_SECONDS", "900"), ("ARCHIVE_MAX_IN_FLIGHT", "8")]).unwrap();
+        assert_eq!(s.session_duration, Duration::from_secs(900));
+        assert_eq!(s.max_in_flight, 8);
+    }
+
+    #[test]
+    fn prefix_must_be_role_name_characters() {
+        assert!(settings(&[("CONTROL_BUCKET", "c-b"), ("ROLE_NAME_PREFIX", "a/b")]).is_err());
+        assert_eq!(settings(&[("CONTROL_BUCKET", "c-b"), ("ROLE_NAME_PREFIX", "sm-")]).unwrap().role_name_prefix, "sm-");
+    }
+}

@@ -1,0 +1,181 @@
+//! Identifiers that end up inside S3 keys. Each type only exists in a valid
+//! form, so key naming can never be handed a value that escapes its segment.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A field that broke the contract's rules. Carries the field name and the
+/// rule only, never the offending value: values may be PII.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub rule: &'static str,
+}
+
+impl InvalidField {
+    pub fn new(field: &'static str, rule: &'static str) -> Self {
+        Self { field, rule }
+    }
+}
+
+fn is_slug_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+macro_rules! slug_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal, $extra:literal, $rule:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, InvalidField> {
+                let ok = (1..=$max).contains(&value.len())
+                    && value.chars().all(|c| is_slug_char(c) || $extra.contains(c))
+                    && value != "."
+                    && value != "..";
+                if ok {
+                    Ok(Self(value.to_owned()))
+                } else {
+                    Err(InvalidField::new($field, $rule))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidField;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+slug_id!(
+    /// The tenant. Only ever taken from the authorizer context or from an
+    /// archive request the sending platform produced, never from an API body.
+    OrgId, "org_id", 64, "", "must be 1-64 characters of [A-Za-z0-9_-]"
+);
+slug_id!(
+    /// A project of an org; destinations hang off projects.
+    ProjectId, "project_id", 64, "", "must be 1-64 characters of [A-Za-z0-9_-]"
+);
+slug_id!(
+    /// The campaign a message belongs to; absent means `unassociated` in keys.
+    CampaignId, "campaign_id", 64, "", "must be 1-64 characters of [A-Za-z0-9_-]"
+);
+slug_id!(
+    /// The platform's id of one sent message: the file name of its object, so
+    /// `.` and `..` are refused to keep the key inside its prefix.
+    MessageId, "message_id", 128, ".", "must be 1-128 characters of [A-Za-z0-9._-], not '.' or '..'"
+);
+
+/// The channel a message was sent on; the first segment of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+    Push,
+    InApp,
+    WebPush,
+    Whatsapp,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 6] = [
+        Channel::Email,
+        Channel::Sms,
+        Channel::Push,
+        Channel::InApp,
+        Channel::WebPush,
+        Channel::Whatsapp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Push => "push",
+            Channel::InApp => "in_app",
+            Channel::WebPush => "web_push",
+            Channel::Whatsapp => "whatsapp",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == value)
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slug_ids_follow_the_contract() {
+        for ok in ["acme", "a", "A-b_9", &"x".repeat(64)] {
+            assert!(OrgId::parse(ok).is_ok(), "{ok}");
+            assert!(ProjectId::parse(ok).is_ok(), "{ok}");
+            assert!(CampaignId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", &"x".repeat(65), "a/b", "a.b", "a b", "ümlaut", "..", "a\n", "ａcme"] {
+            assert!(OrgId::parse(bad).is_err(), "{bad:?}");
+            assert!(ProjectId::parse(bad).is_err(), "{bad:?}");
+            assert!(CampaignId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn message_ids_allow_dots_but_not_dot_segments() {
+        for ok in ["9c438a20d26e4e9f8ad4edea23f811cd", "a.b", "...", "a-b_c.d", &"m".repeat(128)] {
+            assert!(MessageId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [".", "..", "", "a/b", "a\\b", &"m".repeat(129), "a%2F", "é"] {
+            assert!(MessageId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_not_the_value() {
+        let err = OrgId::parse("secret@example.com").unwrap_err();
+        assert_eq!(err.field, "org_id");
+        assert!(!err.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn channels_round_trip_through_their_wire_names() {
+        for c in Channel::ALL {
+            assert_eq!(Channel::parse(c.as_str()), Some(c));
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+        }
+        assert_eq!(Channel::parse("fax"), None);
+        assert_eq!(Channel::parse("Email"), None);
+    }
+}

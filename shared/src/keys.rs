@@ -1,0 +1,152 @@
+//! Object key naming (CONTRACT section 4). Built only from parsed types, so
+//! every key stays inside the destination's folder and needs no encoding.
+
+use chrono::{DateTime, Utc};
+
+use crate::destination::{Compression, Destination, FolderPath, Layout};
+use crate::request::ArchiveRequest;
+
+/// The key an archived message is written under.
+pub fn object_key(destination: &Destination, request: &ArchiveRequest) -> String {
+    key_for(
+        destination.folder_path.as_ref(),
+        destination.layout,
+        destination.compression,
+        request,
+    )
+}
+
+fn key_for(
+    folder: Option<&FolderPath>,
+    layout: Layout,
+    compression: Compression,
+    request: &ArchiveRequest,
+) -> String {
+    let prefix = folder_prefix(folder);
+    let ext = match compression {
+        Compression::Gzip => ".json.gz",
+        Compression::None => ".json",
+    };
+    let (channel, project, message) = (
+        request.channel.as_str(),
+        request.project_id.as_str(),
+        request.message_id.as_str(),
+    );
+    match layout {
+        Layout::ByRecipient => {
+            let campaign = request
+                .campaign_id
+                .as_ref()
+                .map_or("unassociated", |c| c.as_str());
+            let recipient = request.recipient.as_str();
+            format!("{prefix}{channel}/{project}/{recipient}/{campaign}/{message}{ext}")
+        }
+        Layout::ByDate => {
+            let hour = date_hour(request.sent_at);
+            format!("{prefix}channel={channel}/project={project}/{hour}/{message}{ext}")
+        }
+    }
+}
+
+fn date_hour(at: DateTime<Utc>) -> String {
+    at.format("date=%Y-%m-%d/hour=%H").to_string()
+}
+
+fn folder_prefix(folder: Option<&FolderPath>) -> String {
+    folder.map(|f| format!("{f}/")).unwrap_or_default()
+}
+
+/// The connection probe overwritten by validation and health checks.
+pub fn probe_key(folder: Option<&FolderPath>) -> String {
+    format!("{}_stored-messages/connection-test.json", folder_prefix(folder))
+}
+
+/// Where a malformed body is kept in the control bucket: by processing day.
+pub fn quarantine_key(processed_at: DateTime<Utc>, sqs_message_id: &str) -> String {
+    // SQS message ids are UUIDs; anything else is made key-safe rather than trusted.
+    let id: String = sqs_message_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .take(128)
+        .collect();
+    format!("quarantine/{}/{id}.json", processed_at.format("%Y-%m-%d"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::tests::sample;
+    use serde_json::{json, Value};
+    use sha2::{Digest, Sha256};
+
+    fn request(v: &Value) -> ArchiveRequest {
+        ArchiveRequest::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn folder(s: &str) -> FolderPath {
+        FolderPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn by_recipient_keys() {
+        let ada = hex::encode(Sha256::digest(b"ada@example.com"));
+        let req = request(&sample());
+        assert_eq!(
+            key_for(None, Layout::ByRecipient, Compression::Gzip, &req),
+            format!("email/12345/{ada}/1234567/9c438a20d26e4e9f8ad4edea23f811cd.json.gz")
+        );
+        assert_eq!(
+            key_for(Some(&folder("archive/prod")), Layout::ByRecipient, Compression::None, &req),
+            format!("archive/prod/email/12345/{ada}/1234567/9c438a20d26e4e9f8ad4edea23f811cd.json")
+        );
+        let mut v = sample();
+        v.as_object_mut().unwrap().remove("campaign_id");
+        v["recipient"] = json!({"user_id": "u-1"});
+        v["channel"] = json!("in_app");
+        let uid = hex::encode(Sha256::digest(b"u-1"));
+        assert_eq!(
+            key_for(None, Layout::ByRecipient, Compression::Gzip, &request(&v)),
+            format!("in_app/12345/{uid}/unassociated/9c438a20d26e4e9f8ad4edea23f811cd.json.gz")
+        );
+    }
+
+    #[test]
+    fn by_date_keys_use_utc_of_sent_at() {
+        let mut v = sample();
+        v["sent_at"] = json!("2026-11-23T01:30:00+02:00");
+        v["channel"] = json!("web_push");
+        assert_eq!(
+            key_for(Some(&folder("a")), Layout::ByDate, Compression::Gzip, &request(&v)),
+            "a/channel=web_push/project=12345/date=2026-11-22/hour=23/9c438a20d26e4e9f8ad4edea23f811cd.json.gz"
+        );
+        v["sent_at"] = json!("2026-01-05T07:00:00Z");
+        assert_eq!(
+            key_for(None, Layout::ByDate, Compression::None, &request(&v)),
+            "channel=web_push/project=12345/date=2026-01-05/hour=07/9c438a20d26e4e9f8ad4edea23f811cd.json"
+        );
+    }
+
+    #[test]
+    fn the_same_recipient_in_any_case_shares_a_prefix() {
+        let mut a = sample();
+        a["recipient"] = json!({"email": "ADA@EXAMPLE.COM"});
+        let mut b = sample();
+        b["recipient"] = json!({"email": "ada@example.com  "});
+        assert_eq!(
+            key_for(None, Layout::ByRecipient, Compression::Gzip, &request(&a)),
+            key_for(None, Layout::ByRecipient, Compression::Gzip, &request(&b))
+        );
+    }
+
+    #[test]
+    fn probe_and_quarantine_keys() {
+        assert_eq!(probe_key(None), "_stored-messages/connection-test.json");
+        assert_eq!(probe_key(Some(&folder("x/y"))), "x/y/_stored-messages/connection-test.json");
+        let at = DateTime::parse_from_rfc3339("2026-11-23T23:59:59Z").unwrap().with_timezone(&Utc);
+        assert_eq!(
+            quarantine_key(at, "059f36b4-87a3-44ab-83d2-661975830a7d"),
+            "quarantine/2026-11-23/059f36b4-87a3-44ab-83d2-661975830a7d.json"
+        );
+        assert_eq!(quarantine_key(at, "../../x"), "quarantine/2026-11-23/______x.json");
+    }
+}

@@ -1,0 +1,313 @@
+//! The archive request: one SQS message body from the sending platform
+//! (CONTRACT section 2), parsed into a value that key naming can trust.
+//!
+//! Error messages name fields and rules only. serde's own messages quote the
+//! offending value, which may be an address or a message body, so they are
+//! never passed on.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::destination::BucketName;
+use crate::ids::{CampaignId, Channel, InvalidField, MessageId, OrgId, ProjectId};
+
+/// Why a body can never be archived. Safe to log: no values, only rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("body is not valid UTF-8 JSON (line {line}, column {column})")]
+    Json { line: usize, column: usize },
+    #[error("body must be a JSON object")]
+    NotAnObject,
+    #[error(transparent)]
+    Field(#[from] InvalidField),
+}
+
+/// Where the rendered message is: inline, or staged in our own bucket
+/// because it did not fit in an SQS message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageBody {
+    Inline(Map<String, Value>),
+    Ref { bucket: BucketName, key: String },
+}
+
+/// The lowercase hex SHA-256 of the recipient identity: lets customers find
+/// one person's messages without the key carrying the address itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientHash(String);
+
+impl RecipientHash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A valid archive request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveRequest {
+    pub org_id: OrgId,
+    pub project_id: ProjectId,
+    pub message_id: MessageId,
+    pub channel: Channel,
+    pub sent_at: DateTime<Utc>,
+    pub campaign_id: Option<CampaignId>,
+    pub recipient: RecipientHash,
+    pub body: MessageBody,
+    /// The request object without `message`/`message_ref`: unknown fields are
+    /// kept, because the archived object is the request as sent.
+    envelope: Map<String, Value>,
+}
+
+fn field_str<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, InvalidField> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(InvalidField::new(field, "must be a string")),
+        None => Err(InvalidField::new(field, "is required")),
+    }
+}
+
+impl ArchiveRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, Malformed> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| Malformed::Json {
+            line: e.line(),
+            column: e.column(),
+        })?;
+        let Value::Object(mut envelope) = value else {
+            return Err(Malformed::NotAnObject);
+        };
+
+        if envelope.get("version").and_then(Value::as_u64) != Some(1) {
+            return Err(InvalidField::new("version", "must be 1").into());
+        }
+        let org_id = OrgId::parse(field_str(&envelope, "org_id")?)?;
+        let project_id = ProjectId::parse(field_str(&envelope, "project_id")?)?;
+        let message_id = MessageId::parse(field_str(&envelope, "message_id")?)?;
+        let channel = Channel::parse(field_str(&envelope, "channel")?).ok_or(InvalidField::new(
+            "channel",
+            "must be one of email, sms, push, in_app, web_push, whatsapp",
+        ))?;
+        let sent_at = DateTime::parse_from_rfc3339(field_str(&envelope, "sent_at")?)
+            .map_err(|_| InvalidField::new("sent_at", "must be an RFC 3339 timestamp"))?
+            .with_timezone(&Utc);
+        let campaign_id = match envelope.get("campaign_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(CampaignId::parse(s)?),
+            Some(_) => return Err(InvalidField::new("campaign_id", "must be a string").into()),
+        };
+        let recipient = recipient_hash(envelope.get("recipient"))?;
+
+        let body = match (envelope.remove("message"), envelope.remove("message_ref")) {
+            (Some(Value::Object(message)), None) => MessageBody::Inline(message),
+            (Some(_), None) => return Err(InvalidField::new("message", "must be a JSON object").into()),
+            (None, Some(Value::Object(reference))) => {
+                let bucket = BucketName::parse(field_str(&reference, "bucket").map_err(|_| {
+                    InvalidField::new("message_ref.bucket", "must be a bucket name")
+                })?)
+                .map_err(|_| InvalidField::new("message_ref.bucket", "must be a bucket name"))?;
+                let key = field_str(&reference, "key")
+                    .ok()
+                    .filter(|k| (1..=1024).contains(&k.len()))
+                    .ok_or(InvalidField::new("message_ref.key", "must be a key of 1-1024 bytes"))?;
+                MessageBody::Ref {
+                    bucket,
+                    key: key.to_owned(),
+                }
+            }
+            (None, Some(_)) => return Err(InvalidField::new("message_ref", "must be an object with bucket and key").into()),
+            (None, None) => return Err(InvalidField::new("message", "one of message or message_ref is required").into()),
+            (Some(_), Some(_)) => return Err(InvalidField::new("message", "message and message_ref are mutually exclusive").into()),
+        };
+
+        Ok(Self {
+            org_id,
+            project_id,
+            message_id,
+            channel,
+            sent_at,
+            campaign_id,
+            recipient,
+            body,
+            envelope,
+        })
+    }
+
+    /// The archived object: the request with `message` inlined and
+    /// `archived_at` added, serialised once and shared by every destination.
+    pub fn archived_document(&self, message: Map<String, Value>, archived_at: DateTime<Utc>) -> Vec<u8> {
+        let mut doc = self.envelope.clone();
+        doc.insert("message".to_owned(), Value::Object(message));
+        doc.insert(
+            "archived_at".to_owned(),
+            Value::String(archived_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
+        // A map of JSON values always serialises.
+        serde_json::to_vec(&Value::Object(doc)).unwrap_or_default()
+    }
+}
+
+/// Parses the contents of a `message_ref` object: it must hold the message
+/// JSON object itself.
+pub fn parse_referenced_message(bytes: &[u8]) -> Result<Map<String, Value>, Malformed> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(message)) => Ok(message),
+        Ok(_) => Err(InvalidField::new("message_ref", "the referenced object must hold a JSON object").into()),
+        Err(e) => Err(Malformed::Json {
+            line: e.line(),
+            column: e.column(),
+        }),
+    }
+}
+
+fn recipient_hash(recipient: Option<&Value>) -> Result<RecipientHash, InvalidField> {
+    let Some(Value::Object(recipient)) = recipient else {
+        return Err(InvalidField::new("recipient", "must be an object"));
+    };
+    let text = |field: &'static str| match recipient.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.as_str())),
+        Some(Value::String(_)) => Ok(None),
+        Some(_) => Err(InvalidField::new(field, "must be a string")),
+    };
+    let identity = match (text("email")?, text("user_id")?) {
+        (Some(email), _) => email.trim().to_lowercase(),
+        (None, Some(user_id)) => user_id.to_owned(),
+        (None, None) => return Err(InvalidField::new("recipient", "needs email or user_id")),
+    };
+    Ok(RecipientHash(hex::encode(Sha256::digest(identity.as_bytes()))))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn sample() -> Value {
+        json!({
+            "version": 1,
+            "org_id": "acme",
+            "project_id": "12345",
+            "message_id": "9c438a20d26e4e9f8ad4edea23f811cd",
+            "channel": "email",
+            "sent_at": "2026-11-22T23:12:28.123Z",
+            "campaign_id": "1234567",
+            "recipient": { "email": " Ada@Example.com ", "user_id": "u-1" },
+            "message": { "subject": "Hi", "html_body": "<p>Hello Ada</p>" },
+            "platform_trace": "kept"
+        })
+    }
+
+    fn parse(v: &Value) -> Result<ArchiveRequest, Malformed> {
+        ArchiveRequest::parse(v.to_string().as_bytes())
+    }
+
+    fn sha(s: &str) -> String {
+        hex::encode(Sha256::digest(s.as_bytes()))
+    }
+
+    #[test]
+    fn a_full_request_parses() {
+        let req = parse(&sample()).unwrap();
+        assert_eq!(req.org_id.as_str(), "acme");
+        assert_eq!(req.channel, Channel::Email);
+        assert_eq!(req.campaign_id.as_ref().map(|c| c.as_str()), Some("1234567"));
+        assert_eq!(req.sent_at.to_rfc3339(), "2026-11-22T23:12:28.123+00:00");
+        assert!(matches!(req.body, MessageBody::Inline(_)));
+    }
+
+    #[test]
+    fn recipient_hash_uses_normalised_email_then_user_id() {
+        let req = parse(&sample()).unwrap();
+        assert_eq!(req.recipient.as_str(), sha("ada@example.com"));
+        let mut v = sample();
+        v["recipient"] = json!({ "user_id": "U-1", "phone": "+15551234567" });
+        assert_eq!(parse(&v).unwrap().recipient.as_str(), sha("U-1"));
+        v["recipient"] = json!({ "email": "", "user_id": "u-2" });
+        assert_eq!(parse(&v).unwrap().recipient.as_str(), sha("u-2"));
+        v["recipient"] = json!({ "phone": "+15551234567" });
+        assert_eq!(parse(&v), Err(InvalidField::new("recipient", "needs email or user_id").into()));
+        v["recipient"] = json!({ "email": 7 });
+        assert!(parse(&v).is_err());
+        v["recipient"] = json!("ada@example.com");
+        assert!(parse(&v).is_err());
+    }
+
+    #[test]
+    fn each_rule_of_section_2_is_enforced() {
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("version", json!(2), "version"),
+            ("version", json!("1"), "version"),
+            ("org_id", json!("a/b"), "org_id"),
+            ("org_id", json!(null), "org_id"),
+            ("project_id", json!(""), "project_id"),
+            ("message_id", json!(".."), "message_id"),
+            ("message_id", json!("a/b"), "message_id"),
+            ("channel", json!("fax"), "channel"),
+            ("sent_at", json!("yesterday"), "sent_at"),
+            ("sent_at", json!("2026-11-22 23:12:28"), "sent_at"),
+            ("campaign_id", json!("a b"), "campaign_id"),
+            ("campaign_id", json!(5), "campaign_id"),
+            ("message", json!("text"), "message"),
+        ];
+        for (field, value, expect) in cases {
+            let mut v = sample();
+            v[field] = value.clone();
+            match parse(&v) {
+                Err(Malformed::Field(f)) => assert_eq!(f.field, expect, "{field}={value}"),
+                other => panic!("{field}={value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn message_and_message_ref_are_exclusive() {
+        let mut v = sample();
+        v["message_ref"] = json!({"bucket": "staging-bucket", "key": "k/1.json"});
+        assert!(parse(&v).is_err());
+        v.as_object_mut().unwrap().remove("message");
+        let req = parse(&v).unwrap();
+        assert_eq!(
+            req.body,
+            MessageBody::Ref { bucket: BucketName::parse("staging-bucket").unwrap(), key: "k/1.json".into() }
+        );
+        v["message_ref"] = json!({"bucket": "Bad_Bucket", "key": "k"});
+        assert!(parse(&v).is_err());
+        v["message_ref"] = json!({"bucket": "staging-bucket", "key": ""});
+        assert!(parse(&v).is_err());
+        v.as_object_mut().unwrap().remove("message_ref");
+        assert!(parse(&v).is_err());
+    }
+
+    #[test]
+    fn missing_campaign_is_none_and_unknown_fields_are_kept() {
+        let mut v = sample();
+        v.as_object_mut().unwrap().remove("campaign_id");
+        let req = parse(&v).unwrap();
+        assert_eq!(req.campaign_id, None);
+        let MessageBody::Inline(message) = req.body.clone() else { panic!() };
+        let at = DateTime::parse_from_rfc3339("2026-11-23T01:02:03.004Z").unwrap().with_timezone(&Utc);
+        let doc: Value = serde_json::from_slice(&req.archived_document(message, at)).unwrap();
+        assert_eq!(doc["platform_trace"], "kept");
+        assert_eq!(doc["archived_at"], "2026-11-23T01:02:03.004Z");
+        assert_eq!(doc["message"]["subject"], "Hi");
+        assert!(doc.get("message_ref").is_none());
+    }
+
+    #[test]
+    fn errors_never_quote_the_body() {
+        let secret = "ada.lovelace@example.com";
+        let body = format!("{{\"version\":1,\"recipient\":{{\"email\":\"{secret}\"}},\"org_id\":{{}} }}");
+        let err = ArchiveRequest::parse(body.as_bytes()).unwrap_err().to_string();
+        assert!(!err.contains(secret), "{err}");
+        let err = ArchiveRequest::parse(format!("{{\"x\": \"{secret}").as_bytes()).unwrap_err().to_string();
+        assert!(!err.contains(secret), "{err}");
+        assert!(matches!(ArchiveRequest::parse(b"[1]"), Err(Malformed::NotAnObject)));
+        assert!(matches!(ArchiveRequest::parse(b"\xff"), Err(Malformed::Json { .. })));
+    }
+
+    #[test]
+    fn referenced_message_must_be_an_object() {
+        assert!(parse_referenced_message(br#"{"subject":"x"}"#).is_ok());
+        assert!(parse_referenced_message(b"[1]").is_err());
+        assert!(parse_referenced_message(b"nope").is_err());
+    }
+}
