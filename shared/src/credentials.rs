@@ -22,8 +22,8 @@ use crate::arn::RoleArn;
 use crate::destination::{Destination, SessionName};
 use crate::failure::{classify_sts, sdk_outcome, SdkOutcome, StsFailure};
 
-/// Refresh this long before expiry, so no request is signed with credentials
-/// about to lapse mid-flight.
+/// Refresh this long before expiry (or halfway, for shorter-lived
+/// credentials), so no request is signed with credentials about to lapse.
 const REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 /// How long a denied AssumeRole is answered from memory.
 pub const DENIAL_TTL: Duration = Duration::from_secs(60);
@@ -142,8 +142,15 @@ pub async fn assume_role(sts: &aws_sdk_sts::Client, spec: &AssumeSpec) -> Result
 
 #[derive(Default)]
 struct CacheState {
-    credentials: Option<Credentials>,
+    /// The credentials and when to stop using them.
+    credentials: Option<(Credentials, SystemTime)>,
     denied_until: Option<Instant>,
+}
+
+fn refresh_at(credentials: &Credentials, now: SystemTime) -> SystemTime {
+    let expiry = credentials.expiry().unwrap_or(now);
+    let lifetime = expiry.duration_since(now).unwrap_or_default();
+    expiry - REFRESH_AHEAD.min(lifetime / 2)
 }
 
 struct Inner {
@@ -169,11 +176,8 @@ impl RoleCredentials {
     /// across the STS call is what makes concurrent first use single-flight.
     pub async fn get(&self) -> Result<Credentials, AssumeRoleError> {
         let mut state = self.0.state.lock().await;
-        if let Some(credentials) = &state.credentials {
-            let fresh = credentials
-                .expiry()
-                .is_some_and(|at| at > SystemTime::now() + REFRESH_AHEAD);
-            if fresh {
+        if let Some((credentials, refresh_at)) = &state.credentials {
+            if SystemTime::now() < *refresh_at {
                 return Ok(credentials.clone());
             }
         }
@@ -183,7 +187,7 @@ impl RoleCredentials {
         self.0.sts_calls.fetch_add(1, Ordering::Relaxed);
         match assume_role(&self.0.sts, &self.0.spec).await {
             Ok(credentials) => {
-                state.credentials = Some(credentials.clone());
+                state.credentials = Some((credentials.clone(), refresh_at(&credentials, SystemTime::now())));
                 state.denied_until = None;
                 Ok(credentials)
             }

@@ -1,0 +1,325 @@
+//! The exact AWS requests we send, asserted against the real SDK client types
+//! with aws-smithy-mocks: ExternalId and the session policy on AssumeRole;
+//! ExpectedBucketOwner, SSE and If-None-Match on PutObject; and the cache's
+//! promises (single flight, denial memory, refresh, expired-token retry).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
+use aws_sdk_sts::operation::assume_role::AssumeRoleOutput;
+use aws_sdk_sts::types::Credentials as StsCredentials;
+use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use chrono::Utc;
+use stored_messages::arn::{KmsKeyArn, RoleArn};
+use stored_messages::credentials::{ExternalId, RoleSessions};
+use stored_messages::destination::*;
+use stored_messages::failure::FailureCode;
+use stored_messages::ids::{Channel, OrgId, ProjectId};
+use stored_messages::writer::{encode, put, PutTarget, Written};
+
+const ROLE: &str = "arn:aws:iam::111122223333:role/stored-messages-acme";
+
+fn destination(encryption: Encryption, folder: Option<&str>) -> Destination {
+    let role_arn = RoleArn::parse(ROLE).unwrap();
+    Destination {
+        id: DestinationId::generate().unwrap(),
+        org_id: OrgId::parse("acme").unwrap(),
+        project_id: ProjectId::parse("p1").unwrap(),
+        account_id: role_arn.account().clone(),
+        role_arn,
+        role_session_name: SessionName::default(),
+        region: Region::parse("eu-west-1").unwrap(),
+        bucket: BucketName::parse("acme-archive").unwrap(),
+        folder_path: folder.map(|f| FolderPath::parse(f).unwrap()),
+        channels: Channel::ALL.to_vec(),
+        layout: Layout::ByRecipient,
+        compression: Compression::Gzip,
+        encryption,
+        bucket_private_confirmed: true,
+        created_at: Utc::now(),
+        status: Status::Active,
+        health: Health::default(),
+    }
+}
+
+fn sts_ok(expires_in: Duration) -> impl Fn() -> AssumeRoleOutput + Send + Sync + 'static {
+    move || {
+        let expiry = SystemTime::now() + expires_in;
+        AssumeRoleOutput::builder()
+            .credentials(
+                StsCredentials::builder()
+                    .access_key_id("ASIAEXAMPLE")
+                    .secret_access_key("secret")
+                    .session_token("token")
+                    .expiration(aws_smithy_types::DateTime::from(expiry))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+}
+
+fn s3_error(status: u16, code: &str, extra: &str) -> HttpResponse {
+    HttpResponse::new(
+        StatusCode::try_from(status).unwrap(),
+        SdkBody::from(format!("<Error><Code>{code}</Code><Message>m</Message>{extra}</Error>")),
+    )
+}
+
+fn sessions(sts_rules: &[&Rule], s3_rules: &[&Rule]) -> RoleSessions {
+    let sts = aws_smithy_mocks::mock_client!(aws_sdk_sts, RuleMode::MatchAny, sts_rules);
+    let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    for rule in s3_rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let s3_config = aws_sdk_s3::Config::builder()
+        .with_test_defaults_v2()
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(interceptor);
+    RoleSessions::new(sts, s3_config, Duration::from_secs(3600))
+}
+
+fn external_id() -> ExternalId {
+    ExternalId::parse("ExternalIdForTestsOnly0123456789abcdef").unwrap()
+}
+
+fn target<'a>(d: &'a Destination, key: &'a str) -> PutTarget<'a> {
+    PutTarget {
+        bucket: &d.bucket,
+        key,
+        owner: d.expected_owner(),
+        encryption: &d.encryption,
+        write_once: true,
+    }
+}
+
+type Seen<T> = Arc<Mutex<Vec<T>>>;
+
+#[tokio::test]
+async fn assume_role_and_put_object_carry_every_protective_field() {
+    let kms = KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/abcd-1234").unwrap();
+    let d = destination(Encryption::Kms { kms_key_arn: kms }, Some("archive/prod"));
+
+    let seen_sts: Seen<(Option<String>, Option<String>, Option<String>, Option<String>, Option<i32>)> = Seen::default();
+    let seen = Arc::clone(&seen_sts);
+    let assume = mock!(aws_sdk_sts::Client::assume_role)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((
+                r.role_arn().map(String::from),
+                r.external_id().map(String::from),
+                r.role_session_name().map(String::from),
+                r.policy().map(String::from),
+                r.duration_seconds(),
+            ));
+            true
+        })
+        .then_output(sts_ok(Duration::from_secs(3600)));
+
+    type PutFields = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+    let seen_put: Seen<PutFields> = Seen::default();
+    let seen = Arc::clone(&seen_put);
+    let put_rule = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((
+                r.bucket().map(String::from),
+                r.key().map(String::from),
+                r.expected_bucket_owner().map(String::from),
+                r.if_none_match().map(String::from),
+                r.server_side_encryption().map(|s| s.as_str().to_owned()),
+                r.ssekms_key_id().map(String::from),
+                r.content_type().map(String::from),
+                r.content_encoding().map(String::from),
+            ));
+            true
+        })
+        .then_output(|| PutObjectOutput::builder().build());
+
+    let sessions = sessions(&[&assume], &[&put_rule]);
+    let session = sessions.for_destination(&d, &external_id());
+    let body = encode(br#"{"a":1}"#, Compression::Gzip);
+    let written = put(&session, target(&d, "archive/prod/email/k.json.gz"), &body).await.unwrap();
+    assert_eq!(written, Written::Created);
+
+    let sts = seen_sts.lock().unwrap();
+    assert_eq!(sts.len(), 1);
+    let (role, xid, session_name, policy, duration) = sts[0].clone();
+    assert_eq!(role.as_deref(), Some(ROLE));
+    assert_eq!(xid.as_deref(), Some(external_id().expose()));
+    assert_eq!(session_name.as_deref(), Some("stored-messages"));
+    assert_eq!(duration, Some(3600));
+    let policy: serde_json::Value = serde_json::from_str(&policy.unwrap()).unwrap();
+    assert_eq!(policy["Statement"][0]["Action"], "s3:PutObject");
+    assert_eq!(policy["Statement"][0]["Resource"], "arn:aws:s3:::acme-archive/archive/prod/*");
+    assert_eq!(policy["Statement"][1]["Resource"], "arn:aws:kms:eu-west-1:111122223333:key/abcd-1234");
+
+    let puts = seen_put.lock().unwrap();
+    assert_eq!(
+        puts[0],
+        (
+            Some("acme-archive".into()),
+            Some("archive/prod/email/k.json.gz".into()),
+            Some("111122223333".into()),
+            Some("*".into()),
+            Some("aws:kms".into()),
+            Some("arn:aws:kms:eu-west-1:111122223333:key/abcd-1234".into()),
+            Some("application/json".into()),
+            Some("gzip".into()),
+        )
+    );
+}
+
+#[tokio::test]
+async fn aes256_and_bucket_default_encryption_headers() {
+    let seen_sse: Seen<(Option<String>, Option<String>)> = Seen::default();
+    let seen = Arc::clone(&seen_sse);
+    let put_rule = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((
+                r.server_side_encryption().map(|s| s.as_str().to_owned()),
+                r.content_encoding().map(String::from),
+            ));
+            true
+        })
+        .then_output(|| PutObjectOutput::builder().build());
+    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let sessions = sessions(&[&assume], &[&put_rule]);
+    for (encryption, compression) in [(Encryption::Aes256, Compression::None), (Encryption::BucketDefault, Compression::None)] {
+        let d = destination(encryption, None);
+        let session = sessions.for_destination(&d, &external_id());
+        put(&session, target(&d, "k.json"), &encode(b"{}", compression)).await.unwrap();
+    }
+    assert_eq!(*seen_sse.lock().unwrap(), vec![(Some("AES256".into()), None), (None, None)]);
+}
+
+#[tokio::test]
+async fn concurrent_first_use_makes_one_sts_call_and_one_client() {
+    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let put_rule = mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
+    let sessions = sessions(&[&assume], &[&put_rule]);
+    let d = destination(Encryption::BucketDefault, None);
+    let body = encode(b"{}", Compression::Gzip);
+    let writes = (0..64).map(|i| {
+        let session = sessions.for_destination(&d, &external_id());
+        let body = body.clone();
+        let d = d.clone();
+        async move {
+            let key = format!("k{i}");
+            put(&session, target(&d, &key), &body).await
+        }
+    });
+    let results = futures_util::future::join_all(writes).await;
+    assert!(results.iter().all(|r| r == &Ok(Written::Created)));
+    assert_eq!(assume.num_calls(), 1);
+    assert_eq!(sessions.sts_calls(), 1);
+    assert_eq!(put_rule.num_calls(), 64);
+    assert!(Arc::ptr_eq(
+        &sessions.for_destination(&d, &external_id()),
+        &sessions.for_destination(&d, &external_id())
+    ));
+}
+
+#[tokio::test]
+async fn a_destination_with_another_scope_gets_its_own_session() {
+    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let put_rule = mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
+    let sessions = sessions(&[&assume], &[&put_rule]);
+    let a = destination(Encryption::BucketDefault, Some("a"));
+    let b = destination(Encryption::BucketDefault, Some("b"));
+    for d in [&a, &b, &a, &b] {
+        put(&sessions.for_destination(d, &external_id()), target(d, "k"), &encode(b"{}", Compression::None)).await.unwrap();
+    }
+    assert_eq!(assume.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn a_denied_assume_role_is_remembered() {
+    let assume = mock!(aws_sdk_sts::Client::assume_role).then_http_response(|| {
+        HttpResponse::new(
+            StatusCode::try_from(403).unwrap(),
+            SdkBody::from(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>",
+            ),
+        )
+    });
+    let put_rule = mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
+    let sessions = sessions(&[&assume], &[&put_rule]);
+    let d = destination(Encryption::BucketDefault, None);
+    for _ in 0..10 {
+        let err = put(&sessions.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, FailureCode::AssumeRoleDenied);
+        assert!(!err.retryable);
+    }
+    assert_eq!(assume.num_calls(), 1);
+    assert_eq!(put_rule.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn stale_credentials_are_refreshed_and_short_lived_ones_reused() {
+    let put_rule = mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
+    let d = destination(Encryption::BucketDefault, None);
+
+    // Already expired when they arrive: replaced on the next use, then kept.
+    let stale_then_fresh = mock!(aws_sdk_sts::Client::assume_role)
+        .sequence()
+        .output(sts_ok(Duration::ZERO))
+        .output(sts_ok(Duration::from_secs(3600)))
+        .build();
+    let sessions_a = sessions(&[&stale_then_fresh], &[&put_rule]);
+    for _ in 0..3 {
+        put(&sessions_a.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None)).await.unwrap();
+    }
+    assert_eq!(stale_then_fresh.num_calls(), 2);
+
+    // Shorter-lived than the refresh margin: used for half their life, not re-fetched per call.
+    let short = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(120)));
+    let sessions_b = sessions(&[&short], &[&put_rule]);
+    for _ in 0..3 {
+        put(&sessions_b.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None)).await.unwrap();
+    }
+    assert_eq!(short.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn expired_token_is_refreshed_and_retried_once() {
+    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let put_rule = mock!(aws_sdk_s3::Client::put_object)
+        .sequence()
+        .http_response(|| s3_error(400, "ExpiredToken", ""))
+        .output(|| PutObjectOutput::builder().build())
+        .build();
+    let sessions = sessions(&[&assume], &[&put_rule]);
+    let d = destination(Encryption::BucketDefault, None);
+    let written = put(&sessions.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None)).await;
+    assert_eq!(written, Ok(Written::Created));
+    assert_eq!(assume.num_calls(), 2);
+    assert_eq!(put_rule.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn s3_answers_are_classified() {
+    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let d = destination(Encryption::BucketDefault, None);
+    for (response, expect) in [
+        (s3_error(412, "PreconditionFailed", ""), Ok(Written::AlreadyPresent)),
+        (s3_error(404, "NoSuchBucket", ""), Err((FailureCode::BucketNotFound, false, None))),
+        (s3_error(403, "AccessDenied", ""), Err((FailureCode::PutObjectDenied, false, None))),
+        (
+            s3_error(400, "AuthorizationHeaderMalformed", "<Region>us-west-2</Region>"),
+            Err((FailureCode::BucketWrongRegion, false, Some("us-west-2".to_owned()))),
+        ),
+    ] {
+        let response = Arc::new(Mutex::new(Some(response)));
+        let put_rule = mock!(aws_sdk_s3::Client::put_object)
+            .then_http_response(move || response.lock().unwrap().take().unwrap());
+        let sessions = sessions(&[&assume], &[&put_rule]);
+        let got = put(&sessions.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None))
+            .await
+            .map_err(|e| (e.code, e.retryable, e.bucket_region));
+        assert_eq!(got, expect);
+    }
+}
