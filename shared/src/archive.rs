@@ -59,7 +59,10 @@ struct RecordReport {
 
 impl RecordReport {
     fn retry() -> Self {
-        Self { retry: true, ..Self::default() }
+        Self {
+            retry: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -77,7 +80,12 @@ impl Archiver {
         Self::with_cache_ttl(registry, sessions, max_in_flight, DESTINATION_CACHE_TTL)
     }
 
-    pub fn with_cache_ttl(registry: Registry, sessions: RoleSessions, max_in_flight: usize, ttl: Duration) -> Self {
+    pub fn with_cache_ttl(
+        registry: Registry,
+        sessions: RoleSessions,
+        max_in_flight: usize,
+        ttl: Duration,
+    ) -> Self {
         Self {
             registry,
             sessions,
@@ -220,7 +228,9 @@ impl Archiver {
         body: Option<&Encoded>,
         permits: &Semaphore,
     ) -> Result<Written, FailureCode> {
-        let Some(body) = body else { return Err(FailureCode::PutObjectFailed) };
+        let Some(body) = body else {
+            return Err(FailureCode::PutObjectFailed);
+        };
         let key = object_key(destination, request);
         let session = self.sessions.for_destination(destination, external_id);
         let target = PutTarget {
@@ -258,7 +268,10 @@ impl Archiver {
         match self.registry.quarantine(&key, record.body).await {
             Ok(()) => {
                 warn!(reason = %reason, quarantine_key = %key, "malformed archive request quarantined");
-                RecordReport { quarantined: true, ..RecordReport::default() }
+                RecordReport {
+                    quarantined: true,
+                    ..RecordReport::default()
+                }
             }
             Err(err) => {
                 warn!(reason = %reason, error = %err, "malformed archive request could not be quarantined; record will be retried");
@@ -267,7 +280,10 @@ impl Archiver {
         }
     }
 
-    async fn destinations_for(&self, request: &ArchiveRequest) -> Result<Arc<Vec<Arc<Destination>>>, RegistryError> {
+    async fn destinations_for(
+        &self,
+        request: &ArchiveRequest,
+    ) -> Result<Arc<Vec<Arc<Destination>>>, RegistryError> {
         let key = (request.org_id.clone(), request.project_id.clone());
         self.destinations
             .get_or_try_load(&key, || async {
@@ -296,9 +312,15 @@ impl BatchReport {
             ("RecordsRetried", self.retry.len() as u64),
             ("StsCalls", self.sts_calls),
         ];
-        let failure_names: Vec<String> = self.failures.keys().map(|code| format!("Failures.{code}")).collect();
-        let mut values: Vec<(&str, &str, f64)> =
-            counts.iter().map(|(name, n)| (*name, "Count", *n as f64)).collect();
+        let failure_names: Vec<String> = self
+            .failures
+            .keys()
+            .map(|code| format!("Failures.{code}"))
+            .collect();
+        let mut values: Vec<(&str, &str, f64)> = counts
+            .iter()
+            .map(|(name, n)| (*name, "Count", *n as f64))
+            .collect();
         values.extend(
             failure_names
                 .iter()

@@ -71,7 +71,9 @@ impl fmt::Display for AccountId {
 /// Why an ARN was refused. Messages are written for the customer's AWS admin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArnError {
-    #[error("must look like arn:aws:iam::123456789012:role/NAME (partition aws, aws-cn or aws-us-gov)")]
+    #[error(
+        "must look like arn:aws:iam::123456789012:role/NAME (partition aws, aws-cn or aws-us-gov)"
+    )]
     RoleShape,
     #[error("the account id must be 12 digits")]
     Account,
@@ -117,9 +119,12 @@ impl RoleArn {
         let path_and_name = resource.strip_prefix("role/").ok_or(ArnError::RoleShape)?;
         let segments: Vec<&str> = path_and_name.split('/').collect();
         let name = segments.last().copied().unwrap_or_default();
-        let segments_ok = segments
-            .iter()
-            .all(|s| !s.is_empty() && s.len() <= 64 && s.chars().all(is_iam_name_char) && s.trim_matches('.') != "");
+        let segments_ok = segments.iter().all(|s| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars().all(is_iam_name_char)
+                && !s.trim_matches('.').is_empty()
+        });
         if !segments_ok || path_and_name.len() > 512 + 64 {
             return Err(ArnError::RoleName);
         }
@@ -186,19 +191,28 @@ pub struct KmsKeyArn {
 impl KmsKeyArn {
     pub fn parse(value: &str) -> Result<Self, ArnError> {
         let mut parts = value.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some("kms"), Some(region), Some(account), Some(resource)) = (
+        let (
+            Some("arn"),
+            Some(partition),
+            Some("kms"),
+            Some(region),
+            Some(account),
+            Some(resource),
+        ) = (
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
-        ) else {
+        )
+        else {
             return Err(ArnError::KmsShape);
         };
         let id_ok = |s: &str, extra: &str| {
             (1..=256).contains(&s.len())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
         };
         let is_alias = match resource.split_once('/') {
             Some(("key", id)) if id_ok(id, "-") => false,
@@ -246,10 +260,26 @@ mod tests {
     #[test]
     fn role_arns_in_every_partition_parse() {
         for (arn, partition, name) in [
-            ("arn:aws:iam::111122223333:role/stored-messages-acme", Partition::Aws, "stored-messages-acme"),
-            ("arn:aws-cn:iam::111122223333:role/stored-messages", Partition::AwsCn, "stored-messages"),
-            ("arn:aws-us-gov:iam::111122223333:role/a/b/stored-messages-x", Partition::AwsUsGov, "stored-messages-x"),
-            ("arn:aws:iam::111122223333:role/svc/stored-messages+=,.@_-", Partition::Aws, "stored-messages+=,.@_-"),
+            (
+                "arn:aws:iam::111122223333:role/stored-messages-acme",
+                Partition::Aws,
+                "stored-messages-acme",
+            ),
+            (
+                "arn:aws-cn:iam::111122223333:role/stored-messages",
+                Partition::AwsCn,
+                "stored-messages",
+            ),
+            (
+                "arn:aws-us-gov:iam::111122223333:role/a/b/stored-messages-x",
+                Partition::AwsUsGov,
+                "stored-messages-x",
+            ),
+            (
+                "arn:aws:iam::111122223333:role/svc/stored-messages+=,.@_-",
+                Partition::Aws,
+                "stored-messages+=,.@_-",
+            ),
         ] {
             let parsed = RoleArn::parse(arn).unwrap();
             assert_eq!(parsed.partition(), partition);
@@ -263,19 +293,55 @@ mod tests {
     fn malformed_role_arns_are_refused_with_the_reason() {
         for (arn, err) in [
             ("", ArnError::RoleShape),
-            ("arn:aws:iam::111122223333:user/stored-messages", ArnError::RoleShape),
-            ("arn:aws:sts::111122223333:role/stored-messages", ArnError::RoleShape),
-            ("arn:aws-iso:iam::111122223333:role/stored-messages", ArnError::RoleShape),
-            ("arn:aws:iam:eu-west-1:111122223333:role/stored-messages", ArnError::RoleShape),
-            ("arn:aws:iam::11112222333:role/stored-messages", ArnError::Account),
-            ("arn:aws:iam::1111222233334:role/stored-messages", ArnError::Account),
-            ("arn:aws:iam::11112222333x:role/stored-messages", ArnError::Account),
+            (
+                "arn:aws:iam::111122223333:user/stored-messages",
+                ArnError::RoleShape,
+            ),
+            (
+                "arn:aws:sts::111122223333:role/stored-messages",
+                ArnError::RoleShape,
+            ),
+            (
+                "arn:aws-iso:iam::111122223333:role/stored-messages",
+                ArnError::RoleShape,
+            ),
+            (
+                "arn:aws:iam:eu-west-1:111122223333:role/stored-messages",
+                ArnError::RoleShape,
+            ),
+            (
+                "arn:aws:iam::11112222333:role/stored-messages",
+                ArnError::Account,
+            ),
+            (
+                "arn:aws:iam::1111222233334:role/stored-messages",
+                ArnError::Account,
+            ),
+            (
+                "arn:aws:iam::11112222333x:role/stored-messages",
+                ArnError::Account,
+            ),
             ("arn:aws:iam::111122223333:role/", ArnError::RoleName),
-            ("arn:aws:iam::111122223333:role/a//stored-messages", ArnError::RoleName),
-            ("arn:aws:iam::111122223333:role/stored-messages/", ArnError::RoleName),
-            ("arn:aws:iam::111122223333:role/stored messages", ArnError::RoleName),
-            ("arn:aws:iam::111122223333:role/stored-messagés", ArnError::RoleName),
-            ("arn:aws:iam::111122223333:role/../stored-messages", ArnError::RoleName),
+            (
+                "arn:aws:iam::111122223333:role/a//stored-messages",
+                ArnError::RoleName,
+            ),
+            (
+                "arn:aws:iam::111122223333:role/stored-messages/",
+                ArnError::RoleName,
+            ),
+            (
+                "arn:aws:iam::111122223333:role/stored messages",
+                ArnError::RoleName,
+            ),
+            (
+                "arn:aws:iam::111122223333:role/stored-messagés",
+                ArnError::RoleName,
+            ),
+            (
+                "arn:aws:iam::111122223333:role/../stored-messages",
+                ArnError::RoleName,
+            ),
         ] {
             assert_eq!(RoleArn::parse(arn), Err(err), "{arn:?}");
         }
@@ -286,9 +352,11 @@ mod tests {
 
     #[test]
     fn the_prefix_applies_to_the_name_not_the_path() {
-        let in_path = RoleArn::parse("arn:aws:iam::111122223333:role/stored-messages/admin").unwrap();
+        let in_path =
+            RoleArn::parse("arn:aws:iam::111122223333:role/stored-messages/admin").unwrap();
         assert!(!in_path.has_name_prefix("stored-messages"));
-        let named = RoleArn::parse("arn:aws:iam::111122223333:role/team/stored-messages-prod").unwrap();
+        let named =
+            RoleArn::parse("arn:aws:iam::111122223333:role/team/stored-messages-prod").unwrap();
         assert!(named.has_name_prefix("stored-messages"));
         let case = RoleArn::parse("arn:aws:iam::111122223333:role/Stored-Messages").unwrap();
         assert!(!case.has_name_prefix("stored-messages"));
@@ -301,7 +369,11 @@ mod tests {
         )
         .unwrap();
         assert!(!key.is_alias());
-        assert!(KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:alias/archive/prod").unwrap().is_alias());
+        assert!(
+            KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:alias/archive/prod")
+                .unwrap()
+                .is_alias()
+        );
         for bad in [
             "",
             "arn:aws:kms:eu-west-1:111122223333:key/",

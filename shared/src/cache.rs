@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
+/// An entry: when it was created, and its value once loaded.
+type Entry<V> = (Instant, Arc<OnceCell<V>>);
+
 pub struct TtlCache<K, V> {
     ttl: Duration,
-    entries: Mutex<HashMap<K, (Instant, Arc<OnceCell<V>>)>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
@@ -31,9 +34,8 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            let expired = |(at, cell): &(Instant, Arc<OnceCell<V>>)| {
-                cell.initialized() && now.duration_since(*at) >= self.ttl
-            };
+            let expired =
+                |(at, cell): &Entry<V>| cell.initialized() && now.duration_since(*at) >= self.ttl;
             if entries.get(key).is_none_or(expired) {
                 entries.insert(key.clone(), (now, Arc::new(OnceCell::new())));
             }
@@ -70,9 +72,20 @@ mod tests {
     #[tokio::test]
     async fn failures_are_not_cached_and_entries_expire() {
         let cache = TtlCache::<u8, u8>::new(Duration::ZERO);
-        assert_eq!(cache.get_or_try_load(&1, || async { Err::<u8, _>("down") }).await, Err("down"));
-        assert_eq!(cache.get_or_try_load(&1, || async { Ok::<_, ()>(1) }).await, Ok(1));
+        assert_eq!(
+            cache
+                .get_or_try_load(&1, || async { Err::<u8, _>("down") })
+                .await,
+            Err("down")
+        );
+        assert_eq!(
+            cache.get_or_try_load(&1, || async { Ok::<_, ()>(1) }).await,
+            Ok(1)
+        );
         // TTL zero: the next get reloads.
-        assert_eq!(cache.get_or_try_load(&1, || async { Ok::<_, ()>(2) }).await, Ok(2));
+        assert_eq!(
+            cache.get_or_try_load(&1, || async { Ok::<_, ()>(2) }).await,
+            Ok(2)
+        );
     }
 }

@@ -12,7 +12,10 @@ pub enum ConfigError {
     #[error("{0} is required")]
     Missing(&'static str),
     #[error("{name} is invalid: {rule}")]
-    Invalid { name: &'static str, rule: &'static str },
+    Invalid {
+        name: &'static str,
+        rule: &'static str,
+    },
     #[error(
         "AWS_ENDPOINT_URL is set but STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE is not 1: \
          an endpoint override is for local emulation only"
@@ -41,12 +44,19 @@ impl Settings {
     /// Same rules over any lookup, so tests need not touch the process env.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let control_bucket = get("CONTROL_BUCKET").ok_or(ConfigError::Missing("CONTROL_BUCKET"))?;
-        crate::destination::BucketName::parse(&control_bucket).map_err(|_| ConfigError::Invalid {
-            name: "CONTROL_BUCKET",
-            rule: "must be an S3 bucket name",
+        crate::destination::BucketName::parse(&control_bucket).map_err(|_| {
+            ConfigError::Invalid {
+                name: "CONTROL_BUCKET",
+                rule: "must be an S3 bucket name",
+            }
         })?;
-        let role_name_prefix = get("ROLE_NAME_PREFIX").unwrap_or_else(|| "stored-messages".to_owned());
-        if role_name_prefix.is_empty() || !role_name_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)) {
+        let role_name_prefix =
+            get("ROLE_NAME_PREFIX").unwrap_or_else(|| "stored-messages".to_owned());
+        if role_name_prefix.is_empty()
+            || !role_name_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+        {
             return Err(ConfigError::Invalid {
                 name: "ROLE_NAME_PREFIX",
                 rule: "must be non-empty IAM role name characters",
@@ -56,7 +66,9 @@ impl Settings {
         let max_in_flight = number(&get, "ARCHIVE_MAX_IN_FLIGHT", 64, 1..=1024)?;
         let endpoint_override = match get("AWS_ENDPOINT_URL") {
             None => None,
-            Some(url) if get("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE").as_deref() == Some("1") => Some(url),
+            Some(url) if get("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE").as_deref() == Some("1") => {
+                Some(url)
+            }
             Some(_) => return Err(ConfigError::EndpointOverrideRefused),
         };
         Ok(Self {
@@ -104,11 +116,16 @@ fn number(
     default: usize,
     range: std::ops::RangeInclusive<usize>,
 ) -> Result<usize, ConfigError> {
-    let Some(raw) = get(name) else { return Ok(default) };
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
     raw.parse::<usize>()
         .ok()
         .filter(|n| range.contains(n))
-        .ok_or(ConfigError::Invalid { name, rule: "must be a whole number in the documented range" })
+        .ok_or(ConfigError::Invalid {
+            name,
+            rule: "must be a whole number in the documented range",
+        })
 }
 
 #[cfg(test)]
@@ -117,7 +134,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -133,7 +153,10 @@ mod tests {
 
     #[test]
     fn control_bucket_is_required() {
-        assert!(matches!(settings(&[]), Err(ConfigError::Missing("CONTROL_BUCKET"))));
+        assert!(matches!(
+            settings(&[]),
+            Err(ConfigError::Missing("CONTROL_BUCKET"))
+        ));
         assert!(settings(&[("CONTROL_BUCKET", "Bad_Name")]).is_err());
     }
 
@@ -145,11 +168,23 @@ mod tests {
             Err(ConfigError::EndpointOverrideRefused)
         ));
         assert!(matches!(
-            settings(&[("CONTROL_BUCKET", "c-b"), url, ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "true")]),
+            settings(&[
+                ("CONTROL_BUCKET", "c-b"),
+                url,
+                ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "true")
+            ]),
             Err(ConfigError::EndpointOverrideRefused)
         ));
-        let s = settings(&[("CONTROL_BUCKET", "c-b"), url, ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "1")]).unwrap();
-        assert_eq!(s.endpoint_override.as_deref(), Some("http://127.0.0.1:5000"));
+        let s = settings(&[
+            ("CONTROL_BUCKET", "c-b"),
+            url,
+            ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.endpoint_override.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
     }
 
     #[test]
@@ -161,9 +196,17 @@ mod tests {
             ("ARCHIVE_MAX_IN_FLIGHT", "0"),
             ("ARCHIVE_MAX_IN_FLIGHT", "-1"),
         ] {
-            assert!(settings(&[("CONTROL_BUCKET", "c-b"), (name, bad)]).is_err(), "{name}={bad}");
+            assert!(
+                settings(&[("CONTROL_BUCKET", "c-b"), (name, bad)]).is_err(),
+                "{name}={bad}"
+            );
         }
-        let s = settings(&[("CONTROL_BUCKET", "c-b"), ("ROLE_SESSION_DURATION_SECONDS", "900"), ("ARCHIVE_MAX_IN_FLIGHT", "8")]).unwrap();
+        let s = settings(&[
+            ("CONTROL_BUCKET", "c-b"),
+            ("ROLE_SESSION_DURATION_SECONDS", "900"),
+            ("ARCHIVE_MAX_IN_FLIGHT", "8"),
+        ])
+        .unwrap();
         assert_eq!(s.session_duration, Duration::from_secs(900));
         assert_eq!(s.max_in_flight, 8);
     }
@@ -171,6 +214,11 @@ mod tests {
     #[test]
     fn prefix_must_be_role_name_characters() {
         assert!(settings(&[("CONTROL_BUCKET", "c-b"), ("ROLE_NAME_PREFIX", "a/b")]).is_err());
-        assert_eq!(settings(&[("CONTROL_BUCKET", "c-b"), ("ROLE_NAME_PREFIX", "sm-")]).unwrap().role_name_prefix, "sm-");
+        assert_eq!(
+            settings(&[("CONTROL_BUCKET", "c-b"), ("ROLE_NAME_PREFIX", "sm-")])
+                .unwrap()
+                .role_name_prefix,
+            "sm-"
+        );
     }
 }

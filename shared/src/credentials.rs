@@ -39,7 +39,8 @@ impl ExternalId {
 
     /// 40 characters of [A-Za-z0-9] from the OS CSPRNG (238 bits).
     pub fn generate() -> Result<Self, getrandom::Error> {
-        const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        const ALPHABET: &[u8; 62] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let mut out = String::with_capacity(Self::LEN);
         let mut buf = [0u8; 64];
         while out.len() < Self::LEN {
@@ -57,8 +58,10 @@ impl ExternalId {
 
     /// Accepts only what [`ExternalId::generate`] could have produced.
     pub fn parse(value: &str) -> Option<Self> {
-        (value.len() >= 32 && value.len() <= 1224 && value.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .then(|| Self(value.to_owned()))
+        (value.len() >= 32
+            && value.len() <= 1224
+            && value.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| Self(value.to_owned()))
     }
 
     /// The secret itself, for STS and for the org's own setup page only.
@@ -103,7 +106,10 @@ pub struct AssumeSpec {
 
 /// One AssumeRole call, uncached. The cache below and the API's checks (which
 /// must really call STS, with and without the External ID) both use it.
-pub async fn assume_role(sts: &aws_sdk_sts::Client, spec: &AssumeSpec) -> Result<Credentials, AssumeRoleError> {
+pub async fn assume_role(
+    sts: &aws_sdk_sts::Client,
+    spec: &AssumeSpec,
+) -> Result<Credentials, AssumeRoleError> {
     let seconds = i32::try_from(spec.duration.as_secs()).unwrap_or(3600);
     let out = sts
         .assume_role()
@@ -124,7 +130,9 @@ pub async fn assume_role(sts: &aws_sdk_sts::Client, spec: &AssumeSpec) -> Result
                 }
             }
             SdkOutcome::Transport => AssumeRoleError::Transient("no answer from STS".into()),
-            SdkOutcome::Construction => AssumeRoleError::Failed("request could not be built".into()),
+            SdkOutcome::Construction => {
+                AssumeRoleError::Failed("request could not be built".into())
+            }
         })?;
     let c = out
         .credentials()
@@ -167,7 +175,9 @@ pub struct RoleCredentials(Arc<Inner>);
 
 impl fmt::Debug for RoleCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoleCredentials").field("role_arn", &self.0.spec.role_arn.as_str()).finish()
+        f.debug_struct("RoleCredentials")
+            .field("role_arn", &self.0.spec.role_arn.as_str())
+            .finish()
     }
 }
 
@@ -181,13 +191,19 @@ impl RoleCredentials {
                 return Ok(credentials.clone());
             }
         }
-        if state.denied_until.is_some_and(|until| Instant::now() < until) {
+        if state
+            .denied_until
+            .is_some_and(|until| Instant::now() < until)
+        {
             return Err(AssumeRoleError::Denied);
         }
         self.0.sts_calls.fetch_add(1, Ordering::Relaxed);
         match assume_role(&self.0.sts, &self.0.spec).await {
             Ok(credentials) => {
-                state.credentials = Some((credentials.clone(), refresh_at(&credentials, SystemTime::now())));
+                state.credentials = Some((
+                    credentials.clone(),
+                    refresh_at(&credentials, SystemTime::now()),
+                ));
                 state.denied_until = None;
                 Ok(credentials)
             }
@@ -242,7 +258,11 @@ pub struct RoleSessions {
 impl RoleSessions {
     /// `s3_config` carries the shared HTTP client, timeouts and addressing;
     /// every session's client is built from it.
-    pub fn new(sts: aws_sdk_sts::Client, s3_config: aws_sdk_s3::config::Builder, duration: Duration) -> Self {
+    pub fn new(
+        sts: aws_sdk_sts::Client,
+        s3_config: aws_sdk_s3::config::Builder,
+        duration: Duration,
+    ) -> Self {
         Self {
             sts,
             s3_config,
@@ -258,7 +278,11 @@ impl RoleSessions {
     }
 
     /// The session for writing to `destination` on behalf of its org.
-    pub fn for_destination(&self, destination: &Destination, external_id: &ExternalId) -> Arc<RoleSession> {
+    pub fn for_destination(
+        &self,
+        destination: &Destination,
+        external_id: &ExternalId,
+    ) -> Arc<RoleSession> {
         let policy = crate::policy::session_policy(
             destination.role_arn.partition(),
             &destination.bucket,

@@ -73,7 +73,8 @@ impl BucketName {
         {
             return Err(BucketNameError::Characters);
         }
-        let edge_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let edge_ok =
+            |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !edge_ok(value.bytes().next()) || !edge_ok(value.bytes().last()) {
             return Err(BucketNameError::Edges);
         }
@@ -154,7 +155,9 @@ impl Region {
         let parts: Vec<&str> = value.split('-').collect();
         let lower = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
         let ok = match parts.as_slice() {
-            [area, direction, n] => area.len() == 2 && lower(area) && lower(direction) && is_region_number(n),
+            [area, direction, n] => {
+                area.len() == 2 && lower(area) && lower(direction) && is_region_number(n)
+            }
             [area, qualifier, direction, n] => {
                 area.len() == 2
                     && lower(area)
@@ -229,7 +232,9 @@ pub enum Encryption {
     #[default]
     BucketDefault,
     Aes256,
-    Kms { kms_key_arn: KmsKeyArn },
+    Kms {
+        kms_key_arn: KmsKeyArn,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,7 +340,14 @@ mod tests {
 
     #[test]
     fn bucket_names_follow_s3_rules() {
-        for ok in ["abc", "acme-message-archive", "a.b-c", "1bucket", &"a".repeat(63), "my.bucket.1"] {
+        for ok in [
+            "abc",
+            "acme-message-archive",
+            "a.b-c",
+            "1bucket",
+            &"a".repeat(63),
+            "my.bucket.1",
+        ] {
             assert!(BucketName::parse(ok).is_ok(), "{ok}");
         }
         for (bad, err) in [
@@ -364,7 +376,13 @@ mod tests {
 
     #[test]
     fn folder_paths_cannot_escape_or_need_encoding() {
-        for ok in ["archive", "archive/prod", "a!_.*'()-b/c", "x/..y/z.", &"a".repeat(256)] {
+        for ok in [
+            "archive",
+            "archive/prod",
+            "a!_.*'()-b/c",
+            "x/..y/z.",
+            &"a".repeat(256),
+        ] {
             assert!(FolderPath::parse(ok).is_ok(), "{ok}");
         }
         for (bad, err) in [
@@ -388,10 +406,29 @@ mod tests {
 
     #[test]
     fn regions_are_shape_checked() {
-        for ok in ["eu-west-1", "us-east-1", "ap-southeast-5", "us-gov-west-1", "cn-north-1", "us-isob-east-1", "il-central-1"] {
+        for ok in [
+            "eu-west-1",
+            "us-east-1",
+            "ap-southeast-5",
+            "us-gov-west-1",
+            "cn-north-1",
+            "us-isob-east-1",
+            "il-central-1",
+        ] {
             assert!(Region::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "eu-west", "EU-WEST-1", "eu-west-01", "eu-west-1a", "europe-west-1", "eu_west_1", "eu-west-1 ", "us-foo-east-1", "e-west-1"] {
+        for bad in [
+            "",
+            "eu-west",
+            "EU-WEST-1",
+            "eu-west-01",
+            "eu-west-1a",
+            "europe-west-1",
+            "eu_west_1",
+            "eu-west-1 ",
+            "us-foo-east-1",
+            "e-west-1",
+        ] {
             assert!(Region::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -413,7 +450,12 @@ mod tests {
         assert_ne!(a, b);
         assert!(DestinationId::parse(a.as_str()).is_ok());
         assert_eq!(a.as_str().len(), 30);
-        for bad in ["dst_", "dst_ABCDEFGHIJKLMNOPQRSTUVWXYZ", "xyz_abcdefghijklmnopqrstuvwx", "dst_abcdefghijklmnopqrstuvw1"] {
+        for bad in [
+            "dst_",
+            "dst_ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "xyz_abcdefghijklmnopqrstuvwx",
+            "dst_abcdefghijklmnopqrstuvw1",
+        ] {
             assert!(DestinationId::parse(bad).is_err(), "{bad}");
         }
     }
@@ -428,6 +470,9 @@ mod tests {
         let aes: Encryption = serde_json::from_str(r#"{"mode":"aes256"}"#).unwrap();
         assert_eq!(aes, Encryption::Aes256);
         assert!(serde_json::from_str::<Encryption>(r#"{"mode":"kms"}"#).is_err());
-        assert_eq!(serde_json::to_string(&Encryption::BucketDefault).unwrap(), r#"{"mode":"bucket_default"}"#);
+        assert_eq!(
+            serde_json::to_string(&Encryption::BucketDefault).unwrap(),
+            r#"{"mode":"bucket_default"}"#
+        );
     }
 }

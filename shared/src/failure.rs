@@ -53,9 +53,16 @@ impl AwsErrorFacts<'_> {
         matches!(
             self.code,
             Some(
-                "Throttling" | "ThrottlingException" | "SlowDown" | "RequestLimitExceeded"
-                    | "TooManyRequestsException" | "RequestTimeout" | "InternalError"
-                    | "ServiceUnavailable" | "OperationAborted" | "ConditionalRequestConflict"
+                "Throttling"
+                    | "ThrottlingException"
+                    | "SlowDown"
+                    | "RequestLimitExceeded"
+                    | "TooManyRequestsException"
+                    | "RequestTimeout"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "OperationAborted"
+                    | "ConditionalRequestConflict"
                     | "IDPCommunicationError"
             )
         ) || self.status.is_some_and(|s| s == 429 || s >= 500)
@@ -118,9 +125,9 @@ pub fn classify_put(facts: &AwsErrorFacts<'_>) -> PutFailure {
     }
     let permanent = match code {
         "NoSuchBucket" => FailureCode::BucketNotFound,
-        "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException" => {
-            FailureCode::BucketWrongRegion
-        }
+        "PermanentRedirect"
+        | "AuthorizationHeaderMalformed"
+        | "IllegalLocationConstraintException" => FailureCode::BucketWrongRegion,
         "AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
             FailureCode::PutObjectDenied
         }
@@ -132,6 +139,37 @@ pub fn classify_put(facts: &AwsErrorFacts<'_>) -> PutFailure {
         },
     };
     PutFailure::Permanent(permanent)
+}
+
+/// What kind of failure an SDK call ended in.
+pub(crate) enum SdkOutcome<'a> {
+    /// The service answered with an error.
+    Service(AwsErrorFacts<'a>),
+    /// Timeouts, dropped connections, unreadable answers: worth retrying.
+    Transport,
+    /// The request could not even be built: a bug, not worth retrying.
+    Construction,
+}
+
+pub(crate) fn sdk_outcome<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> SdkOutcome<'_>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match err {
+        SdkError::ServiceError(service) => SdkOutcome::Service(AwsErrorFacts {
+            status: Some(service.raw().status().as_u16()),
+            code: service.err().code(),
+            message: service.err().message(),
+        }),
+        SdkError::ConstructionFailure(_) => SdkOutcome::Construction,
+        _ => SdkOutcome::Transport,
+    }
 }
 
 #[cfg(test)]
@@ -150,25 +188,59 @@ mod tests {
     fn put_errors_map_to_contract_codes() {
         use FailureCode::*;
         for (f, expect) in [
-            (facts(412, "PreconditionFailed", ""), PutFailure::AlreadyPresent),
-            (facts(404, "NoSuchBucket", ""), PutFailure::Permanent(BucketNotFound)),
-            (facts(301, "PermanentRedirect", ""), PutFailure::Permanent(BucketWrongRegion)),
+            (
+                facts(412, "PreconditionFailed", ""),
+                PutFailure::AlreadyPresent,
+            ),
+            (
+                facts(404, "NoSuchBucket", ""),
+                PutFailure::Permanent(BucketNotFound),
+            ),
+            (
+                facts(301, "PermanentRedirect", ""),
+                PutFailure::Permanent(BucketWrongRegion),
+            ),
             (facts(301, "", ""), PutFailure::Permanent(BucketWrongRegion)),
-            (facts(400, "AuthorizationHeaderMalformed", ""), PutFailure::Permanent(BucketWrongRegion)),
-            (facts(403, "AccessDenied", "Access Denied"), PutFailure::Permanent(PutObjectDenied)),
+            (
+                facts(400, "AuthorizationHeaderMalformed", ""),
+                PutFailure::Permanent(BucketWrongRegion),
+            ),
+            (
+                facts(403, "AccessDenied", "Access Denied"),
+                PutFailure::Permanent(PutObjectDenied),
+            ),
             (facts(403, "", ""), PutFailure::Permanent(PutObjectDenied)),
             (
-                facts(403, "AccessDenied", "User is not authorized to perform: kms:GenerateDataKey"),
+                facts(
+                    403,
+                    "AccessDenied",
+                    "User is not authorized to perform: kms:GenerateDataKey",
+                ),
                 PutFailure::Permanent(KmsDenied),
             ),
-            (facts(400, "KMS.DisabledException", ""), PutFailure::Permanent(KmsDenied)),
-            (facts(400, "KMS.NotFoundException", ""), PutFailure::Permanent(KmsDenied)),
+            (
+                facts(400, "KMS.DisabledException", ""),
+                PutFailure::Permanent(KmsDenied),
+            ),
+            (
+                facts(400, "KMS.NotFoundException", ""),
+                PutFailure::Permanent(KmsDenied),
+            ),
             (facts(503, "SlowDown", ""), PutFailure::Transient),
             (facts(500, "InternalError", ""), PutFailure::Transient),
             (facts(502, "", ""), PutFailure::Transient),
-            (facts(409, "ConditionalRequestConflict", ""), PutFailure::Transient),
-            (facts(400, "ExpiredToken", ""), PutFailure::ExpiredCredentials),
-            (facts(400, "InvalidArgument", ""), PutFailure::Permanent(PutObjectFailed)),
+            (
+                facts(409, "ConditionalRequestConflict", ""),
+                PutFailure::Transient,
+            ),
+            (
+                facts(400, "ExpiredToken", ""),
+                PutFailure::ExpiredCredentials,
+            ),
+            (
+                facts(400, "InvalidArgument", ""),
+                PutFailure::Permanent(PutObjectFailed),
+            ),
         ] {
             assert_eq!(classify_put(&f), expect, "{f:?}");
         }
@@ -176,40 +248,27 @@ mod tests {
 
     #[test]
     fn sts_errors() {
-        assert_eq!(classify_sts(&facts(403, "AccessDenied", "")), StsFailure::Denied);
+        assert_eq!(
+            classify_sts(&facts(403, "AccessDenied", "")),
+            StsFailure::Denied
+        );
         assert_eq!(classify_sts(&facts(403, "", "")), StsFailure::Denied);
-        assert_eq!(classify_sts(&facts(400, "Throttling", "")), StsFailure::Transient);
+        assert_eq!(
+            classify_sts(&facts(400, "Throttling", "")),
+            StsFailure::Transient
+        );
         assert_eq!(classify_sts(&facts(500, "", "")), StsFailure::Transient);
-        assert_eq!(classify_sts(&facts(403, "RegionDisabledException", "")), StsFailure::Denied);
-        assert_eq!(classify_sts(&facts(400, "RegionDisabledException", "")), StsFailure::Failed);
-        assert_eq!(classify_sts(&facts(400, "MalformedPolicyDocument", "")), StsFailure::Failed);
-    }
-}
-
-/// What kind of failure an SDK call ended in.
-pub(crate) enum SdkOutcome<'a> {
-    /// The service answered with an error.
-    Service(AwsErrorFacts<'a>),
-    /// Timeouts, dropped connections, unreadable answers: worth retrying.
-    Transport,
-    /// The request could not even be built: a bug, not worth retrying.
-    Construction,
-}
-
-pub(crate) fn sdk_outcome<E>(
-    err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> SdkOutcome<'_>
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata,
-{
-    use aws_smithy_runtime_api::client::result::SdkError;
-    match err {
-        SdkError::ServiceError(service) => SdkOutcome::Service(AwsErrorFacts {
-            status: Some(service.raw().status().as_u16()),
-            code: service.err().code(),
-            message: service.err().message(),
-        }),
-        SdkError::ConstructionFailure(_) => SdkOutcome::Construction,
-        _ => SdkOutcome::Transport,
+        assert_eq!(
+            classify_sts(&facts(403, "RegionDisabledException", "")),
+            StsFailure::Denied
+        );
+        assert_eq!(
+            classify_sts(&facts(400, "RegionDisabledException", "")),
+            StsFailure::Failed
+        );
+        assert_eq!(
+            classify_sts(&facts(400, "MalformedPolicyDocument", "")),
+            StsFailure::Failed
+        );
     }
 }

@@ -58,7 +58,10 @@ fn folder_prefix(folder: Option<&FolderPath>) -> String {
 
 /// The connection probe overwritten by validation and health checks.
 pub fn probe_key(folder: Option<&FolderPath>) -> String {
-    format!("{}_stored-messages/connection-test.json", folder_prefix(folder))
+    format!(
+        "{}_stored-messages/connection-test.json",
+        folder_prefix(folder)
+    )
 }
 
 /// Where a malformed body is kept in the control bucket: by processing day.
@@ -66,7 +69,13 @@ pub fn quarantine_key(processed_at: DateTime<Utc>, sqs_message_id: &str) -> Stri
     // SQS message ids are UUIDs; anything else is made key-safe rather than trusted.
     let id: String = sqs_message_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(128)
         .collect();
     format!("quarantine/{}/{id}.json", processed_at.format("%Y-%m-%d"))
@@ -96,7 +105,12 @@ mod tests {
             format!("email/12345/{ada}/1234567/9c438a20d26e4e9f8ad4edea23f811cd.json.gz")
         );
         assert_eq!(
-            key_for(Some(&folder("archive/prod")), Layout::ByRecipient, Compression::None, &req),
+            key_for(
+                Some(&folder("archive/prod")),
+                Layout::ByRecipient,
+                Compression::None,
+                &req
+            ),
             format!("archive/prod/email/12345/{ada}/1234567/9c438a20d26e4e9f8ad4edea23f811cd.json")
         );
         let mut v = sample();
@@ -141,12 +155,20 @@ mod tests {
     #[test]
     fn probe_and_quarantine_keys() {
         assert_eq!(probe_key(None), "_stored-messages/connection-test.json");
-        assert_eq!(probe_key(Some(&folder("x/y"))), "x/y/_stored-messages/connection-test.json");
-        let at = DateTime::parse_from_rfc3339("2026-11-23T23:59:59Z").unwrap().with_timezone(&Utc);
+        assert_eq!(
+            probe_key(Some(&folder("x/y"))),
+            "x/y/_stored-messages/connection-test.json"
+        );
+        let at = DateTime::parse_from_rfc3339("2026-11-23T23:59:59Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(
             quarantine_key(at, "059f36b4-87a3-44ab-83d2-661975830a7d"),
             "quarantine/2026-11-23/059f36b4-87a3-44ab-83d2-661975830a7d.json"
         );
-        assert_eq!(quarantine_key(at, "../../x"), "quarantine/2026-11-23/______x.json");
+        assert_eq!(
+            quarantine_key(at, "../../x"),
+            "quarantine/2026-11-23/______x.json"
+        );
     }
 }

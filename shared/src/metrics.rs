@@ -6,7 +6,11 @@ use serde_json::{json, Map, Value};
 pub const NAMESPACE: &str = "StoredMessages";
 
 /// Renders one EMF line: `values` under `dimensions` (name, value pairs).
-pub fn emf_line(timestamp_ms: i64, dimensions: &[(&str, &str)], values: &[(&str, &str, f64)]) -> String {
+pub fn emf_line(
+    timestamp_ms: i64,
+    dimensions: &[(&str, &str)],
+    values: &[(&str, &str, f64)],
+) -> String {
     let mut root = Map::new();
     for (name, value) in dimensions {
         root.insert((*name).to_owned(), Value::String((*value).to_owned()));
@@ -39,12 +43,25 @@ mod tests {
 
     #[test]
     fn emf_shape() {
-        let line = emf_line(1_700_000_000_000, &[("Function", "archive-message")], &[("ObjectsWritten", "Count", 3.0)]);
+        let line = emf_line(
+            1_700_000_000_000,
+            &[("Function", "archive-message")],
+            &[("ObjectsWritten", "Count", 3.0)],
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["ObjectsWritten"], 3.0);
         assert_eq!(v["Function"], "archive-message");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "StoredMessages");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function"]]));
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0], json!({"Name": "ObjectsWritten", "Unit": "Count"}));
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "StoredMessages"
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function"]])
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0],
+            json!({"Name": "ObjectsWritten", "Unit": "Count"})
+        );
     }
 }

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::arn::{KmsKeyArn, Partition};
+use crate::credentials::ExternalId;
 use crate::destination::{BucketName, Encryption, FolderPath};
 
 /// The objects a destination may write: its folder, or the whole bucket.
@@ -36,11 +37,44 @@ pub fn kms_statement(key: &str) -> Value {
     })
 }
 
+/// The trust policy of a customer role: only our principal, and only with the
+/// org's External ID (the confused-deputy guard).
+pub fn trust_policy(principal_arn: &str, external_id: &ExternalId) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "StoredMessagesAssumeRole",
+            "Effect": "Allow",
+            "Principal": { "AWS": principal_arn },
+            "Action": "sts:AssumeRole",
+            "Condition": { "StringEquals": { "sts:ExternalId": external_id.expose() } },
+        }],
+    })
+}
+
+/// The permissions policy of a customer role: write-only, to one bucket
+/// (and folder), plus the KMS statement when the bucket uses a customer key.
+pub fn permissions_policy(
+    partition: Partition,
+    bucket: &str,
+    folder: Option<&str>,
+    kms_key: Option<&str>,
+) -> Value {
+    let mut statements = vec![put_object_statement(&object_resource(
+        partition, bucket, folder,
+    ))];
+    statements.extend(kms_key.map(kms_statement));
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
 fn kms_session_statement(key: &KmsKeyArn) -> Value {
     if key.is_alias() {
         // KMS authorises against the key an alias points to, never the alias
         // ARN, so an alias can only be matched through kms:ResourceAliases.
-        let alias = key.as_str().rsplit_once(":alias/").map_or("", |(_, name)| name);
+        let alias = key
+            .as_str()
+            .rsplit_once(":alias/")
+            .map_or("", |(_, name)| name);
         let mut statement = kms_statement("*");
         statement["Condition"] = json!({
             "ForAnyValue:StringEquals": { "kms:ResourceAliases": format!("alias/{alias}") }
@@ -79,8 +113,13 @@ mod tests {
     #[test]
     fn session_policy_limits_to_the_folder() {
         let folder = FolderPath::parse("archive/prod").unwrap();
-        let policy: Value =
-            serde_json::from_str(&session_policy(Partition::Aws, &bucket(), Some(&folder), &Encryption::Aes256)).unwrap();
+        let policy: Value = serde_json::from_str(&session_policy(
+            Partition::Aws,
+            &bucket(),
+            Some(&folder),
+            &Encryption::Aes256,
+        ))
+        .unwrap();
         assert_eq!(
             policy,
             json!({"Version": "2012-10-17", "Statement": [{
@@ -92,10 +131,52 @@ mod tests {
 
     #[test]
     fn session_policy_without_folder_covers_the_bucket_in_its_partition() {
-        let policy: Value =
-            serde_json::from_str(&session_policy(Partition::AwsCn, &bucket(), None, &Encryption::BucketDefault)).unwrap();
-        assert_eq!(policy["Statement"][0]["Resource"], "arn:aws-cn:s3:::acme-archive/*");
+        let policy: Value = serde_json::from_str(&session_policy(
+            Partition::AwsCn,
+            &bucket(),
+            None,
+            &Encryption::BucketDefault,
+        ))
+        .unwrap();
+        assert_eq!(
+            policy["Statement"][0]["Resource"],
+            "arn:aws-cn:s3:::acme-archive/*"
+        );
         assert_eq!(policy["Statement"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn customer_policies() {
+        let xid = ExternalId::parse("abcdefghijklmnopqrstuvwxyz0123456789").unwrap();
+        let trust = trust_policy("arn:aws:iam::123456789012:role/sm", &xid);
+        assert_eq!(
+            trust["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::123456789012:role/sm"
+        );
+        assert_eq!(
+            trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+            xid.expose()
+        );
+        assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRole");
+        let perms = permissions_policy(
+            Partition::Aws,
+            "b-1",
+            Some("f"),
+            Some("arn:aws:kms:eu-west-1:111122223333:key/k"),
+        );
+        assert_eq!(perms["Statement"][0]["Resource"], "arn:aws:s3:::b-1/f/*");
+        assert_eq!(perms["Statement"][0]["Action"], "s3:PutObject");
+        assert_eq!(
+            perms["Statement"][1]["Resource"],
+            "arn:aws:kms:eu-west-1:111122223333:key/k"
+        );
+        assert_eq!(
+            permissions_policy(Partition::Aws, "b-1", None, None)["Statement"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -108,8 +189,14 @@ mod tests {
             &Encryption::Kms { kms_key_arn: key },
         ))
         .unwrap();
-        assert_eq!(policy["Statement"][1]["Resource"], "arn:aws:kms:eu-west-1:111122223333:key/abcd-1");
-        assert_eq!(policy["Statement"][1]["Action"], json!(["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]));
+        assert_eq!(
+            policy["Statement"][1]["Resource"],
+            "arn:aws:kms:eu-west-1:111122223333:key/abcd-1"
+        );
+        assert_eq!(
+            policy["Statement"][1]["Action"],
+            json!(["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"])
+        );
 
         let alias = KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:alias/archive").unwrap();
         let policy: Value = serde_json::from_str(&session_policy(

@@ -26,14 +26,23 @@ pub enum RegistryError {
     Random(String),
 }
 
-fn unavailable<E>(err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> RegistryError
+fn unavailable<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> RegistryError
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata,
 {
     match sdk_outcome(err) {
-        SdkOutcome::Service(facts) => RegistryError::Unavailable(facts.code.unwrap_or("no error code").to_owned()),
+        SdkOutcome::Service(facts) => {
+            RegistryError::Unavailable(facts.code.unwrap_or("no error code").to_owned())
+        }
         SdkOutcome::Transport => RegistryError::Unavailable("no answer".to_owned()),
-        SdkOutcome::Construction => RegistryError::Unavailable("request could not be built".to_owned()),
+        SdkOutcome::Construction => {
+            RegistryError::Unavailable("request could not be built".to_owned())
+        }
     }
 }
 
@@ -52,7 +61,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self { s3, bucket: bucket.into() }
+        Self {
+            s3,
+            bucket: bucket.into(),
+        }
     }
 
     fn external_id_key(org: &OrgId) -> String {
@@ -60,25 +72,34 @@ impl Registry {
     }
 
     fn destination_key(destination: &Destination) -> String {
-        format!("destinations/{}/{}/{}.json", destination.org_id, destination.project_id, destination.id)
+        format!(
+            "destinations/{}/{}/{}.json",
+            destination.org_id, destination.project_id, destination.id
+        )
     }
 
     /// An object's bytes from any bucket we own (control or staging), or None.
     pub async fn read(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, RegistryError> {
         let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None)
+            }
             Err(err) => return Err(unavailable(&err)),
         };
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|_| RegistryError::Unavailable("the object could not be read".to_owned()))?;
+        let body =
+            out.body.collect().await.map_err(|_| {
+                RegistryError::Unavailable("the object could not be read".to_owned())
+            })?;
         Ok(Some(body.into_bytes()))
     }
 
-    async fn write(&self, key: &str, body: Vec<u8>, create_only: bool) -> Result<(), RegistryError> {
+    async fn write(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        create_only: bool,
+    ) -> Result<(), RegistryError> {
         let mut request = self
             .s3
             .put_object()
@@ -91,7 +112,13 @@ impl Registry {
         }
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Err(RegistryError::AlreadyExists),
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 412) =>
+            {
+                Err(RegistryError::AlreadyExists)
+            }
             Err(err) => Err(unavailable(&err)),
         }
     }
@@ -114,10 +141,12 @@ impl Registry {
             return Ok(existing);
         }
         let record = ExternalIdRecord {
-            external_id: ExternalId::generate().map_err(|e| RegistryError::Random(e.to_string()))?,
+            external_id: ExternalId::generate()
+                .map_err(|e| RegistryError::Random(e.to_string()))?,
             created_at: Utc::now(),
         };
-        let body = serde_json::to_vec(&record).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let body =
+            serde_json::to_vec(&record).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
         match self.write(&Self::external_id_key(org), body, true).await {
             Ok(()) => Ok(record.external_id),
             Err(RegistryError::AlreadyExists) => self
@@ -141,7 +170,11 @@ impl Registry {
                 .send()
                 .await
                 .map_err(|e| unavailable(&e))?;
-            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
             token = out.next_continuation_token().map(str::to_owned);
             if token.is_none() {
                 return Ok(keys);
@@ -154,7 +187,9 @@ impl Registry {
         let mut destinations = Vec::with_capacity(keys.len());
         for key in keys.iter().filter(|k| k.ends_with(".json")) {
             // Deleted between list and get: it is simply gone.
-            let Some(bytes) = self.read(&self.bucket, key).await? else { continue };
+            let Some(bytes) = self.read(&self.bucket, key).await? else {
+                continue;
+            };
             let destination: Destination =
                 serde_json::from_slice(&bytes).map_err(|_| RegistryError::Corrupt(key.clone()))?;
             if !destination.is_consistent() || Self::destination_key(&destination) != *key {
@@ -166,17 +201,27 @@ impl Registry {
     }
 
     /// Every destination of one project.
-    pub async fn project_destinations(&self, org: &OrgId, project: &ProjectId) -> Result<Vec<Destination>, RegistryError> {
-        self.destinations_under(&format!("destinations/{org}/{project}/")).await
+    pub async fn project_destinations(
+        &self,
+        org: &OrgId,
+        project: &ProjectId,
+    ) -> Result<Vec<Destination>, RegistryError> {
+        self.destinations_under(&format!("destinations/{org}/{project}/"))
+            .await
     }
 
     /// Every destination of one org.
     pub async fn org_destinations(&self, org: &OrgId) -> Result<Vec<Destination>, RegistryError> {
-        self.destinations_under(&format!("destinations/{org}/")).await
+        self.destinations_under(&format!("destinations/{org}/"))
+            .await
     }
 
     /// One destination of an org, by id; another org's id is simply not found.
-    pub async fn destination(&self, org: &OrgId, id: &DestinationId) -> Result<Destination, RegistryError> {
+    pub async fn destination(
+        &self,
+        org: &OrgId,
+        id: &DestinationId,
+    ) -> Result<Destination, RegistryError> {
         self.org_destinations(org)
             .await?
             .into_iter()
@@ -186,8 +231,10 @@ impl Registry {
 
     /// Saves a new destination; never overwrites one with the same id.
     pub async fn create_destination(&self, destination: &Destination) -> Result<(), RegistryError> {
-        let body = serde_json::to_vec(destination).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
-        self.write(&Self::destination_key(destination), body, true).await
+        let body =
+            serde_json::to_vec(destination).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        self.write(&Self::destination_key(destination), body, true)
+            .await
     }
 
     pub async fn delete_destination(&self, destination: &Destination) -> Result<(), RegistryError> {

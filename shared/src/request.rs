@@ -58,7 +58,10 @@ pub struct ArchiveRequest {
     envelope: Map<String, Value>,
 }
 
-fn field_str<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, InvalidField> {
+fn field_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<&'a str, InvalidField> {
     match obj.get(field) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(InvalidField::new(field, "must be a string")),
@@ -98,7 +101,9 @@ impl ArchiveRequest {
 
         let body = match (envelope.remove("message"), envelope.remove("message_ref")) {
             (Some(Value::Object(message)), None) => MessageBody::Inline(message),
-            (Some(_), None) => return Err(InvalidField::new("message", "must be a JSON object").into()),
+            (Some(_), None) => {
+                return Err(InvalidField::new("message", "must be a JSON object").into())
+            }
             (None, Some(Value::Object(reference))) => {
                 let bucket = BucketName::parse(field_str(&reference, "bucket").map_err(|_| {
                     InvalidField::new("message_ref.bucket", "must be a bucket name")
@@ -107,15 +112,36 @@ impl ArchiveRequest {
                 let key = field_str(&reference, "key")
                     .ok()
                     .filter(|k| (1..=1024).contains(&k.len()))
-                    .ok_or(InvalidField::new("message_ref.key", "must be a key of 1-1024 bytes"))?;
+                    .ok_or(InvalidField::new(
+                        "message_ref.key",
+                        "must be a key of 1-1024 bytes",
+                    ))?;
                 MessageBody::Ref {
                     bucket,
                     key: key.to_owned(),
                 }
             }
-            (None, Some(_)) => return Err(InvalidField::new("message_ref", "must be an object with bucket and key").into()),
-            (None, None) => return Err(InvalidField::new("message", "one of message or message_ref is required").into()),
-            (Some(_), Some(_)) => return Err(InvalidField::new("message", "message and message_ref are mutually exclusive").into()),
+            (None, Some(_)) => {
+                return Err(InvalidField::new(
+                    "message_ref",
+                    "must be an object with bucket and key",
+                )
+                .into())
+            }
+            (None, None) => {
+                return Err(InvalidField::new(
+                    "message",
+                    "one of message or message_ref is required",
+                )
+                .into())
+            }
+            (Some(_), Some(_)) => {
+                return Err(InvalidField::new(
+                    "message",
+                    "message and message_ref are mutually exclusive",
+                )
+                .into())
+            }
         };
 
         Ok(Self {
@@ -133,7 +159,11 @@ impl ArchiveRequest {
 
     /// The archived object: the request with `message` inlined and
     /// `archived_at` added, serialised once and shared by every destination.
-    pub fn archived_document(&self, message: Map<String, Value>, archived_at: DateTime<Utc>) -> Vec<u8> {
+    pub fn archived_document(
+        &self,
+        message: Map<String, Value>,
+        archived_at: DateTime<Utc>,
+    ) -> Vec<u8> {
         let mut doc = self.envelope.clone();
         doc.insert("message".to_owned(), Value::Object(message));
         doc.insert(
@@ -150,7 +180,11 @@ impl ArchiveRequest {
 pub fn parse_referenced_message(bytes: &[u8]) -> Result<Map<String, Value>, Malformed> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(message)) => Ok(message),
-        Ok(_) => Err(InvalidField::new("message_ref", "the referenced object must hold a JSON object").into()),
+        Ok(_) => Err(InvalidField::new(
+            "message_ref",
+            "the referenced object must hold a JSON object",
+        )
+        .into()),
         Err(e) => Err(Malformed::Json {
             line: e.line(),
             column: e.column(),
@@ -173,7 +207,9 @@ fn recipient_hash(recipient: Option<&Value>) -> Result<RecipientHash, InvalidFie
         (None, Some(user_id)) => user_id.to_owned(),
         (None, None) => return Err(InvalidField::new("recipient", "needs email or user_id")),
     };
-    Ok(RecipientHash(hex::encode(Sha256::digest(identity.as_bytes()))))
+    Ok(RecipientHash(hex::encode(Sha256::digest(
+        identity.as_bytes(),
+    ))))
 }
 
 #[cfg(test)]
@@ -209,7 +245,10 @@ pub(crate) mod tests {
         let req = parse(&sample()).unwrap();
         assert_eq!(req.org_id.as_str(), "acme");
         assert_eq!(req.channel, Channel::Email);
-        assert_eq!(req.campaign_id.as_ref().map(|c| c.as_str()), Some("1234567"));
+        assert_eq!(
+            req.campaign_id.as_ref().map(|c| c.as_str()),
+            Some("1234567")
+        );
         assert_eq!(req.sent_at.to_rfc3339(), "2026-11-22T23:12:28.123+00:00");
         assert!(matches!(req.body, MessageBody::Inline(_)));
     }
@@ -224,7 +263,10 @@ pub(crate) mod tests {
         v["recipient"] = json!({ "email": "", "user_id": "u-2" });
         assert_eq!(parse(&v).unwrap().recipient.as_str(), sha("u-2"));
         v["recipient"] = json!({ "phone": "+15551234567" });
-        assert_eq!(parse(&v), Err(InvalidField::new("recipient", "needs email or user_id").into()));
+        assert_eq!(
+            parse(&v),
+            Err(InvalidField::new("recipient", "needs email or user_id").into())
+        );
         v["recipient"] = json!({ "email": 7 });
         assert!(parse(&v).is_err());
         v["recipient"] = json!("ada@example.com");
@@ -267,7 +309,10 @@ pub(crate) mod tests {
         let req = parse(&v).unwrap();
         assert_eq!(
             req.body,
-            MessageBody::Ref { bucket: BucketName::parse("staging-bucket").unwrap(), key: "k/1.json".into() }
+            MessageBody::Ref {
+                bucket: BucketName::parse("staging-bucket").unwrap(),
+                key: "k/1.json".into()
+            }
         );
         v["message_ref"] = json!({"bucket": "Bad_Bucket", "key": "k"});
         assert!(parse(&v).is_err());
@@ -283,8 +328,12 @@ pub(crate) mod tests {
         v.as_object_mut().unwrap().remove("campaign_id");
         let req = parse(&v).unwrap();
         assert_eq!(req.campaign_id, None);
-        let MessageBody::Inline(message) = req.body.clone() else { panic!() };
-        let at = DateTime::parse_from_rfc3339("2026-11-23T01:02:03.004Z").unwrap().with_timezone(&Utc);
+        let MessageBody::Inline(message) = req.body.clone() else {
+            panic!()
+        };
+        let at = DateTime::parse_from_rfc3339("2026-11-23T01:02:03.004Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let doc: Value = serde_json::from_slice(&req.archived_document(message, at)).unwrap();
         assert_eq!(doc["platform_trace"], "kept");
         assert_eq!(doc["archived_at"], "2026-11-23T01:02:03.004Z");
@@ -295,13 +344,24 @@ pub(crate) mod tests {
     #[test]
     fn errors_never_quote_the_body() {
         let secret = "ada.lovelace@example.com";
-        let body = format!("{{\"version\":1,\"recipient\":{{\"email\":\"{secret}\"}},\"org_id\":{{}} }}");
-        let err = ArchiveRequest::parse(body.as_bytes()).unwrap_err().to_string();
+        let body =
+            format!("{{\"version\":1,\"recipient\":{{\"email\":\"{secret}\"}},\"org_id\":{{}} }}");
+        let err = ArchiveRequest::parse(body.as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains(secret), "{err}");
-        let err = ArchiveRequest::parse(format!("{{\"x\": \"{secret}").as_bytes()).unwrap_err().to_string();
+        let err = ArchiveRequest::parse(format!("{{\"x\": \"{secret}").as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains(secret), "{err}");
-        assert!(matches!(ArchiveRequest::parse(b"[1]"), Err(Malformed::NotAnObject)));
-        assert!(matches!(ArchiveRequest::parse(b"\xff"), Err(Malformed::Json { .. })));
+        assert!(matches!(
+            ArchiveRequest::parse(b"[1]"),
+            Err(Malformed::NotAnObject)
+        ));
+        assert!(matches!(
+            ArchiveRequest::parse(b"\xff"),
+            Err(Malformed::Json { .. })
+        ));
     }
 
     #[test]

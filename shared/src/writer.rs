@@ -29,7 +29,10 @@ pub fn encode(json: &[u8], compression: Compression) -> Encoded {
             content_encoding: None,
         },
         Compression::Gzip => {
-            let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4 + 64), flate2::Compression::fast());
+            let mut gz = GzEncoder::new(
+                Vec::with_capacity(json.len() / 4 + 64),
+                flate2::Compression::fast(),
+            );
             // Writing into a Vec cannot fail.
             let _ = gz.write_all(json);
             Encoded {
@@ -99,19 +102,29 @@ impl From<AssumeRoleError> for WriteError {
 
 /// Writes one object with the session's identity. Credentials that expire
 /// between our cache check and S3 are refreshed and the write tried once more.
-pub async fn put(session: &RoleSession, target: PutTarget<'_>, body: &Encoded) -> Result<Written, WriteError> {
+pub async fn put(
+    session: &RoleSession,
+    target: PutTarget<'_>,
+    body: &Encoded,
+) -> Result<Written, WriteError> {
     for attempt in 0..2 {
         session.credentials.get().await?;
         match put_once(&session.s3, target, body).await {
             Err(PutAttempt::Expired) if attempt == 0 => session.credentials.invalidate().await,
             Err(PutAttempt::Expired) => {
-                return Err(WriteError::transient(FailureCode::PutObjectFailed, "credentials expired twice"))
+                return Err(WriteError::transient(
+                    FailureCode::PutObjectFailed,
+                    "credentials expired twice",
+                ))
             }
             Err(PutAttempt::Failed(err)) => return Err(err),
             Ok(written) => return Ok(written),
         }
     }
-    Err(WriteError::transient(FailureCode::PutObjectFailed, "credentials expired twice"))
+    Err(WriteError::transient(
+        FailureCode::PutObjectFailed,
+        "credentials expired twice",
+    ))
 }
 
 enum PutAttempt {
@@ -119,7 +132,11 @@ enum PutAttempt {
     Failed(WriteError),
 }
 
-async fn put_once(s3: &aws_sdk_s3::Client, target: PutTarget<'_>, body: &Encoded) -> Result<Written, PutAttempt> {
+async fn put_once(
+    s3: &aws_sdk_s3::Client,
+    target: PutTarget<'_>,
+    body: &Encoded,
+) -> Result<Written, PutAttempt> {
     let mut request = s3
         .put_object()
         .bucket(target.bucket.as_str())
@@ -178,7 +195,12 @@ async fn put_once(s3: &aws_sdk_s3::Client, target: PutTarget<'_>, body: &Encoded
 
 /// The bucket's real region from `x-amz-bucket-region`, or from the
 /// `<Region>` of an `AuthorizationHeaderMalformed`/`PermanentRedirect` body.
-fn bucket_region<E>(err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> Option<String> {
+fn bucket_region<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> Option<String> {
     let raw = err.raw_response()?;
     let valid = |r: &str| crate::destination::Region::parse(r).ok().map(String::from);
     if let Some(region) = raw.headers().get("x-amz-bucket-region").and_then(valid) {
@@ -201,7 +223,9 @@ mod tests {
         let encoded = encode(json, Compression::Gzip);
         assert_eq!(encoded.content_encoding, Some("gzip"));
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&encoded.body[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&encoded.body[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, json);
         let plain = encode(json, Compression::None);
         assert_eq!(plain.content_encoding, None);

@@ -65,7 +65,9 @@ fn sts_ok(expires_in: Duration) -> impl Fn() -> AssumeRoleOutput + Send + Sync +
 fn s3_error(status: u16, code: &str, extra: &str) -> HttpResponse {
     HttpResponse::new(
         StatusCode::try_from(status).unwrap(),
-        SdkBody::from(format!("<Error><Code>{code}</Code><Message>m</Message>{extra}</Error>")),
+        SdkBody::from(format!(
+            "<Error><Code>{code}</Code><Message>m</Message>{extra}</Error>"
+        )),
     )
 }
 
@@ -97,13 +99,20 @@ fn target<'a>(d: &'a Destination, key: &'a str) -> PutTarget<'a> {
 }
 
 type Seen<T> = Arc<Mutex<Vec<T>>>;
+type AssumeFields = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+);
 
 #[tokio::test]
 async fn assume_role_and_put_object_carry_every_protective_field() {
     let kms = KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/abcd-1234").unwrap();
     let d = destination(Encryption::Kms { kms_key_arn: kms }, Some("archive/prod"));
 
-    let seen_sts: Seen<(Option<String>, Option<String>, Option<String>, Option<String>, Option<i32>)> = Seen::default();
+    let seen_sts: Seen<AssumeFields> = Seen::default();
     let seen = Arc::clone(&seen_sts);
     let assume = mock!(aws_sdk_sts::Client::assume_role)
         .match_requests(move |r| {
@@ -118,7 +127,16 @@ async fn assume_role_and_put_object_carry_every_protective_field() {
         })
         .then_output(sts_ok(Duration::from_secs(3600)));
 
-    type PutFields = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+    type PutFields = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let seen_put: Seen<PutFields> = Seen::default();
     let seen = Arc::clone(&seen_put);
     let put_rule = mock!(aws_sdk_s3::Client::put_object)
@@ -140,7 +158,9 @@ async fn assume_role_and_put_object_carry_every_protective_field() {
     let sessions = sessions(&[&assume], &[&put_rule]);
     let session = sessions.for_destination(&d, &external_id());
     let body = encode(br#"{"a":1}"#, Compression::Gzip);
-    let written = put(&session, target(&d, "archive/prod/email/k.json.gz"), &body).await.unwrap();
+    let written = put(&session, target(&d, "archive/prod/email/k.json.gz"), &body)
+        .await
+        .unwrap();
     assert_eq!(written, Written::Created);
 
     let sts = seen_sts.lock().unwrap();
@@ -152,8 +172,14 @@ async fn assume_role_and_put_object_carry_every_protective_field() {
     assert_eq!(duration, Some(3600));
     let policy: serde_json::Value = serde_json::from_str(&policy.unwrap()).unwrap();
     assert_eq!(policy["Statement"][0]["Action"], "s3:PutObject");
-    assert_eq!(policy["Statement"][0]["Resource"], "arn:aws:s3:::acme-archive/archive/prod/*");
-    assert_eq!(policy["Statement"][1]["Resource"], "arn:aws:kms:eu-west-1:111122223333:key/abcd-1234");
+    assert_eq!(
+        policy["Statement"][0]["Resource"],
+        "arn:aws:s3:::acme-archive/archive/prod/*"
+    );
+    assert_eq!(
+        policy["Statement"][1]["Resource"],
+        "arn:aws:kms:eu-west-1:111122223333:key/abcd-1234"
+    );
 
     let puts = seen_put.lock().unwrap();
     assert_eq!(
@@ -184,20 +210,31 @@ async fn aes256_and_bucket_default_encryption_headers() {
             true
         })
         .then_output(|| PutObjectOutput::builder().build());
-    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let assume =
+        mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
     let sessions = sessions(&[&assume], &[&put_rule]);
-    for (encryption, compression) in [(Encryption::Aes256, Compression::None), (Encryption::BucketDefault, Compression::None)] {
+    for (encryption, compression) in [
+        (Encryption::Aes256, Compression::None),
+        (Encryption::BucketDefault, Compression::None),
+    ] {
         let d = destination(encryption, None);
         let session = sessions.for_destination(&d, &external_id());
-        put(&session, target(&d, "k.json"), &encode(b"{}", compression)).await.unwrap();
+        put(&session, target(&d, "k.json"), &encode(b"{}", compression))
+            .await
+            .unwrap();
     }
-    assert_eq!(*seen_sse.lock().unwrap(), vec![(Some("AES256".into()), None), (None, None)]);
+    assert_eq!(
+        *seen_sse.lock().unwrap(),
+        vec![(Some("AES256".into()), None), (None, None)]
+    );
 }
 
 #[tokio::test]
 async fn concurrent_first_use_makes_one_sts_call_and_one_client() {
-    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
-    let put_rule = mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
+    let assume =
+        mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let put_rule =
+        mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
     let sessions = sessions(&[&assume], &[&put_rule]);
     let d = destination(Encryption::BucketDefault, None);
     let body = encode(b"{}", Compression::Gzip);
@@ -223,13 +260,21 @@ async fn concurrent_first_use_makes_one_sts_call_and_one_client() {
 
 #[tokio::test]
 async fn a_destination_with_another_scope_gets_its_own_session() {
-    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
-    let put_rule = mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
+    let assume =
+        mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let put_rule =
+        mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
     let sessions = sessions(&[&assume], &[&put_rule]);
     let a = destination(Encryption::BucketDefault, Some("a"));
     let b = destination(Encryption::BucketDefault, Some("b"));
     for d in [&a, &b, &a, &b] {
-        put(&sessions.for_destination(d, &external_id()), target(d, "k"), &encode(b"{}", Compression::None)).await.unwrap();
+        put(
+            &sessions.for_destination(d, &external_id()),
+            target(d, "k"),
+            &encode(b"{}", Compression::None),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(assume.num_calls(), 2);
 }
@@ -244,13 +289,18 @@ async fn a_denied_assume_role_is_remembered() {
             ),
         )
     });
-    let put_rule = mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
+    let put_rule =
+        mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
     let sessions = sessions(&[&assume], &[&put_rule]);
     let d = destination(Encryption::BucketDefault, None);
     for _ in 0..10 {
-        let err = put(&sessions.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None))
-            .await
-            .unwrap_err();
+        let err = put(
+            &sessions.for_destination(&d, &external_id()),
+            target(&d, "k"),
+            &encode(b"{}", Compression::None),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code, FailureCode::AssumeRoleDenied);
         assert!(!err.retryable);
     }
@@ -260,7 +310,8 @@ async fn a_denied_assume_role_is_remembered() {
 
 #[tokio::test]
 async fn stale_credentials_are_refreshed_and_short_lived_ones_reused() {
-    let put_rule = mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
+    let put_rule =
+        mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build());
     let d = destination(Encryption::BucketDefault, None);
 
     // Already expired when they arrive: replaced on the next use, then kept.
@@ -271,22 +322,36 @@ async fn stale_credentials_are_refreshed_and_short_lived_ones_reused() {
         .build();
     let sessions_a = sessions(&[&stale_then_fresh], &[&put_rule]);
     for _ in 0..3 {
-        put(&sessions_a.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None)).await.unwrap();
+        put(
+            &sessions_a.for_destination(&d, &external_id()),
+            target(&d, "k"),
+            &encode(b"{}", Compression::None),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(stale_then_fresh.num_calls(), 2);
 
     // Shorter-lived than the refresh margin: used for half their life, not re-fetched per call.
-    let short = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(120)));
+    let short =
+        mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(120)));
     let sessions_b = sessions(&[&short], &[&put_rule]);
     for _ in 0..3 {
-        put(&sessions_b.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None)).await.unwrap();
+        put(
+            &sessions_b.for_destination(&d, &external_id()),
+            target(&d, "k"),
+            &encode(b"{}", Compression::None),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(short.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn expired_token_is_refreshed_and_retried_once() {
-    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let assume =
+        mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
     let put_rule = mock!(aws_sdk_s3::Client::put_object)
         .sequence()
         .http_response(|| s3_error(400, "ExpiredToken", ""))
@@ -294,7 +359,12 @@ async fn expired_token_is_refreshed_and_retried_once() {
         .build();
     let sessions = sessions(&[&assume], &[&put_rule]);
     let d = destination(Encryption::BucketDefault, None);
-    let written = put(&sessions.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None)).await;
+    let written = put(
+        &sessions.for_destination(&d, &external_id()),
+        target(&d, "k"),
+        &encode(b"{}", Compression::None),
+    )
+    .await;
     assert_eq!(written, Ok(Written::Created));
     assert_eq!(assume.num_calls(), 2);
     assert_eq!(put_rule.num_calls(), 2);
@@ -302,24 +372,46 @@ async fn expired_token_is_refreshed_and_retried_once() {
 
 #[tokio::test]
 async fn s3_answers_are_classified() {
-    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let assume =
+        mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
     let d = destination(Encryption::BucketDefault, None);
     for (response, expect) in [
-        (s3_error(412, "PreconditionFailed", ""), Ok(Written::AlreadyPresent)),
-        (s3_error(404, "NoSuchBucket", ""), Err((FailureCode::BucketNotFound, false, None))),
-        (s3_error(403, "AccessDenied", ""), Err((FailureCode::PutObjectDenied, false, None))),
         (
-            s3_error(400, "AuthorizationHeaderMalformed", "<Region>us-west-2</Region>"),
-            Err((FailureCode::BucketWrongRegion, false, Some("us-west-2".to_owned()))),
+            s3_error(412, "PreconditionFailed", ""),
+            Ok(Written::AlreadyPresent),
+        ),
+        (
+            s3_error(404, "NoSuchBucket", ""),
+            Err((FailureCode::BucketNotFound, false, None)),
+        ),
+        (
+            s3_error(403, "AccessDenied", ""),
+            Err((FailureCode::PutObjectDenied, false, None)),
+        ),
+        (
+            s3_error(
+                400,
+                "AuthorizationHeaderMalformed",
+                "<Region>us-west-2</Region>",
+            ),
+            Err((
+                FailureCode::BucketWrongRegion,
+                false,
+                Some("us-west-2".to_owned()),
+            )),
         ),
     ] {
         let response = Arc::new(Mutex::new(Some(response)));
         let put_rule = mock!(aws_sdk_s3::Client::put_object)
             .then_http_response(move || response.lock().unwrap().take().unwrap());
         let sessions = sessions(&[&assume], &[&put_rule]);
-        let got = put(&sessions.for_destination(&d, &external_id()), target(&d, "k"), &encode(b"{}", Compression::None))
-            .await
-            .map_err(|e| (e.code, e.retryable, e.bucket_region));
+        let got = put(
+            &sessions.for_destination(&d, &external_id()),
+            target(&d, "k"),
+            &encode(b"{}", Compression::None),
+        )
+        .await
+        .map_err(|e| (e.code, e.retryable, e.bucket_region));
         assert_eq!(got, expect);
     }
 }

@@ -1,1 +1,18 @@
-fn main() {}
+//! archive-message: SQS trigger that archives each sent message into every
+//! active destination of its project. Wiring only; see `handler`.
+
+use lambda_runtime::{run, service_fn, tracing, Error};
+use stored_messages::config::Settings;
+
+mod handler;
+#[cfg(test)]
+mod tests;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let settings = Settings::from_env()?;
+    let sdk = settings.sdk_config().await;
+    let archiver = handler::archiver(&settings, &sdk);
+    run(service_fn(|event| handler::handle(&archiver, event))).await
+}

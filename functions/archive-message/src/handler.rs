@@ -1,0 +1,58 @@
+//! SQS batch in, `batchItemFailures` out: exactly the records to retry.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent};
+use stored_messages::archive::{Archiver, InboundRecord};
+use stored_messages::config::Settings;
+use stored_messages::credentials::RoleSessions;
+use stored_messages::registry::Registry;
+
+/// Builds the container's archiver: one registry client, one STS client and
+/// the role-session cache, all over the one HTTP client of `sdk`.
+pub fn archiver(settings: &Settings, sdk: &aws_config::SdkConfig) -> Archiver {
+    let registry = Registry::new(settings.s3_client(sdk), &settings.control_bucket);
+    let sessions = RoleSessions::new(
+        aws_sdk_sts::Client::new(sdk),
+        settings.s3_config(sdk),
+        settings.session_duration,
+    );
+    Archiver::new(registry, sessions, settings.max_in_flight)
+}
+
+pub async fn handle(
+    archiver: &Archiver,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    // SQS always sets a message id; a record without one could not be
+    // reported back, so it is not ours to acknowledge or retry.
+    let records: Vec<InboundRecord<'_>> = event
+        .payload
+        .records
+        .iter()
+        .filter_map(|r| {
+            Some(InboundRecord {
+                id: r.message_id.as_deref()?,
+                body: r.body.as_deref().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let report = archiver.archive_batch(&records).await;
+    println!("{}", report.metrics_line(chrono_now_ms()));
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = report
+        .retry
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    Ok(response)
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

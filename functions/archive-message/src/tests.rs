@@ -1,0 +1,775 @@
+//! The real handler, fed SQS event JSON the way Lambda delivers it, against
+//! the local AWS emulator (moto plus our enforcement of trust policies,
+//! session policies and ExpectedBucketOwner). Asserts what lands in the
+//! customer bucket and what we sent.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use stored_messages::archive::Archiver;
+use stored_messages::arn::{KmsKeyArn, RoleArn};
+use stored_messages::config::Settings;
+use stored_messages::credentials::ExternalId;
+use stored_messages::destination::*;
+use stored_messages::ids::{Channel, OrgId, ProjectId};
+use stored_messages::registry::Registry;
+use stored_messages::testing::{
+    Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET, VENDOR_ACCOUNT,
+};
+
+use crate::handler;
+
+struct World {
+    emulator: Emulator,
+    vendor: Vendor,
+    settings: Settings,
+    sdk: aws_config::SdkConfig,
+    registry: Registry,
+    external_id: ExternalId,
+}
+
+const ORG: &str = "acme";
+
+async fn world() -> World {
+    let emulator = Emulator::start();
+    let vendor = emulator.vendor();
+    let settings = emulator.settings(&vendor);
+    let sdk = emulator.sdk_config(&vendor).await;
+    let registry = Registry::new(settings.s3_client(&sdk), CONTROL_BUCKET);
+    let external_id = registry
+        .ensure_external_id(&OrgId::parse(ORG).unwrap())
+        .await
+        .unwrap();
+    World {
+        emulator,
+        vendor,
+        settings,
+        sdk,
+        registry,
+        external_id,
+    }
+}
+
+impl World {
+    fn customer(&self, account: &str, region: &str, bucket: &str, role: &str) -> Customer {
+        self.emulator.customer(
+            &self.vendor,
+            &CustomerSpec {
+                account,
+                region,
+                bucket,
+                role_name: role,
+                external_id: Some(&self.external_id),
+                folder: None,
+                allow_put: true,
+            },
+        )
+    }
+
+    async fn register(
+        &self,
+        customer: &Customer,
+        project: &str,
+        shape: impl FnOnce(&mut Destination),
+    ) -> Destination {
+        let role_arn = RoleArn::parse(&customer.role_arn()).unwrap();
+        let mut destination = Destination {
+            id: DestinationId::generate().unwrap(),
+            org_id: OrgId::parse(ORG).unwrap(),
+            project_id: ProjectId::parse(project).unwrap(),
+            account_id: role_arn.account().clone(),
+            role_arn,
+            role_session_name: SessionName::default(),
+            region: Region::parse(&customer.region).unwrap(),
+            bucket: BucketName::parse(&customer.bucket).unwrap(),
+            folder_path: None,
+            channels: Channel::ALL.to_vec(),
+            layout: Layout::ByRecipient,
+            compression: Compression::Gzip,
+            encryption: Encryption::BucketDefault,
+            bucket_private_confirmed: true,
+            created_at: Utc::now(),
+            status: Status::Active,
+            health: Health::default(),
+        };
+        shape(&mut destination);
+        self.registry
+            .create_destination(&destination)
+            .await
+            .unwrap();
+        destination
+    }
+
+    fn archiver(&self) -> Archiver {
+        handler::archiver(&self.settings, &self.sdk)
+    }
+
+    fn assume_role_calls(&self) -> Vec<Value> {
+        self.emulator
+            .requests()
+            .into_iter()
+            .filter(|r| r["params"]["Action"] == "AssumeRole")
+            .collect()
+    }
+
+    fn puts_to(&self, bucket: &str) -> Vec<Value> {
+        self.emulator
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r["method"] == "PUT"
+                    && r["path"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with(&format!("/{bucket}/")))
+            })
+            .collect()
+    }
+}
+
+fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
+    request["headers"]
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+fn sqs_event(records: &[(String, String)]) -> LambdaEvent<SqsEvent> {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| json!({ "messageId": id, "receiptHandle": "rh", "body": body, "eventSource": "aws:sqs", "awsRegion": "us-east-1" }))
+        .collect();
+    LambdaEvent::new(
+        serde_json::from_value(json!({ "Records": records })).unwrap(),
+        Context::default(),
+    )
+}
+
+fn fixture_event(json_text: &str) -> LambdaEvent<SqsEvent> {
+    LambdaEvent::new(serde_json::from_str(json_text).unwrap(), Context::default())
+}
+
+fn failures(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn message(project: &str, id: &str, channel: &str, i: usize) -> Value {
+    json!({
+        "version": 1, "org_id": ORG, "project_id": project, "message_id": id, "channel": channel,
+        "sent_at": format!("2026-11-22T{:02}:{:02}:{:02}.000Z", i % 24, i % 60, (i / 60) % 60),
+        "campaign_id": if i % 3 == 0 { Value::Null } else { json!(format!("c{}", i % 5)) },
+        "recipient": { "email": format!("Person{i}@Example.com"), "user_id": format!("u-{i}") },
+        "message": { "subject": format!("Hello {i}"), "html_body": format!("<p>Hello person {i}</p>") },
+    })
+}
+
+fn sha(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+#[tokio::test]
+async fn sample_events_land_at_the_contract_keys_with_the_contract_bodies() {
+    let w = world().await;
+    let customer = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-message-archive",
+        "stored-messages-acme",
+    );
+    w.register(&customer, "12345", |d| {
+        d.folder_path = Some(FolderPath::parse("archive/prod").unwrap())
+    })
+    .await;
+    let archiver = w.archiver();
+
+    for fixture in [
+        include_str!("../../../events/sqs-email.json"),
+        include_str!("../../../events/sqs-sms.json"),
+        include_str!("../../../events/sqs-push.json"),
+    ] {
+        let response = handler::handle(&archiver, fixture_event(fixture))
+            .await
+            .unwrap();
+        assert_eq!(failures(&response), Vec::<String>::new());
+    }
+
+    let objects: BTreeMap<String, _> = w
+        .emulator
+        .objects(&customer, "")
+        .into_iter()
+        .map(|o| (o.key.clone(), o))
+        .collect();
+    let expected = [
+        format!(
+            "archive/prod/email/12345/{}/1234567/9c438a20d26e4e9f8ad4edea23f811cd.json.gz",
+            sha("ada@example.com")
+        ),
+        format!(
+            "archive/prod/email/12345/{}/unassociated/1f0e5c2b7a9d4e31b6c8a0f2d4e6b8c0.json.gz",
+            sha("grace@example.com")
+        ),
+        format!(
+            "archive/prod/sms/12345/{}/7654321/5b1f7e0c2d3a4b6c8d9e0f1a2b3c4d5e.json.gz",
+            sha("u-42")
+        ),
+        format!(
+            "archive/prod/push/12345/{}/2468/a7c9e1b3d5f74a2c9e0b1d3f5a7c9e1b.json.gz",
+            sha("u-7")
+        ),
+    ];
+    assert_eq!(objects.keys().cloned().collect::<Vec<_>>(), {
+        let mut e = expected.to_vec();
+        e.sort();
+        e
+    });
+    let ada = &objects[&expected[0]];
+    assert_eq!(ada.content_type.as_deref(), Some("application/json"));
+    assert_eq!(ada.content_encoding.as_deref(), Some("gzip"));
+    let doc = ada.json();
+    let sent: Value = serde_json::from_str(
+        serde_json::from_str::<Value>(include_str!("../../../events/sqs-email.json")).unwrap()
+            ["Records"][0]["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    for field in [
+        "version",
+        "org_id",
+        "project_id",
+        "message_id",
+        "channel",
+        "sent_at",
+        "campaign_id",
+        "recipient",
+        "message",
+    ] {
+        assert_eq!(doc[field], sent[field], "{field}");
+    }
+    assert!(chrono::DateTime::parse_from_rfc3339(doc["archived_at"].as_str().unwrap()).is_ok());
+    assert!(doc.get("message_ref").is_none());
+
+    // What we sent: every write names the owner and is write-once.
+    let puts = w.puts_to("acme-message-archive");
+    assert_eq!(puts.len(), 4);
+    for put in &puts {
+        assert_eq!(
+            header(put, "x-amz-expected-bucket-owner"),
+            Some("111122223333")
+        );
+        assert_eq!(header(put, "if-none-match"), Some("*"));
+    }
+}
+
+#[tokio::test]
+async fn a_large_batch_over_three_destinations_lands_whole_with_one_sts_call_each() {
+    let w = world().await;
+    let by_date = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-dated",
+        "stored-messages-dated",
+    );
+    let kms = w.customer(
+        "111122223333",
+        "us-west-2",
+        "acme-kms",
+        "stored-messages-kms",
+    );
+    let plain = w.customer(
+        "444455556666",
+        "eu-central-1",
+        "acme-plain",
+        "stored-messages-plain",
+    );
+    w.emulator.allow_put(&by_date, Some("exports/messages"));
+    let key_arn = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let d1 = w
+        .register(&by_date, "p1", |d| {
+            d.folder_path = Some(FolderPath::parse("exports/messages").unwrap());
+            d.layout = Layout::ByDate;
+        })
+        .await;
+    let d2 = w
+        .register(&kms, "p1", |d| {
+            d.encryption = Encryption::Kms {
+                kms_key_arn: KmsKeyArn::parse(key_arn).unwrap(),
+            }
+        })
+        .await;
+    let d3 = w
+        .register(&plain, "p2", |d| d.compression = Compression::None)
+        .await;
+    let archiver = w.archiver();
+
+    let channels = ["email", "sms", "push", "in_app", "web_push", "whatsapp"];
+    let sent: Vec<Value> = (0..600)
+        .map(|i| {
+            message(
+                if i % 2 == 0 { "p1" } else { "p2" },
+                &format!("m{i:04}"),
+                channels[i % 6],
+                i,
+            )
+        })
+        .collect();
+    for batch in sent.chunks(100) {
+        let records: Vec<(String, String)> = batch
+            .iter()
+            .map(|m| {
+                (
+                    format!("sqs-{}", m["message_id"].as_str().unwrap()),
+                    m.to_string(),
+                )
+            })
+            .collect();
+        let response = handler::handle(&archiver, sqs_event(&records))
+            .await
+            .unwrap();
+        assert_eq!(failures(&response), Vec::<String>::new());
+    }
+
+    assert_eq!(
+        w.assume_role_calls().len(),
+        3,
+        "one AssumeRole per destination for the whole run"
+    );
+
+    let p1: Vec<&Value> = sent.iter().filter(|m| m["project_id"] == "p1").collect();
+    let p2: Vec<&Value> = sent.iter().filter(|m| m["project_id"] == "p2").collect();
+    let dated = w.emulator.objects(&by_date, "");
+    let keyed = w.emulator.objects(&kms, "");
+    let plain_objects = w.emulator.objects(&plain, "");
+    assert_eq!(
+        (dated.len(), keyed.len(), plain_objects.len()),
+        (p1.len(), p1.len(), p2.len())
+    );
+
+    let expected_date_key = |m: &Value| {
+        let at = chrono::DateTime::parse_from_rfc3339(m["sent_at"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        format!(
+            "exports/messages/channel={}/project=p1/{}/{}.json.gz",
+            m["channel"].as_str().unwrap(),
+            at.format("date=%Y-%m-%d/hour=%H"),
+            m["message_id"].as_str().unwrap()
+        )
+    };
+    let expected_recipient_key = |m: &Value, ext: &str| {
+        let email = m["recipient"]["email"].as_str().unwrap().to_lowercase();
+        let campaign = m["campaign_id"].as_str().unwrap_or("unassociated");
+        format!(
+            "{}/{}/{}/{campaign}/{}{ext}",
+            m["channel"].as_str().unwrap(),
+            m["project_id"].as_str().unwrap(),
+            sha(&email),
+            m["message_id"].as_str().unwrap()
+        )
+    };
+    let check = |objects: &[stored_messages::testing::StoredObject],
+                 expected: Vec<(String, &Value)>,
+                 encoding: Option<&str>| {
+        let by_key: BTreeMap<&str, _> = objects.iter().map(|o| (o.key.as_str(), o)).collect();
+        for (key, sent) in expected {
+            let object = by_key
+                .get(key.as_str())
+                .unwrap_or_else(|| panic!("missing {key}"));
+            assert_eq!(object.content_encoding.as_deref(), encoding, "{key}");
+            let doc = object.json();
+            assert_eq!(doc["message"], sent["message"], "{key}");
+            assert_eq!(doc["recipient"], sent["recipient"], "{key}");
+            assert_eq!(doc["message_id"], sent["message_id"], "{key}");
+        }
+    };
+    check(
+        &dated,
+        p1.iter().map(|m| (expected_date_key(m), *m)).collect(),
+        Some("gzip"),
+    );
+    check(
+        &keyed,
+        p1.iter()
+            .map(|m| (expected_recipient_key(m, ".json.gz"), *m))
+            .collect(),
+        Some("gzip"),
+    );
+    check(
+        &plain_objects,
+        p2.iter()
+            .map(|m| (expected_recipient_key(m, ".json"), *m))
+            .collect(),
+        None,
+    );
+
+    // What we sent: owner, SSE per destination, and the session policy scope.
+    for put in w.puts_to("acme-kms") {
+        assert_eq!(
+            header(&put, "x-amz-expected-bucket-owner"),
+            Some("111122223333")
+        );
+        assert_eq!(
+            header(&put, "x-amz-server-side-encryption"),
+            Some("aws:kms")
+        );
+        assert_eq!(
+            header(&put, "x-amz-server-side-encryption-aws-kms-key-id"),
+            Some(key_arn)
+        );
+    }
+    for put in w.puts_to("acme-plain") {
+        assert_eq!(
+            header(&put, "x-amz-expected-bucket-owner"),
+            Some("444455556666")
+        );
+        assert_eq!(header(&put, "x-amz-server-side-encryption"), None);
+    }
+    let policies: HashSet<String> = w
+        .assume_role_calls()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["params"]["ExternalId"], w.external_id.expose());
+            let policy: Value =
+                serde_json::from_str(r["params"]["Policy"].as_str().unwrap()).unwrap();
+            policy["Statement"][0]["Resource"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        policies,
+        HashSet::from([
+            "arn:aws:s3:::acme-dated/exports/messages/*".to_owned(),
+            "arn:aws:s3:::acme-kms/*".to_owned(),
+            "arn:aws:s3:::acme-plain/*".to_owned(),
+        ])
+    );
+    let _ = (d1, d2, d3);
+}
+
+#[tokio::test]
+async fn a_denying_destination_fails_only_its_own_messages() {
+    let w = world().await;
+    let healthy = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-healthy",
+        "stored-messages-healthy",
+    );
+    let wrong_id = ExternalId::generate().unwrap();
+    let denying = w.emulator.customer(
+        &w.vendor,
+        &CustomerSpec {
+            account: "111122223333",
+            region: "eu-west-1",
+            bucket: "acme-denying",
+            role_name: "stored-messages-denying",
+            external_id: Some(&wrong_id),
+            folder: None,
+            allow_put: true,
+        },
+    );
+    w.register(&healthy, "good", |_| {}).await;
+    w.register(&denying, "bad", |_| {}).await;
+    let archiver = w.archiver();
+
+    let records: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            let project = if i % 4 == 0 { "bad" } else { "good" };
+            (
+                format!("sqs-{i}"),
+                message(project, &format!("m{i}"), "email", i).to_string(),
+            )
+        })
+        .collect();
+    let response = handler::handle(&archiver, sqs_event(&records))
+        .await
+        .unwrap();
+    let expected: Vec<String> = (0..20)
+        .filter(|i| i % 4 == 0)
+        .map(|i| format!("sqs-{i}"))
+        .collect();
+    assert_eq!(failures(&response), expected);
+    assert_eq!(w.emulator.objects(&healthy, "").len(), 15);
+    assert_eq!(w.emulator.objects(&denying, "").len(), 0);
+    let denied_calls = w
+        .assume_role_calls()
+        .into_iter()
+        .filter(|r| r["params"]["RoleArn"] == denying.role_arn())
+        .count();
+    assert_eq!(
+        denied_calls, 1,
+        "a denial is remembered, not retried per message"
+    );
+}
+
+#[tokio::test]
+async fn a_bucket_owned_by_another_account_is_never_written() {
+    let w = world().await;
+    // The role lives in 111122223333 but the bucket belongs to 777788889999:
+    // ExpectedBucketOwner makes S3 refuse, whatever the role may do.
+    let attacker = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "attacker-own-bucket",
+        "stored-messages-attacker",
+    );
+    w.emulator.aws("777788889999", "eu-west-1", json!([{ "service": "s3", "op": "create_bucket", "args": {
+        "Bucket": "victim-bucket", "CreateBucketConfiguration": { "LocationConstraint": "eu-west-1" } } }]));
+    let policy = stored_messages::policy::permissions_policy(
+        stored_messages::arn::Partition::Aws,
+        "victim-bucket",
+        None,
+        None,
+    );
+    w.emulator.aws("111122223333", "eu-west-1", json!([{ "service": "iam", "op": "put_role_policy", "args": {
+        "RoleName": attacker.role_name, "PolicyName": "victim", "PolicyDocument": policy.to_string() } }]));
+    let victim = Customer {
+        bucket: "victim-bucket".into(),
+        ..attacker.clone()
+    };
+    w.register(&victim, "p", |_| {}).await;
+
+    let records = vec![(
+        "sqs-1".to_owned(),
+        message("p", "m1", "email", 1).to_string(),
+    )];
+    let response = handler::handle(&w.archiver(), sqs_event(&records))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), vec!["sqs-1".to_owned()]);
+    assert!(w
+        .emulator
+        .bucket_objects("777788889999", "eu-west-1", "victim-bucket", "")
+        .is_empty());
+    let puts = w.puts_to("victim-bucket");
+    assert!(!puts.is_empty());
+    assert!(puts.iter().all(
+        |p| header(p, "x-amz-expected-bucket-owner") == Some("111122223333") && p["status"] == 403
+    ));
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_quarantined_and_acknowledged() {
+    let w = world().await;
+    let event_text = include_str!("../../../events/sqs-malformed.json");
+    let event: Value = serde_json::from_str(event_text).unwrap();
+    let response = handler::handle(&w.archiver(), fixture_event(event_text))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let day = Utc::now().format("%Y-%m-%d");
+    let quarantined =
+        w.emulator
+            .bucket_objects(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, "quarantine/");
+    assert_eq!(quarantined.len(), 2);
+    for record in event["Records"].as_array().unwrap() {
+        let key = format!(
+            "quarantine/{day}/{}.json",
+            record["messageId"].as_str().unwrap()
+        );
+        let object = quarantined
+            .iter()
+            .find(|o| o.key == key)
+            .unwrap_or_else(|| panic!("missing {key}"));
+        assert_eq!(object.body, record["body"].as_str().unwrap().as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn a_failed_quarantine_write_is_retried_not_lost() {
+    let w = world().await;
+    w.emulator.set_faults(json!({ "seed": 1, "rules": [
+        { "service": "s3", "method": "PUT", "path_prefix": format!("/{CONTROL_BUCKET}/quarantine/"), "action": "status", "status": 500, "code": "InternalError", "message": "injected" }
+    ] }));
+    let records = vec![("sqs-bad".to_owned(), "not json".to_owned())];
+    let response = handler::handle(&w.archiver(), sqs_event(&records))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), vec!["sqs-bad".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_succeeds_without_rewriting() {
+    let w = world().await;
+    let customer = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-dupes",
+        "stored-messages-dupes",
+    );
+    w.register(&customer, "p", |_| {}).await;
+    let archiver = w.archiver();
+    let records = vec![(
+        "sqs-1".to_owned(),
+        message("p", "m1", "email", 1).to_string(),
+    )];
+    assert!(failures(
+        &handler::handle(&archiver, sqs_event(&records))
+            .await
+            .unwrap()
+    )
+    .is_empty());
+    let first = w.emulator.objects(&customer, "");
+    assert_eq!(first.len(), 1);
+    let first_archived_at = first[0].json()["archived_at"].clone();
+    w.emulator.clear_requests();
+
+    assert!(failures(
+        &handler::handle(&archiver, sqs_event(&records))
+            .await
+            .unwrap()
+    )
+    .is_empty());
+    let second = w.emulator.objects(&customer, "");
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        second[0].json()["archived_at"],
+        first_archived_at,
+        "the first write stands"
+    );
+    let puts = w.puts_to("acme-dupes");
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0]["status"], 412);
+}
+
+#[tokio::test]
+async fn staged_message_refs_are_inlined() {
+    let w = world().await;
+    let customer = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-refs",
+        "stored-messages-refs",
+    );
+    w.register(&customer, "p", |d| d.compression = Compression::None)
+        .await;
+    let big_html = format!(
+        "<html>{}</html>",
+        "<p>long newsletter paragraph</p>".repeat(20_000)
+    );
+    w.emulator.aws(VENDOR_ACCOUNT, "us-east-1", json!([{ "service": "s3", "op": "put_object", "args": {
+        "Bucket": STAGING_BUCKET, "Key": "staged/m1.json", "Body": json!({"subject": "Big", "html_body": big_html}).to_string() } }]));
+    let mut body = message("p", "m1", "email", 1);
+    body.as_object_mut().unwrap().remove("message");
+    body["message_ref"] = json!({ "bucket": STAGING_BUCKET, "key": "staged/m1.json" });
+    let mut missing = message("p", "m2", "email", 2);
+    missing.as_object_mut().unwrap().remove("message");
+    missing["message_ref"] = json!({ "bucket": STAGING_BUCKET, "key": "staged/gone.json" });
+    let records = vec![
+        ("sqs-1".to_owned(), body.to_string()),
+        ("sqs-2".to_owned(), missing.to_string()),
+    ];
+    let response = handler::handle(&w.archiver(), sqs_event(&records))
+        .await
+        .unwrap();
+    assert!(failures(&response).is_empty());
+    let objects = w.emulator.objects(&customer, "");
+    assert_eq!(objects.len(), 1);
+    let doc = objects[0].json();
+    assert_eq!(doc["message"]["html_body"], big_html);
+    assert!(doc.get("message_ref").is_none());
+    let quarantined =
+        w.emulator
+            .bucket_objects(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, "quarantine/");
+    assert_eq!(
+        quarantined.len(),
+        1,
+        "a reference to nothing is quarantined with its body"
+    );
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_log_line_or_metric_carries_a_recipient_or_a_body() {
+    let w = world().await;
+    let healthy = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-logs",
+        "stored-messages-logs",
+    );
+    let denying = w.emulator.customer(
+        &w.vendor,
+        &CustomerSpec {
+            account: "111122223333",
+            region: "eu-west-1",
+            bucket: "acme-logs-denied",
+            role_name: "stored-messages-logs-denied",
+            external_id: None,
+            folder: None,
+            allow_put: false,
+        },
+    );
+    w.register(&healthy, "p", |_| {}).await;
+    w.register(&denying, "p", |_| {}).await;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let secret_email = "Secret.Person@Example.com";
+    let secret_body = "TOP-SECRET-BODY-7731";
+    let mut records: Vec<(String, String)> = vec![];
+    let mut m = message("p", "m1", "email", 1);
+    m["recipient"] = json!({ "email": secret_email, "phone": "+15550001111" });
+    m["message"] = json!({ "html_body": secret_body });
+    records.push(("sqs-1".into(), m.to_string()));
+    records.push(("sqs-2".into(), format!("{{\"version\":1,\"recipient\":{{\"email\":\"{secret_email}\"}},\"message\":\"{secret_body}\"")));
+    let mut bad_field = message("p", "m3", "fax", 3);
+    bad_field["recipient"] = json!({ "email": secret_email });
+    records.push(("sqs-3".into(), bad_field.to_string()));
+    let archiver = w.archiver();
+    let response = handler::handle(&archiver, sqs_event(&records))
+        .await
+        .unwrap();
+    assert_eq!(
+        failures(&response),
+        vec!["sqs-1".to_owned()],
+        "the denied destination fails the message"
+    );
+    drop(_guard);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("quarantined"),
+        "the capture saw the pipeline's logs:\n{logs}"
+    );
+    assert!(logs.contains("assume_role_denied"), "{logs}");
+    for secret in [
+        secret_email,
+        &secret_email.to_lowercase(),
+        secret_body,
+        "+15550001111",
+        w.external_id.expose(),
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked into logs:\n{logs}");
+    }
+}

@@ -1,0 +1,377 @@
+//! The local AWS harness for integration tests (feature `emulator`, never in
+//! a Lambda build): starts the pinned moto server with our enforcement
+//! extension (`tools/emulator/server.py`) on a free loopback port, provisions
+//! our vendor identity and customer accounts, and stops it when dropped.
+//!
+//! Panics are deliberate here: this is test set-up, and a failed set-up
+//! should stop the test with the reason.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use serde_json::{json, Value};
+
+use crate::arn::Partition;
+use crate::config::Settings;
+use crate::credentials::ExternalId;
+
+/// Our own account in the emulator (moto's default).
+pub const VENDOR_ACCOUNT: &str = "123456789012";
+pub const VENDOR_USER: &str = "stored-messages-vendor";
+pub const CONTROL_BUCKET: &str = "sm-control";
+pub const STAGING_BUCKET: &str = "sm-staging";
+/// Where our functions run; customer buckets live elsewhere.
+pub const HOME_REGION: &str = "us-east-1";
+
+/// The repository root, for `.venv` and `tools/`.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running emulator.
+pub struct Emulator {
+    child: Child,
+    // Held open: the server exits when this pipe closes, so it never outlives the test.
+    _stdin: ChildStdin,
+    port: u16,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What `Emulator::vendor` provisioned: our identity and settings.
+pub struct Vendor {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub principal_arn: String,
+}
+
+/// One customer's role and bucket.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub account: String,
+    pub region: String,
+    pub bucket: String,
+    pub role_name: String,
+}
+
+impl Customer {
+    pub fn role_arn(&self) -> String {
+        format!("arn:aws:iam::{}:role/{}", self.account, self.role_name)
+    }
+}
+
+/// How a customer set up their side, right or wrong.
+#[derive(Debug, Clone)]
+pub struct CustomerSpec<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub bucket: &'a str,
+    pub role_name: &'a str,
+    /// `None`: a trust policy without the External ID condition.
+    pub external_id: Option<&'a ExternalId>,
+    /// The folder the role may write to; `None` for the whole bucket.
+    pub folder: Option<&'a str>,
+    /// Whether the role gets its PutObject policy at all.
+    pub allow_put: bool,
+}
+
+impl Emulator {
+    /// Starts the emulator and waits for its `READY <port>` line.
+    pub fn start() -> Self {
+        let root = repo_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run `make venv` (or `make test`) first",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(root.join("tools/emulator/server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the emulator");
+        let stdin = child.stdin.take().expect("emulator stdin");
+        let stdout = child.stdout.take().expect("emulator stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the emulator's READY line");
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the emulator did not start: {line:?}"));
+        Self {
+            child,
+            _stdin: stdin,
+            port,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain HTTP/1.1 exchange on loopback; enough for the harness's own API.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send to the emulator");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read from the emulator");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("an HTTP status line");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Runs boto3 calls as `account` with the emulator's auth off (set-up only).
+    pub fn aws(&self, account: &str, region: &str, calls: Value) -> Value {
+        let request = json!({ "account": account, "region": region, "calls": calls });
+        let (status, body) = self.http("POST", "/_sm/aws", &request.to_string());
+        assert_eq!(status, 200, "fixture calls failed: {body}");
+        serde_json::from_str::<Value>(&body).expect("fixture JSON")["results"].take()
+    }
+
+    /// Every request the emulator saw, with headers and STS parameters.
+    pub fn requests(&self) -> Vec<Value> {
+        let (_, body) = self.http("GET", "/_sm/requests", "");
+        serde_json::from_str(&body).expect("recorded requests JSON")
+    }
+
+    pub fn clear_requests(&self) {
+        self.http("DELETE", "/_sm/requests", "");
+    }
+
+    /// Replaces the fault-injection rules (see tools/emulator/server.py).
+    pub fn set_faults(&self, faults: Value) {
+        let (status, body) = self.http("POST", "/_sm/faults", &faults.to_string());
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Our identity: an IAM user that may assume prefixed roles and use the
+    /// control and staging buckets, and those buckets.
+    pub fn vendor(&self) -> Vendor {
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                { "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": ["arn:aws:iam::*:role/stored-messages*", "arn:aws:iam::*:role/*/stored-messages*"] },
+                { "Effect": "Allow", "Action": "s3:*", "Resource": [
+                    format!("arn:aws:s3:::{CONTROL_BUCKET}"), format!("arn:aws:s3:::{CONTROL_BUCKET}/*"),
+                    format!("arn:aws:s3:::{STAGING_BUCKET}"), format!("arn:aws:s3:::{STAGING_BUCKET}/*"),
+                ] },
+            ],
+        });
+        let results = self.aws(
+            VENDOR_ACCOUNT,
+            HOME_REGION,
+            json!([
+                { "service": "iam", "op": "create_user", "args": { "UserName": VENDOR_USER } },
+                { "service": "iam", "op": "put_user_policy", "args": { "UserName": VENDOR_USER, "PolicyName": "stored-messages", "PolicyDocument": policy.to_string() } },
+                { "service": "iam", "op": "create_access_key", "args": { "UserName": VENDOR_USER } },
+                { "service": "s3", "op": "create_bucket", "args": { "Bucket": CONTROL_BUCKET } },
+                { "service": "s3", "op": "create_bucket", "args": { "Bucket": STAGING_BUCKET } },
+            ]),
+        );
+        let key = &results[2]["AccessKey"];
+        Vendor {
+            access_key_id: key["AccessKeyId"]
+                .as_str()
+                .expect("access key id")
+                .to_owned(),
+            secret_access_key: key["SecretAccessKey"].as_str().expect("secret").to_owned(),
+            principal_arn: format!("arn:aws:iam::{VENDOR_ACCOUNT}:user/{VENDOR_USER}"),
+        }
+    }
+
+    /// A customer account's bucket and role, set up as `spec` says.
+    pub fn customer(&self, vendor: &Vendor, spec: &CustomerSpec<'_>) -> Customer {
+        let trust = match spec.external_id {
+            Some(external_id) => crate::policy::trust_policy(&vendor.principal_arn, external_id),
+            None => json!({
+                "Version": "2012-10-17",
+                "Statement": [{ "Effect": "Allow", "Principal": { "AWS": vendor.principal_arn }, "Action": "sts:AssumeRole" }],
+            }),
+        };
+        let mut bucket_args = json!({ "Bucket": spec.bucket });
+        if spec.region != "us-east-1" {
+            bucket_args["CreateBucketConfiguration"] = json!({ "LocationConstraint": spec.region });
+        }
+        self.aws(
+            spec.account,
+            spec.region,
+            json!([
+                { "service": "s3", "op": "create_bucket", "args": bucket_args },
+                { "service": "iam", "op": "create_role", "args": { "RoleName": spec.role_name, "AssumeRolePolicyDocument": trust.to_string() } },
+            ]),
+        );
+        let customer = Customer {
+            account: spec.account.to_owned(),
+            region: spec.region.to_owned(),
+            bucket: spec.bucket.to_owned(),
+            role_name: spec.role_name.to_owned(),
+        };
+        if spec.allow_put {
+            self.allow_put(&customer, spec.folder);
+        }
+        customer
+    }
+
+    /// Grants the customer role its write policy (again).
+    pub fn allow_put(&self, customer: &Customer, folder: Option<&str>) {
+        let policy =
+            crate::policy::permissions_policy(Partition::Aws, &customer.bucket, folder, None);
+        self.aws(
+            &customer.account,
+            &customer.region,
+            json!([{ "service": "iam", "op": "put_role_policy", "args": {
+                "RoleName": customer.role_name, "PolicyName": "stored-messages-write", "PolicyDocument": policy.to_string(),
+            } }]),
+        );
+    }
+
+    /// Revokes the customer role's write policy.
+    pub fn revoke_put(&self, customer: &Customer) {
+        self.aws(
+            &customer.account,
+            &customer.region,
+            json!([{ "service": "iam", "op": "delete_role_policy", "args": {
+                "RoleName": customer.role_name, "PolicyName": "stored-messages-write",
+            } }]),
+        );
+    }
+
+    /// Every object in a customer bucket: key, headers and raw bytes.
+    pub fn objects(&self, customer: &Customer, prefix: &str) -> Vec<StoredObject> {
+        self.bucket_objects(
+            &customer.account,
+            &customer.region,
+            &customer.bucket,
+            prefix,
+        )
+    }
+
+    pub fn bucket_objects(
+        &self,
+        account: &str,
+        region: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Vec<StoredObject> {
+        let listed = self.aws(
+            account,
+            region,
+            json!([{ "service": "s3", "op": "list_objects_v2", "args": { "Bucket": bucket, "Prefix": prefix, "MaxKeys": 100000 } }]),
+        );
+        let keys: Vec<String> = listed[0]["Contents"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|o| o["Key"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        keys.chunks(200)
+            .flat_map(|chunk| {
+                let calls: Vec<Value> = chunk
+                    .iter()
+                    .map(|key| json!({ "service": "s3", "op": "get_object", "args": { "Bucket": bucket, "Key": key } }))
+                    .collect();
+                let got = self.aws(account, region, Value::Array(calls));
+                chunk
+                    .iter()
+                    .zip(got.as_array().cloned().unwrap_or_default())
+                    .map(|(key, object)| StoredObject {
+                        key: key.clone(),
+                        content_type: object["ContentType"].as_str().map(str::to_owned),
+                        content_encoding: object["ContentEncoding"].as_str().map(str::to_owned),
+                        body: object["Body"]
+                            .as_str()
+                            .and_then(|b| aws_smithy_types::base64::decode(b).ok())
+                            .unwrap_or_default(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// An SDK configuration signed as our vendor identity, pointed here.
+    pub async fn sdk_config(&self, vendor: &Vendor) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(HOME_REGION))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(
+                &vendor.access_key_id,
+                &vendor.secret_access_key,
+                None,
+                None,
+                "emulator",
+            ))
+            .load()
+            .await
+    }
+
+    /// Settings as the functions would read them under emulation.
+    pub fn settings(&self, vendor: &Vendor) -> Settings {
+        Settings {
+            control_bucket: CONTROL_BUCKET.to_owned(),
+            role_name_prefix: "stored-messages".to_owned(),
+            vendor_principal_arn: Some(vendor.principal_arn.clone()),
+            session_duration: Duration::from_secs(3600),
+            max_in_flight: 16,
+            endpoint_override: Some(self.endpoint()),
+        }
+    }
+}
+
+/// An object read back from a bucket, body as stored (still gzipped).
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub key: String,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl StoredObject {
+    /// The archived JSON document, gunzipped when stored compressed.
+    pub fn json(&self) -> Value {
+        let bytes = if self.content_encoding.as_deref() == Some("gzip") {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&self.body[..])
+                .read_to_end(&mut out)
+                .expect("gzip body");
+            out
+        } else {
+            self.body.clone()
+        };
+        serde_json::from_slice(&bytes).expect("JSON body")
+    }
+}
