@@ -4,9 +4,11 @@
 //! The modules are the nouns of the domain; the Lambda functions in
 //! `functions/` only translate events into calls to [`archive`] and friends.
 
+pub mod api;
 pub mod archive;
 pub mod arn;
 mod cache;
+pub mod checks;
 pub mod config;
 pub mod credentials;
 pub mod destination;
@@ -17,6 +19,7 @@ pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod request;
+pub mod setup;
 pub mod writer;
 
 #[cfg(feature = "emulator")]

@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`.
+# Everything they need is installed into .venv from PyPI (moto, cargo-lambda).
+
+VENV := .venv
+PY := $(VENV)/bin/python
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: venv test unit lint emulator-test demo clean-demo
+
+$(VENV)/.installed: tools/requirements.txt $(wildcard infra/requirements.txt)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt $(if $(wildcard infra/requirements.txt),-r infra/requirements.txt)
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Every test: style, lints, the emulator's own tests, unit, SDK-mock and emulator tests.
+test: venv lint emulator-test
+	cargo test --workspace --all-targets --locked
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+emulator-test: venv
+	$(PY) -m unittest discover -s tools/emulator -p 'test_*.py'
+
+## The whole flow on a laptop: emulator, customer role and bucket, destination
+## registered through validate-destination, samples archived through
+## archive-message under `cargo lambda watch`.
+demo: venv
+	$(PY) tools/demo.py
