@@ -30,4 +30,4 @@ emulator-test: venv
 ## registered through validate-destination, samples archived through
 ## archive-message under `cargo lambda watch`.
 demo: venv
-	$(PY) tools/demo.py
+	cargo run --quiet --locked -p stored-messages --features emulator --example demo

@@ -115,7 +115,7 @@ pub fn static_checks(
             .map_err(|e| problems.push(e.to_string()))
             .ok(),
         None => {
-            if !body.get("project_id").is_some_and(|v| !v.is_null()) {
+            if body.get("project_id").is_none_or(Value::is_null) {
                 problems.push("project_id is required".into());
             }
             None

@@ -85,17 +85,32 @@ impl Settings {
     /// environment, one HTTP client shared by every client built from it, and
     /// timeouts so a stalled bucket cannot hold a whole batch.
     pub async fn sdk_config(&self) -> SdkConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        );
+        self.sdk_loader().load().await
+    }
+
+    /// [`Settings::sdk_config`] before loading, for callers (the emulator
+    /// harness) that bring their own credentials and region.
+    pub fn sdk_loader(&self) -> aws_config::ConfigLoader {
+        // Left unset, every service client (one per customer role) would build
+        // its own connector and TLS pool; one shared client keeps connections warm.
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(10))
+                    .operation_timeout(Duration::from_secs(30))
+                    .build(),
+            );
         if let Some(url) = &self.endpoint_override {
             loader = loader.endpoint_url(url);
         }
-        loader.load().await
+        loader
     }
 
     /// Our own S3 client (control and staging buckets).

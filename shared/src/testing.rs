@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use serde_json::{json, Value};
 
@@ -324,9 +324,9 @@ impl Emulator {
 
     /// An SDK configuration signed as our vendor identity, pointed here.
     pub async fn sdk_config(&self, vendor: &Vendor) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        self.settings(vendor)
+            .sdk_loader()
             .region(aws_config::Region::new(HOME_REGION))
-            .endpoint_url(self.endpoint())
             .credentials_provider(Credentials::new(
                 &vendor.access_key_id,
                 &vendor.secret_access_key,
