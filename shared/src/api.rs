@@ -148,8 +148,10 @@ pub struct Api {
 
 impl Api {
     pub fn new(settings: &Settings, sdk: &aws_config::SdkConfig) -> Self {
-        let mut anonymous_s3 = settings.s3_config(sdk);
-        anonymous_s3.set_credentials_provider(None);
+        // The `not_public` probe must be unsigned: a client without any credentials.
+        let mut anonymous = sdk.to_builder();
+        anonymous.set_credentials_provider(None);
+        let anonymous_s3 = settings.s3_config(&anonymous.build());
         Self {
             registry: Registry::new(settings.s3_client(sdk), &settings.control_bucket),
             sts: aws_sdk_sts::Client::new(sdk),

@@ -375,7 +375,8 @@ class Enforcer:
             key = None
         if key is None:
             return s3_error(404, "NoSuchKey", "The specified key does not exist.")
-        return 200, {"Content-Type": key.content_type or "application/octet-stream"}, key.value
+        content_type = key.metadata.get("Content-Type", "application/octet-stream") if hasattr(key, "metadata") else "application/octet-stream"
+        return 200, {"Content-Type": content_type}, key.value
 
     # ---- the harness's own API ---------------------------------------------
     def internal(self, request):

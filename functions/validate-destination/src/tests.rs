@@ -345,7 +345,11 @@ async fn each_live_failure_answers_the_contract_code() {
                 "{}: {}",
                 customer.role_name, answer.body
             );
-            assert_eq!(answer.body["valid"], false);
+            assert_eq!(
+                answer.body["valid"], false,
+                "{}: {}",
+                customer.role_name, answer.body
+            );
             assert_eq!(
                 failed_code(&answer),
                 vec![(name.to_owned(), code.to_owned())],
