@@ -6,10 +6,10 @@
 //! through validate-destination, archives the sample SQS events through
 //! archive-message, and prints what landed.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stored_messages::credentials::ExternalId;
@@ -37,12 +37,29 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Waits until `cargo lambda watch` accepts connections (it compiles first).
+fn wait_for_port(port: u16, watch: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = watch.try_wait() {
+            panic!("cargo lambda watch exited ({status}); see target/demo/watch.log");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not start; see target/demo/watch.log"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn invoke(port: u16, function: &str, event: &Path) -> Value {
     let output = Command::new("cargo")
         .args([
             "lambda",
             "invoke",
             function,
+            "--invoke-address",
+            "127.0.0.1",
             "--invoke-port",
             &port.to_string(),
             "--output-format",
@@ -95,6 +112,7 @@ fn main() {
     .expect("write the watch env file");
 
     let port = free_port();
+    let log = std::fs::File::create(work.join("watch.log")).expect("target/demo/watch.log");
     println!(
         "==> starting cargo lambda watch on 127.0.0.1:{port} (functions build on first invoke)"
     );
@@ -103,32 +121,20 @@ fn main() {
         .args([
             "lambda",
             "watch",
-            "--only-lambda-apis",
-            "-a",
+            "--invoke-address",
             "127.0.0.1",
-            "-p",
+            "--invoke-port",
             &port.to_string(),
             "--env-file",
         ])
         .arg(&env_file)
         .current_dir(&root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::from(log.try_clone().expect("watch.log")))
+        .stderr(Stdio::from(log));
     std::os::unix::process::CommandExt::process_group(&mut watch, 0);
-    let mut child = watch.spawn().expect("start cargo lambda watch");
-    let stderr = child.stderr.take().expect("watch stderr");
-    let _watch = Watch(child);
-    // Follow watch's log to a file so a failed build can be read afterwards.
-    let log_path = work.join("watch.log");
-    std::thread::spawn(move || {
-        let mut log = std::fs::File::create(log_path).expect("watch.log");
-        let mut reader = BufReader::new(stderr);
-        let mut line = String::new();
-        while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-            let _ = std::io::Write::write_all(&mut log, line.as_bytes());
-            line.clear();
-        }
-    });
+    let child = watch.spawn().expect("start cargo lambda watch");
+    let mut watch = Watch(child);
+    wait_for_port(port, &mut watch.0);
 
     println!("==> GET /v1/setup through validate-destination");
     let setup = api_body(&invoke(
