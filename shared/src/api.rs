@@ -148,15 +148,12 @@ pub struct Api {
 
 impl Api {
     pub fn new(settings: &Settings, sdk: &aws_config::SdkConfig) -> Self {
-        // The `not_public` probe must be unsigned: a client without any credentials.
-        let mut anonymous = sdk.to_builder();
-        anonymous.set_credentials_provider(None);
-        let anonymous_s3 = settings.s3_config(&anonymous.build());
         Self {
             registry: Registry::new(settings.s3_client(sdk), &settings.control_bucket),
             sts: aws_sdk_sts::Client::new(sdk),
             s3_config: settings.s3_config(sdk),
-            anonymous_s3: anonymous_s3.allow_no_auth(),
+            // The `not_public` probe must be unsigned.
+            anonymous_s3: settings.anonymous_s3_config(sdk),
             settings: settings.clone(),
         }
     }

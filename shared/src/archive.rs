@@ -40,6 +40,8 @@ pub struct BatchReport {
     pub messages_archived: u64,
     pub objects_written: u64,
     pub already_present: u64,
+    /// Objects held in the control bucket for a broken destination.
+    pub parked: u64,
     pub quarantined: u64,
     pub no_destination: u64,
     pub sts_calls: u64,
@@ -52,6 +54,7 @@ struct RecordReport {
     archived: bool,
     written: u64,
     already_present: u64,
+    parked: u64,
     quarantined: bool,
     no_destination: bool,
     failures: Vec<FailureCode>,
@@ -64,6 +67,14 @@ impl RecordReport {
             ..Self::default()
         }
     }
+}
+
+/// How one write to one destination ended.
+enum Outcome {
+    Written,
+    AlreadyPresent,
+    /// The destination is broken; the object waits in `parked/`.
+    Parked(FailureCode),
 }
 
 /// The archive service of one Lambda container.
@@ -114,6 +125,7 @@ impl Archiver {
             batch.messages_archived += u64::from(report.archived);
             batch.objects_written += report.written;
             batch.already_present += report.already_present;
+            batch.parked += report.parked;
             batch.quarantined += u64::from(report.quarantined);
             batch.no_destination += u64::from(report.no_destination);
             for code in report.failures {
@@ -205,8 +217,13 @@ impl Archiver {
             let mut report = RecordReport { archived: true, ..RecordReport::default() };
             for result in join_all(writes).await {
                 match result {
-                    Ok(Written::Created) => report.written += 1,
-                    Ok(Written::AlreadyPresent) => report.already_present += 1,
+                    Ok(Outcome::Written) => report.written += 1,
+                    Ok(Outcome::AlreadyPresent) => report.already_present += 1,
+                    Ok(Outcome::Parked(code)) => {
+                        report.archived = false;
+                        report.parked += 1;
+                        report.failures.push(code);
+                    }
                     Err(code) => {
                         report.archived = false;
                         report.retry = true;
@@ -227,7 +244,7 @@ impl Archiver {
         external_id: &ExternalId,
         body: Option<&Encoded>,
         permits: &Semaphore,
-    ) -> Result<Written, FailureCode> {
+    ) -> Result<Outcome, FailureCode> {
         let Some(body) = body else {
             return Err(FailureCode::PutObjectFailed);
         };
@@ -240,20 +257,33 @@ impl Archiver {
             encryption: &destination.encryption,
             write_once: true,
         };
-        let result = {
-            let _permit = permits.acquire().await;
-            put(&session, target, body).await
+        let _permit = permits.acquire().await;
+        let err = match put(&session, target, body).await {
+            Ok(Written::Created) => return Ok(Outcome::Written),
+            Ok(Written::AlreadyPresent) => return Ok(Outcome::AlreadyPresent),
+            Err(err) => err,
         };
-        result.map_err(|err| {
-            warn!(
-                destination_id = %destination.id,
-                code = %err.code,
-                retryable = err.retryable,
-                error = %err.message,
-                "write failed; record will be retried"
-            );
-            err.code
-        })
+        if err.retryable {
+            warn!(destination_id = %destination.id, code = %err.code, error = %err.message, "write failed; record will be retried");
+            return Err(err.code);
+        }
+        // Retrying soon will not fix a denied role or a missing bucket: hold the
+        // object in our bucket until a health check sees the destination recover,
+        // instead of letting SQS retry the record into the dead-letter queue.
+        match self
+            .registry
+            .park(destination, &key, body.body.clone(), body.content_encoding)
+            .await
+        {
+            Ok(()) => {
+                warn!(destination_id = %destination.id, code = %err.code, error = %err.message, "destination broken; object parked for replay");
+                Ok(Outcome::Parked(err.code))
+            }
+            Err(park_err) => {
+                warn!(destination_id = %destination.id, code = %err.code, error = %park_err, "destination broken and parking failed; record will be retried");
+                Err(err.code)
+            }
+        }
     }
 
     async fn quarantine(
@@ -307,6 +337,7 @@ impl BatchReport {
             ("MessagesArchived", self.messages_archived),
             ("ObjectsWritten", self.objects_written),
             ("AlreadyPresent", self.already_present),
+            ("Parked", self.parked),
             ("Quarantined", self.quarantined),
             ("NoDestination", self.no_destination),
             ("RecordsRetried", self.retry.len() as u64),

@@ -44,7 +44,7 @@ impl Check {
         }
     }
 
-    fn fail(
+    pub(crate) fn fail(
         name: &'static str,
         code: &'static str,
         message: impl Into<String>,

@@ -34,6 +34,8 @@ pub struct Settings {
     /// Set only for local emulation; then every service is reached there and
     /// S3 is addressed path-style.
     pub endpoint_override: Option<String>,
+    /// How check-destinations bounds a run.
+    pub health: crate::health::HealthSettings,
 }
 
 impl Settings {
@@ -71,7 +73,20 @@ impl Settings {
             }
             Some(_) => return Err(ConfigError::EndpointOverrideRefused),
         };
+        let health = crate::health::HealthSettings {
+            concurrency: number(&get, "HEALTH_CHECK_CONCURRENCY", 16, 1..=256)?,
+            per_destination_timeout: Duration::from_secs(number(
+                &get,
+                "HEALTH_CHECK_TIMEOUT_SECONDS",
+                10,
+                1..=300,
+            )? as u64),
+            parked_retention: Duration::from_secs(
+                number(&get, "PARKED_RETENTION_DAYS", 30, 1..=3650)? as u64 * 86_400,
+            ),
+        };
         Ok(Self {
+            health,
             control_bucket,
             role_name_prefix,
             vendor_principal_arn: get("VENDOR_PRINCIPAL_ARN"),
@@ -111,6 +126,13 @@ impl Settings {
             loader = loader.endpoint_url(url);
         }
         loader
+    }
+
+    /// An S3 client configuration without credentials, for unsigned probes.
+    pub fn anonymous_s3_config(&self, sdk: &SdkConfig) -> aws_sdk_s3::config::Builder {
+        let mut anonymous = sdk.to_builder();
+        anonymous.set_credentials_provider(None);
+        self.s3_config(&anonymous.build()).allow_no_auth()
     }
 
     /// Our own S3 client (control and staging buckets).

@@ -245,6 +245,16 @@ pub enum Status {
     Disabled,
 }
 
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Failing => "failing",
+            Status::Disabled => "disabled",
+        }
+    }
+}
+
 /// The code and text of the last failed check, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthError {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod credentials;
 pub mod destination;
 pub mod failure;
+pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod metrics;

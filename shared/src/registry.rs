@@ -22,6 +22,8 @@ pub enum RegistryError {
     AlreadyExists,
     #[error("no such record")]
     NotFound,
+    #[error("the record changed since it was read")]
+    Conflict,
     #[error("could not generate a secret: {0}")]
     Random(String),
 }
@@ -44,6 +46,26 @@ where
             RegistryError::Unavailable("request could not be built".to_owned())
         }
     }
+}
+
+/// Conditional writes: how the registry stays race-safe without locks.
+#[derive(Clone, Copy)]
+enum Condition<'a> {
+    None,
+    /// `If-None-Match: *`: create, never overwrite.
+    Absent,
+    /// `If-Match: etag`: replace only what we read.
+    Unchanged(&'a str),
+}
+
+/// An object held for a broken destination, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedObject {
+    /// The control-bucket key.
+    pub parked_key: String,
+    /// The key it will have in the customer bucket.
+    pub object_key: String,
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -100,16 +122,34 @@ impl Registry {
         body: Vec<u8>,
         create_only: bool,
     ) -> Result<(), RegistryError> {
+        let condition = if create_only {
+            Condition::Absent
+        } else {
+            Condition::None
+        };
+        self.put(key, Bytes::from(body), None, condition).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_encoding: Option<&str>,
+        condition: Condition<'_>,
+    ) -> Result<(), RegistryError> {
         let mut request = self
             .s3
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/json")
+            .set_content_encoding(content_encoding.map(str::to_owned))
             .body(ByteStream::from(body));
-        if create_only {
-            request = request.if_none_match("*");
-        }
+        request = match condition {
+            Condition::None => request,
+            Condition::Absent => request.if_none_match("*"),
+            Condition::Unchanged(etag) => request.if_match(etag),
+        };
         match request.send().await {
             Ok(_) => Ok(()),
             Err(err)
@@ -117,7 +157,10 @@ impl Registry {
                     .raw_response()
                     .is_some_and(|r| r.status().as_u16() == 412) =>
             {
-                Err(RegistryError::AlreadyExists)
+                match condition {
+                    Condition::Unchanged(_) => Err(RegistryError::Conflict),
+                    _ => Err(RegistryError::AlreadyExists),
+                }
             }
             Err(err) => Err(unavailable(&err)),
         }
@@ -158,6 +201,18 @@ impl Registry {
     }
 
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {
+        Ok(self
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, Option<DateTime<Utc>>)>, RegistryError> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
@@ -170,11 +225,12 @@ impl Registry {
                 .send()
                 .await
                 .map_err(|e| unavailable(&e))?;
-            keys.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
+            keys.extend(out.contents().iter().filter_map(|o| {
+                let modified = o
+                    .last_modified()
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+                o.key().map(|k| (k.to_owned(), modified))
+            }));
             token = out.next_continuation_token().map(str::to_owned);
             if token.is_none() {
                 return Ok(keys);
@@ -208,6 +264,139 @@ impl Registry {
     ) -> Result<Vec<Destination>, RegistryError> {
         self.destinations_under(&format!("destinations/{org}/{project}/"))
             .await
+    }
+
+    /// Every destination of every org: the health check's work list.
+    pub async fn all_destinations(&self) -> Result<Vec<Destination>, RegistryError> {
+        self.destinations_under("destinations/").await
+    }
+
+    /// A destination and the ETag to replace it with, or None once deleted.
+    pub async fn destination_for_update(
+        &self,
+        current: &Destination,
+    ) -> Result<Option<(Destination, String)>, RegistryError> {
+        let key = Self::destination_key(current);
+        let out = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None)
+            }
+            Err(err) => return Err(unavailable(&err)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|_| RegistryError::Unavailable("the object could not be read".to_owned()))?
+            .into_bytes();
+        let destination: Destination =
+            serde_json::from_slice(&bytes).map_err(|_| RegistryError::Corrupt(key.clone()))?;
+        Ok(Some((destination, etag)))
+    }
+
+    /// Replaces a destination only if nobody changed it since `etag` was read.
+    pub async fn replace_destination(
+        &self,
+        destination: &Destination,
+        etag: &str,
+    ) -> Result<(), RegistryError> {
+        let body =
+            serde_json::to_vec(destination).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        self.put(
+            &Self::destination_key(destination),
+            Bytes::from(body),
+            None,
+            Condition::Unchanged(etag),
+        )
+        .await
+    }
+
+    fn parked_prefix(destination: &Destination) -> String {
+        format!("parked/{}/{}/", destination.org_id, destination.id)
+    }
+
+    /// Holds an object for a broken destination: the exact body and key it
+    /// would have had, so a replay writes what the customer would have got.
+    pub async fn park(
+        &self,
+        destination: &Destination,
+        object_key: &str,
+        body: Bytes,
+        content_encoding: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let key = format!("{}{object_key}", Self::parked_prefix(destination));
+        self.put(&key, body, content_encoding, Condition::None)
+            .await
+    }
+
+    /// The objects parked for a destination, oldest key order as S3 lists them.
+    pub async fn parked(
+        &self,
+        destination: &Destination,
+    ) -> Result<Vec<ParkedObject>, RegistryError> {
+        let prefix = Self::parked_prefix(destination);
+        Ok(self
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|(parked_key, last_modified)| {
+                let object_key = parked_key.strip_prefix(&prefix)?.to_owned();
+                Some(ParkedObject {
+                    parked_key,
+                    object_key,
+                    last_modified,
+                })
+            })
+            .collect())
+    }
+
+    /// A parked object's bytes and `Content-Encoding`, or None once gone.
+    pub async fn read_parked(
+        &self,
+        parked: &ParkedObject,
+    ) -> Result<Option<(Bytes, Option<String>)>, RegistryError> {
+        let out = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&parked.parked_key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None)
+            }
+            Err(err) => return Err(unavailable(&err)),
+        };
+        let encoding = out.content_encoding().map(str::to_owned);
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|_| RegistryError::Unavailable("the object could not be read".to_owned()))?
+            .into_bytes();
+        Ok(Some((bytes, encoding)))
+    }
+
+    pub async fn delete_parked(&self, parked: &ParkedObject) -> Result<(), RegistryError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&parked.parked_key)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
     }
 
     /// Every destination of one org.

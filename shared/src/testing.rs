@@ -347,7 +347,37 @@ impl Emulator {
             session_duration: Duration::from_secs(3600),
             max_in_flight: 16,
             endpoint_override: Some(self.endpoint()),
+            health: crate::health::HealthSettings::default(),
         }
+    }
+}
+
+/// A registry record for `customer`'s bucket, as the API would save it.
+pub fn destination(
+    customer: &Customer,
+    org: &str,
+    project: &str,
+) -> crate::destination::Destination {
+    use crate::destination::*;
+    let role_arn = crate::arn::RoleArn::parse(&customer.role_arn()).expect("a role ARN");
+    Destination {
+        id: DestinationId::generate().expect("randomness"),
+        org_id: crate::ids::OrgId::parse(org).expect("an org id"),
+        project_id: crate::ids::ProjectId::parse(project).expect("a project id"),
+        account_id: role_arn.account().clone(),
+        role_arn,
+        role_session_name: SessionName::default(),
+        region: Region::parse(&customer.region).expect("a region"),
+        bucket: BucketName::parse(&customer.bucket).expect("a bucket"),
+        folder_path: None,
+        channels: crate::ids::Channel::ALL.to_vec(),
+        layout: Layout::ByRecipient,
+        compression: Compression::Gzip,
+        encryption: Encryption::BucketDefault,
+        bucket_private_confirmed: true,
+        created_at: chrono::Utc::now(),
+        status: Status::Active,
+        health: Health::default(),
     }
 }
 

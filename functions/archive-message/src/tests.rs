@@ -12,11 +12,11 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use stored_messages::archive::Archiver;
-use stored_messages::arn::{KmsKeyArn, RoleArn};
+use stored_messages::arn::KmsKeyArn;
 use stored_messages::config::Settings;
 use stored_messages::credentials::ExternalId;
 use stored_messages::destination::*;
-use stored_messages::ids::{Channel, OrgId, ProjectId};
+use stored_messages::ids::OrgId;
 use stored_messages::registry::Registry;
 use stored_messages::testing::{
     Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET, VENDOR_ACCOUNT,
@@ -77,26 +77,7 @@ impl World {
         project: &str,
         shape: impl FnOnce(&mut Destination),
     ) -> Destination {
-        let role_arn = RoleArn::parse(&customer.role_arn()).unwrap();
-        let mut destination = Destination {
-            id: DestinationId::generate().unwrap(),
-            org_id: OrgId::parse(ORG).unwrap(),
-            project_id: ProjectId::parse(project).unwrap(),
-            account_id: role_arn.account().clone(),
-            role_arn,
-            role_session_name: SessionName::default(),
-            region: Region::parse(&customer.region).unwrap(),
-            bucket: BucketName::parse(&customer.bucket).unwrap(),
-            folder_path: None,
-            channels: Channel::ALL.to_vec(),
-            layout: Layout::ByRecipient,
-            compression: Compression::Gzip,
-            encryption: Encryption::BucketDefault,
-            bucket_private_confirmed: true,
-            created_at: Utc::now(),
-            status: Status::Active,
-            health: Health::default(),
-        };
+        let mut destination = stored_messages::testing::destination(customer, ORG, project);
         shape(&mut destination);
         self.registry
             .create_destination(&destination)
@@ -461,13 +442,19 @@ async fn a_large_batch_over_three_destinations_lands_whole_with_one_sts_call_eac
 }
 
 #[tokio::test]
-async fn a_denying_destination_fails_only_its_own_messages() {
+async fn a_broken_destination_parks_its_messages_and_a_flaky_one_retries_only_its_own() {
     let w = world().await;
     let healthy = w.customer(
         "111122223333",
         "eu-west-1",
         "acme-healthy",
         "stored-messages-healthy",
+    );
+    let flaky = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-flaky",
+        "stored-messages-flaky",
     );
     let wrong_id = ExternalId::generate().unwrap();
     let denying = w.emulator.customer(
@@ -483,15 +470,20 @@ async fn a_denying_destination_fails_only_its_own_messages() {
         },
     );
     w.register(&healthy, "good", |_| {}).await;
-    w.register(&denying, "bad", |_| {}).await;
+    w.register(&flaky, "flaky", |_| {}).await;
+    let broken = w.register(&denying, "bad", |_| {}).await;
+    // S3 keeps answering 503 for the flaky bucket: retryable, so SQS retries.
+    w.emulator.set_faults(json!({ "seed": 1, "rules": [
+        { "service": "s3", "method": "PUT", "path_prefix": "/acme-flaky/", "action": "status", "status": 503, "code": "SlowDown", "message": "injected" }
+    ] }));
     let archiver = w.archiver();
 
+    let project = |i: usize| ["good", "bad", "flaky", "good"][i % 4];
     let records: Vec<(String, String)> = (0..20)
         .map(|i| {
-            let project = if i % 4 == 0 { "bad" } else { "good" };
             (
                 format!("sqs-{i}"),
-                message(project, &format!("m{i}"), "email", i).to_string(),
+                message(project(i), &format!("m{i}"), "email", i).to_string(),
             )
         })
         .collect();
@@ -499,12 +491,30 @@ async fn a_denying_destination_fails_only_its_own_messages() {
         .await
         .unwrap();
     let expected: Vec<String> = (0..20)
-        .filter(|i| i % 4 == 0)
+        .filter(|i| project(*i) == "flaky")
         .map(|i| format!("sqs-{i}"))
         .collect();
-    assert_eq!(failures(&response), expected);
-    assert_eq!(w.emulator.objects(&healthy, "").len(), 15);
+    assert_eq!(
+        failures(&response),
+        expected,
+        "only the transiently failing records are retried"
+    );
+    assert_eq!(w.emulator.objects(&healthy, "").len(), 10);
     assert_eq!(w.emulator.objects(&denying, "").len(), 0);
+    let parked = w.emulator.bucket_objects(
+        VENDOR_ACCOUNT,
+        "us-east-1",
+        CONTROL_BUCKET,
+        &format!("parked/{ORG}/{}/", broken.id),
+    );
+    assert_eq!(
+        parked.len(),
+        5,
+        "the broken destination's messages wait in parked/"
+    );
+    assert!(parked
+        .iter()
+        .all(|o| o.key.ends_with(".json.gz") && o.json()["project_id"] == "bad"));
     let denied_calls = w
         .assume_role_calls()
         .into_iter()
@@ -550,11 +560,22 @@ async fn a_bucket_owned_by_another_account_is_never_written() {
     let response = handler::handle(&w.archiver(), sqs_event(&records))
         .await
         .unwrap();
-    assert_eq!(failures(&response), vec!["sqs-1".to_owned()]);
+    assert!(
+        failures(&response).is_empty(),
+        "parked, not retried into the DLQ"
+    );
     assert!(w
         .emulator
         .bucket_objects("777788889999", "eu-west-1", "victim-bucket", "")
         .is_empty());
+    let parked = w
+        .emulator
+        .bucket_objects(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, "parked/");
+    assert_eq!(
+        parked.len(),
+        1,
+        "held in our bucket, never written to theirs"
+    );
     let puts = w.puts_to("victim-bucket");
     assert!(!puts.is_empty());
     assert!(puts.iter().all(
@@ -753,10 +774,9 @@ async fn no_log_line_or_metric_carries_a_recipient_or_a_body() {
     let response = handler::handle(&archiver, sqs_event(&records))
         .await
         .unwrap();
-    assert_eq!(
-        failures(&response),
-        vec!["sqs-1".to_owned()],
-        "the denied destination fails the message"
+    assert!(
+        failures(&response).is_empty(),
+        "the denied destination's copy is parked"
     );
     drop(_guard);
 

@@ -1,1 +1,19 @@
-fn main() {}
+//! check-destinations: the scheduled credential health check of every
+//! destination, and the replay of what was parked while one was broken.
+//! Wiring only; see `handler`.
+
+use lambda_runtime::{run, service_fn, tracing, Error};
+use stored_messages::config::Settings;
+
+mod handler;
+#[cfg(test)]
+mod tests;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let settings = Settings::from_env()?;
+    let sdk = settings.sdk_config().await;
+    let checker = handler::checker(&settings, &sdk);
+    run(service_fn(|event| handler::handle(&checker, event))).await
+}

@@ -1,0 +1,64 @@
+//! EventBridge scheduled event in, a run summary out.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::{json, Value};
+use stored_messages::config::Settings;
+use stored_messages::credentials::RoleSessions;
+use stored_messages::health::HealthChecker;
+use stored_messages::registry::Registry;
+
+/// Replays stop this long before the Lambda deadline, so the run always
+/// finishes and records what it learned.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+pub fn checker(settings: &Settings, sdk: &aws_config::SdkConfig) -> HealthChecker {
+    let sts = aws_sdk_sts::Client::new(sdk);
+    HealthChecker::new(
+        Registry::new(settings.s3_client(sdk), &settings.control_bucket),
+        RoleSessions::new(
+            sts.clone(),
+            settings.s3_config(sdk),
+            settings.session_duration,
+        ),
+        sts,
+        settings.anonymous_s3_config(sdk),
+        settings.session_duration,
+        settings.health,
+    )
+}
+
+pub async fn handle(
+    checker: &HealthChecker,
+    event: LambdaEvent<EventBridgeEvent<Value>>,
+) -> Result<Value, Error> {
+    let deadline = deadline(event.context.deadline);
+    let report = checker.run(deadline).await?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    println!("{}", report.metrics_line(now_ms));
+    Ok(json!({
+        "checked": report.checked,
+        "healthy": report.healthy,
+        "failing": report.failing,
+        "timed_out": report.timed_out,
+        "replayed": report.replayed,
+        "parked_remaining": report.parked_remaining,
+    }))
+}
+
+/// The Lambda deadline (epoch milliseconds) as an `Instant`, less a margin;
+/// a context without one (a local invoke) gets five minutes.
+fn deadline(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = match deadline_ms {
+        0 => Duration::from_secs(300),
+        ms => Duration::from_millis(ms.saturating_sub(now_ms)),
+    };
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+}

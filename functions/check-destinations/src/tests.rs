@@ -1,0 +1,367 @@
+//! The real handler on the scheduled event, against the local AWS emulator:
+//! health transitions, the no-loss path through parking and replay, and a
+//! run that finishes although some destinations hang.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+use stored_messages::archive::{Archiver, InboundRecord};
+use stored_messages::config::Settings;
+use stored_messages::credentials::{ExternalId, RoleSessions};
+use stored_messages::destination::{Destination, Status};
+use stored_messages::health::HealthChecker;
+use stored_messages::ids::OrgId;
+use stored_messages::registry::Registry;
+use stored_messages::testing::{
+    destination, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, VENDOR_ACCOUNT,
+};
+
+use crate::handler;
+
+const ORG: &str = "acme";
+
+struct World {
+    emulator: Emulator,
+    vendor: Vendor,
+    settings: Settings,
+    sdk: aws_config::SdkConfig,
+    registry: Registry,
+    external_id: ExternalId,
+}
+
+async fn world(timeout: Duration) -> World {
+    let emulator = Emulator::start();
+    let vendor = emulator.vendor();
+    let mut settings = emulator.settings(&vendor);
+    settings.health.per_destination_timeout = timeout;
+    let sdk = emulator.sdk_config(&vendor).await;
+    let registry = Registry::new(settings.s3_client(&sdk), CONTROL_BUCKET);
+    let external_id = registry
+        .ensure_external_id(&OrgId::parse(ORG).unwrap())
+        .await
+        .unwrap();
+    World {
+        emulator,
+        vendor,
+        settings,
+        sdk,
+        registry,
+        external_id,
+    }
+}
+
+impl World {
+    fn customer(&self, bucket: &str, role: &str) -> Customer {
+        self.emulator.customer(
+            &self.vendor,
+            &CustomerSpec {
+                account: "111122223333",
+                region: "eu-west-1",
+                bucket,
+                role_name: role,
+                external_id: Some(&self.external_id),
+                folder: None,
+                allow_put: true,
+            },
+        )
+    }
+
+    async fn register(&self, customer: &Customer, project: &str) -> Destination {
+        let d = destination(customer, ORG, project);
+        self.registry.create_destination(&d).await.unwrap();
+        d
+    }
+
+    fn checker(&self) -> HealthChecker {
+        handler::checker(&self.settings, &self.sdk)
+    }
+
+    async fn stored(&self, d: &Destination) -> Destination {
+        self.registry.destination(&d.org_id, &d.id).await.unwrap()
+    }
+}
+
+fn scheduled() -> LambdaEvent<EventBridgeEvent<Value>> {
+    let event =
+        serde_json::from_str(include_str!("../../../events/eventbridge-schedule.json")).unwrap();
+    LambdaEvent::new(event, Context::default())
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn revoking_and_restoring_write_access_moves_status_and_logs_each_change_once() {
+    let w = world(Duration::from_secs(10)).await;
+    let customer = w.customer("acme-health", "stored-messages-health");
+    let d = w.register(&customer, "p").await;
+    let checker = w.checker();
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let summary = handler::handle(&checker, scheduled()).await.unwrap();
+    assert_eq!(
+        (summary["checked"].as_u64(), summary["healthy"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let stored = w.stored(&d).await;
+    assert_eq!(stored.status, Status::Active);
+    assert!(stored.health.last_ok_at.is_some() && stored.health.last_checked_at.is_some());
+
+    w.emulator.revoke_put(&customer);
+    handler::handle(&checker, scheduled()).await.unwrap();
+    let stored = w.stored(&d).await;
+    assert_eq!(stored.status, Status::Failing);
+    assert_eq!(
+        stored.health.last_error.as_ref().map(|e| e.code.as_str()),
+        Some("put_object_denied")
+    );
+    assert_eq!(stored.health.consecutive_failures, 1);
+    handler::handle(&checker, scheduled()).await.unwrap();
+    assert_eq!(w.stored(&d).await.health.consecutive_failures, 2);
+
+    w.emulator.allow_put(&customer, None);
+    handler::handle(&checker, scheduled()).await.unwrap();
+    let stored = w.stored(&d).await;
+    assert_eq!(stored.status, Status::Active);
+    assert_eq!(
+        (
+            stored.health.consecutive_failures,
+            stored.health.last_error.clone()
+        ),
+        (0, None)
+    );
+    drop(_guard);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let changes: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["event"] == "destination_health_changed")
+        .collect();
+    assert_eq!(changes.len(), 2, "{logs}");
+    assert_eq!(
+        (
+            changes[0]["fields"]["from"].as_str(),
+            changes[0]["fields"]["to"].as_str()
+        ),
+        (Some("active"), Some("failing"))
+    );
+    assert_eq!(changes[0]["fields"]["code"], "put_object_denied");
+    assert_eq!(
+        (
+            changes[1]["fields"]["from"].as_str(),
+            changes[1]["fields"]["to"].as_str()
+        ),
+        (Some("failing"), Some("active"))
+    );
+    for change in &changes {
+        assert_eq!(change["fields"]["org_id"], ORG);
+        assert_eq!(change["fields"]["destination_id"], d.id.as_str());
+    }
+    // The probe was the only thing the check needed: PutObject, never List or Get.
+    let customer_calls: Vec<Value> = w
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/acme-health"))
+                && r["access_key_id"] != Value::Null
+        })
+        .filter(|r| r["access_key_id"] != w.vendor.access_key_id.as_str())
+        .collect();
+    assert!(!customer_calls.is_empty());
+    assert!(
+        customer_calls.iter().all(|r| r["method"] == "PUT"),
+        "only PutObject on the customer bucket"
+    );
+}
+
+#[tokio::test]
+async fn a_health_check_reuses_fresh_credentials() {
+    let w = world(Duration::from_secs(10)).await;
+    let customer = w.customer("acme-cached", "stored-messages-cached");
+    w.register(&customer, "p").await;
+    let checker = w.checker();
+    for _ in 0..3 {
+        handler::handle(&checker, scheduled()).await.unwrap();
+    }
+    let calls = w
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["params"]["Action"] == "AssumeRole"
+                && r["access_key_id"] == w.vendor.access_key_id.as_str()
+        })
+        .count();
+    assert_eq!(calls, 1, "three runs, one AssumeRole");
+}
+
+#[tokio::test]
+async fn nothing_is_lost_while_a_destination_is_broken() {
+    let w = world(Duration::from_secs(10)).await;
+    let customers = [
+        w.customer("acme-one", "stored-messages-one"),
+        w.customer("acme-two", "stored-messages-two"),
+        w.customer("acme-three", "stored-messages-three"),
+    ];
+    for c in &customers {
+        w.register(c, "p").await;
+    }
+    let archiver: Archiver = {
+        let registry = Registry::new(w.settings.s3_client(&w.sdk), CONTROL_BUCKET);
+        let sessions = RoleSessions::new(
+            aws_sdk_sts::Client::new(&w.sdk),
+            w.settings.s3_config(&w.sdk),
+            w.settings.session_duration,
+        );
+        Archiver::new(registry, sessions, 32)
+    };
+    let messages: Vec<(String, String)> = (0..1000)
+        .map(|i| {
+            let body = json!({
+                "version": 1, "org_id": ORG, "project_id": "p", "message_id": format!("m{i:04}"), "channel": "email",
+                "sent_at": "2026-11-23T08:00:00Z", "recipient": { "user_id": format!("u-{}", i % 37) },
+                "message": { "subject": format!("message {i}") },
+            });
+            (format!("sqs-{i}"), body.to_string())
+        })
+        .collect();
+    let broken = &customers[1];
+    let mut parked_during = 0;
+    for (batch, chunk) in messages.chunks(100).enumerate() {
+        if batch == 3 {
+            w.emulator.revoke_put(broken);
+        }
+        if batch == 7 {
+            w.emulator.allow_put(broken, None);
+        }
+        let records: Vec<InboundRecord<'_>> = chunk
+            .iter()
+            .map(|(id, body)| InboundRecord { id, body })
+            .collect();
+        let report = archiver.archive_batch(&records).await;
+        assert!(report.retry.is_empty(), "batch {batch}: {:?}", report.retry);
+        parked_during += report.parked;
+    }
+    assert_eq!(
+        parked_during, 400,
+        "batches 3..7 parked their copy for the broken destination"
+    );
+
+    let summary = handler::handle(&w.checker(), scheduled()).await.unwrap();
+    assert_eq!(summary["replayed"], 400);
+    assert_eq!(summary["parked_remaining"], 0);
+    assert!(w
+        .emulator
+        .bucket_objects(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, "parked/")
+        .is_empty());
+
+    for customer in &customers {
+        let objects = w.emulator.objects(customer, "email/");
+        assert_eq!(objects.len(), 1000, "{}", customer.bucket);
+        let mut ids: Vec<String> = objects
+            .iter()
+            .map(|o| {
+                let doc = o.json();
+                let n: u32 = doc["message_id"].as_str().unwrap()[1..].parse().unwrap();
+                assert_eq!(
+                    doc["message"]["subject"],
+                    format!("message {n}"),
+                    "{}",
+                    o.key
+                );
+                assert!(o
+                    .key
+                    .ends_with(&format!("{}.json.gz", doc["message_id"].as_str().unwrap())));
+                doc["message_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            1000,
+            "every message exactly once in {}",
+            customer.bucket
+        );
+    }
+    let writes_to_broken = w
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["method"] == "PUT"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("/acme-two/email/"))
+                && r["status"] == 200
+        })
+        .count();
+    assert_eq!(
+        writes_to_broken, 1000,
+        "each object written once, none twice"
+    );
+}
+
+#[tokio::test]
+async fn a_run_finishes_with_the_healthy_checked_while_some_hang() {
+    let w = world(Duration::from_secs(2)).await;
+    let mut hanging = Vec::new();
+    let mut faults = Vec::new();
+    for i in 0..200 {
+        let customer = w.customer(
+            &format!("acme-dest-{i:03}"),
+            &format!("stored-messages-d{i:03}"),
+        );
+        let d = w.register(&customer, &format!("p{}", i % 10)).await;
+        if i % 10 == 3 {
+            faults.push(json!({ "service": "s3", "method": "PUT", "path_prefix": format!("/{}/", customer.bucket), "action": "delay", "seconds": 6 }));
+            hanging.push(d.id.clone());
+        }
+    }
+    w.emulator.set_faults(json!({ "seed": 1, "rules": faults }));
+    let started = Instant::now();
+    let summary = handler::handle(&w.checker(), scheduled()).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(summary["checked"], 200);
+    assert_eq!(summary["healthy"], 180);
+    assert_eq!(summary["failing"], 20);
+    assert_eq!(summary["timed_out"], 20);
+    assert!(
+        elapsed < Duration::from_secs(110),
+        "the run fits the function's 120 s timeout: {elapsed:?}"
+    );
+    for d in w.registry.all_destinations().await.unwrap() {
+        let expected = if hanging.contains(&d.id) {
+            Status::Failing
+        } else {
+            Status::Active
+        };
+        assert_eq!(d.status, expected, "{}", d.id);
+        assert!(d.health.last_checked_at.is_some());
+    }
+    eprintln!("200 destinations, 20 hanging past a 2 s timeout: run took {elapsed:?}");
+}
