@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv test unit lint emulator-test demo clean-demo
+.PHONY: venv test lint emulator-test fuzz-api demo
 
 $(VENV)/.installed: tools/requirements.txt $(wildcard infra/requirements.txt)
 	python3 -m venv $(VENV)
@@ -15,16 +15,23 @@ $(VENV)/.installed: tools/requirements.txt $(wildcard infra/requirements.txt)
 
 venv: $(VENV)/.installed
 
-## Every test: style, lints, the emulator's own tests, unit, SDK-mock and emulator tests.
+## Every test: style, lints, the emulator's own tests, unit, SDK-mock and
+## emulator tests, then the API fuzz run.
 test: venv lint emulator-test
 	cargo test --workspace --all-targets --locked
+	$(MAKE) fuzz-api
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 emulator-test: venv
 	$(PY) -m unittest discover -s tools/emulator -p 'test_*.py'
+
+## schemathesis against infra/openapi.yaml, through validate-destination under
+## cargo lambda watch: fails on any 5xx or any answer the document does not describe.
+fuzz-api: venv
+	cargo run --quiet --locked -p stored-messages --features emulator --example fuzz_api
 
 ## The whole flow on a laptop: emulator, customer role and bucket, destination
 ## registered through validate-destination, samples archived through

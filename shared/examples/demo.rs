@@ -6,77 +6,11 @@
 //! through validate-destination, archives the sample SQS events through
 //! archive-message, and prints what landed.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 use stored_messages::credentials::ExternalId;
 use stored_messages::testing::{
-    repo_root, CustomerSpec, Emulator, CONTROL_BUCKET, HOME_REGION, VENDOR_ACCOUNT,
+    repo_root, CustomerSpec, Emulator, LambdaWatch, CONTROL_BUCKET, HOME_REGION, VENDOR_ACCOUNT,
 };
-
-/// `cargo lambda watch`, stopped with its whole process group.
-struct Watch(Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("--")
-            .arg(format!("-{}", self.0.id()))
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Waits until `cargo lambda watch` accepts connections (it compiles first).
-fn wait_for_port(port: u16, watch: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = watch.try_wait() {
-            panic!("cargo lambda watch exited ({status}); see target/demo/watch.log");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not start; see target/demo/watch.log"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn invoke(port: u16, function: &str, event: &Path) -> Value {
-    let output = Command::new("cargo")
-        .args([
-            "lambda",
-            "invoke",
-            function,
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port.to_string(),
-            "--output-format",
-            "json",
-            "--data-file",
-        ])
-        .arg(event)
-        .current_dir(repo_root())
-        .output()
-        .expect("run cargo lambda invoke");
-    assert!(
-        output.status.success(),
-        "invoke {function} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("a JSON response")
-}
 
 fn api_body(response: &Value) -> Value {
     serde_json::from_str(response["body"].as_str().unwrap_or("null")).expect("a JSON body")
@@ -96,49 +30,11 @@ fn main() {
         vendor.principal_arn
     );
 
-    let env_file = work.join("watch.env");
-    std::fs::write(
-        &env_file,
-        format!(
-            "AWS_ENDPOINT_URL={}\nSTORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE=1\nCONTROL_BUCKET={CONTROL_BUCKET}\n\
-             VENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nAWS_REGION={HOME_REGION}\n\
-             AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\n",
-            emulator.endpoint(),
-            vendor.principal_arn,
-            vendor.access_key_id,
-            vendor.secret_access_key
-        ),
-    )
-    .expect("write the watch env file");
-
-    let port = free_port();
-    let log = std::fs::File::create(work.join("watch.log")).expect("target/demo/watch.log");
-    println!(
-        "==> starting cargo lambda watch on 127.0.0.1:{port} (functions build on first invoke)"
-    );
-    let mut watch = Command::new("cargo");
-    watch
-        .args([
-            "lambda",
-            "watch",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port.to_string(),
-            "--env-file",
-        ])
-        .arg(&env_file)
-        .current_dir(&root)
-        .stdout(Stdio::from(log.try_clone().expect("watch.log")))
-        .stderr(Stdio::from(log));
-    std::os::unix::process::CommandExt::process_group(&mut watch, 0);
-    let child = watch.spawn().expect("start cargo lambda watch");
-    let mut watch = Watch(child);
-    wait_for_port(port, &mut watch.0);
+    println!("==> starting cargo lambda watch (functions build on first invoke; see target/demo/watch.log)");
+    let watch = LambdaWatch::start(&emulator, &vendor, &work);
 
     println!("==> GET /v1/setup through validate-destination");
-    let setup = api_body(&invoke(
-        port,
+    let setup = api_body(&watch.invoke(
         "validate-destination",
         &root.join("events/apigw-setup.json"),
     ));
@@ -168,8 +64,7 @@ fn main() {
     );
 
     println!("==> POST /v1/destinations through validate-destination");
-    let created = invoke(
-        port,
+    let created = watch.invoke(
         "validate-destination",
         &root.join("events/apigw-create.json"),
     );
@@ -190,7 +85,7 @@ fn main() {
         "sqs-push.json",
         "sqs-malformed.json",
     ] {
-        let response = invoke(port, "archive-message", &root.join("events").join(event));
+        let response = watch.invoke("archive-message", &root.join("events").join(event));
         println!(
             "    {event:<20} batchItemFailures: {}",
             response["batchItemFailures"]

@@ -7,7 +7,7 @@
 //! should stop the test with the reason.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
@@ -349,6 +349,117 @@ impl Emulator {
             endpoint_override: Some(self.endpoint()),
             health: crate::health::HealthSettings::default(),
         }
+    }
+}
+
+/// The three functions under `cargo lambda watch` (from `.venv`), configured
+/// for the emulator as Lambda would be; stopped with its process group.
+pub struct LambdaWatch {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl LambdaWatch {
+    /// Starts watch and waits until it accepts invocations; its log goes to
+    /// `work/watch.log`, its environment to `work/watch.env`.
+    pub fn start(emulator: &Emulator, vendor: &Vendor, work: &std::path::Path) -> Self {
+        std::fs::create_dir_all(work).expect("the work directory");
+        let env_file = work.join("watch.env");
+        std::fs::write(
+            &env_file,
+            format!(
+                "AWS_ENDPOINT_URL={}\nSTORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE=1\nCONTROL_BUCKET={CONTROL_BUCKET}\n\
+                 VENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nAWS_REGION={HOME_REGION}\n\
+                 AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\n",
+                emulator.endpoint(),
+                vendor.principal_arn,
+                vendor.access_key_id,
+                vendor.secret_access_key
+            ),
+        )
+        .expect("write the watch env file");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let log = std::fs::File::create(work.join("watch.log")).expect("watch.log");
+        let mut command = Command::new(repo_root().join(".venv/bin/cargo-lambda"));
+        command
+            .args([
+                "lambda",
+                "watch",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+                "--env-file",
+            ])
+            .arg(&env_file)
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("watch.log")))
+            .stderr(Stdio::from(log));
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut watch = Self {
+            child: command.spawn().expect("start cargo lambda watch"),
+            port,
+        };
+        // Poll until it listens: watch starts its server before building anything.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = watch.child.try_wait() {
+                panic!(
+                    "cargo lambda watch exited ({status}); see {}",
+                    work.join("watch.log").display()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cargo lambda watch did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        watch
+    }
+
+    /// The Lambda Invoke API base URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `cargo lambda invoke FUNCTION --data-file EVENT`, the response as JSON.
+    pub fn invoke(&self, function: &str, event: &std::path::Path) -> Value {
+        let output = Command::new(repo_root().join(".venv/bin/cargo-lambda"))
+            .args([
+                "lambda",
+                "invoke",
+                function,
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &self.port.to_string(),
+            ])
+            .args(["--output-format", "json", "--data-file"])
+            .arg(event)
+            .current_dir(repo_root())
+            .output()
+            .expect("run cargo lambda invoke");
+        assert!(
+            output.status.success(),
+            "invoke {function} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("a JSON response")
     }
 }
 
