@@ -15,6 +15,10 @@ pub struct SetupQuery {
     pub kms_key_arn: Option<KmsKeyArn>,
 }
 
+/// The customer's CloudFormation template, served with the policies: its
+/// policies are checked against this module's rendering by a test.
+pub const CUSTOMER_ROLE_TEMPLATE: &str = include_str!("../../infra/customer-role.yaml");
+
 /// Placeholders shown where the query gave no value yet.
 pub const BUCKET_PLACEHOLDER: &str = "YOUR-BUCKET-NAME";
 pub const KMS_PLACEHOLDER: &str = "arn:aws:kms:YOUR-REGION:YOUR-ACCOUNT-ID:key/YOUR-KEY-ID";
@@ -48,6 +52,8 @@ pub fn render(
         "trust_policy": crate::policy::trust_policy(principal_arn, external_id),
         "permissions_policy": crate::policy::permissions_policy(partition, bucket, folder, kms),
         "kms_policy_statement": crate::policy::kms_statement(kms.unwrap_or(KMS_PLACEHOLDER)),
+        // One-click alternative to pasting: deploy with the values above as parameters.
+        "cloudformation_template": CUSTOMER_ROLE_TEMPLATE,
     })
 }
 
