@@ -44,6 +44,8 @@ pub struct BatchReport {
     pub parked: u64,
     pub quarantined: u64,
     pub no_destination: u64,
+    /// Records abandoned at the deadline (and retried).
+    pub timed_out: u64,
     pub sts_calls: u64,
     pub failures: BTreeMap<&'static str, u64>,
 }
@@ -57,6 +59,7 @@ struct RecordReport {
     parked: u64,
     quarantined: bool,
     no_destination: bool,
+    timed_out: bool,
     failures: Vec<FailureCode>,
 }
 
@@ -108,12 +111,39 @@ impl Archiver {
 
     /// Archives a batch. Never fails as a whole: a record that cannot be
     /// finished now is listed for retry, and only that record.
-    pub async fn archive_batch(&self, records: &[InboundRecord<'_>]) -> BatchReport {
+    ///
+    /// Work still unfinished at `deadline` is abandoned and its records listed
+    /// for retry, so the function answers before Lambda kills it mid-write
+    /// (which would make SQS retry the whole batch). Writes are write-once, so
+    /// a retried record never duplicates what already landed.
+    pub async fn archive_batch(
+        &self,
+        records: &[InboundRecord<'_>],
+        deadline: Option<tokio::time::Instant>,
+    ) -> BatchReport {
         let sts_before = self.sessions.sts_calls();
         let permits = Semaphore::new(self.max_in_flight);
         let reports = join_all(records.iter().map(|record| {
             let span = tracing::info_span!("record", sqs_message_id = record.id);
-            self.archive_record(*record, &permits).instrument(span)
+            let work = self.archive_record(*record, &permits).instrument(span);
+            async move {
+                match deadline {
+                    None => work.await,
+                    Some(deadline) => tokio::time::timeout_at(deadline, work)
+                        .await
+                        .unwrap_or_else(|_| {
+                            warn!(
+                                sqs_message_id = record.id,
+                                "deadline reached; record will be retried"
+                            );
+                            RecordReport {
+                                retry: true,
+                                timed_out: true,
+                                ..RecordReport::default()
+                            }
+                        }),
+                }
+            }
         }))
         .await;
 
@@ -128,6 +158,7 @@ impl Archiver {
             batch.parked += report.parked;
             batch.quarantined += u64::from(report.quarantined);
             batch.no_destination += u64::from(report.no_destination);
+            batch.timed_out += u64::from(report.timed_out);
             for code in report.failures {
                 *batch.failures.entry(code.as_str()).or_default() += 1;
             }
@@ -340,6 +371,7 @@ impl BatchReport {
             ("Parked", self.parked),
             ("Quarantined", self.quarantined),
             ("NoDestination", self.no_destination),
+            ("DeadlineRetries", self.timed_out),
             ("RecordsRetried", self.retry.len() as u64),
             ("StsCalls", self.sts_calls),
         ];

@@ -1,5 +1,7 @@
 //! SQS batch in, `batchItemFailures` out: exactly the records to retry.
 
+use std::time::Duration;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use stored_messages::archive::{Archiver, InboundRecord};
@@ -36,7 +38,9 @@ pub async fn handle(
             })
         })
         .collect();
-    let report = archiver.archive_batch(&records).await;
+    let report = archiver
+        .archive_batch(&records, Some(deadline(event.context.deadline)))
+        .await;
     println!("{}", report.metrics_line(chrono_now_ms()));
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report
@@ -49,6 +53,20 @@ pub async fn handle(
         })
         .collect();
     Ok(response)
+}
+
+/// Answer this long before Lambda's deadline: enough to send the response.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+/// The invocation deadline (epoch ms in the context) as a tokio instant,
+/// less the margin; a context without one (a local invoke) gets 15 minutes.
+fn deadline(deadline_ms: u64) -> tokio::time::Instant {
+    let now_ms = u64::try_from(chrono_now_ms()).unwrap_or_default();
+    let left = match deadline_ms {
+        0 => Duration::from_secs(900),
+        ms => Duration::from_millis(ms.saturating_sub(now_ms)),
+    };
+    tokio::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 
 fn chrono_now_ms() -> i64 {

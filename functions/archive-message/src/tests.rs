@@ -796,3 +796,54 @@ async fn no_log_line_or_metric_carries_a_recipient_or_a_body() {
         assert!(!logs.contains(secret), "{secret} leaked into logs:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn the_handler_answers_before_the_deadline_listing_unfinished_records() {
+    let w = world().await;
+    let slow = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-slow",
+        "stored-messages-slow",
+    );
+    let fast = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-fast",
+        "stored-messages-fast",
+    );
+    w.register(&slow, "slow", |_| {}).await;
+    w.register(&fast, "fast", |_| {}).await;
+    w.emulator.set_faults(json!({ "seed": 1, "rules": [
+        { "service": "s3", "method": "PUT", "path_prefix": "/acme-slow/", "action": "delay", "seconds": 8 }
+    ] }));
+    let records: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            let project = if i % 2 == 0 { "slow" } else { "fast" };
+            (
+                format!("sqs-{i}"),
+                message(project, &format!("m{i}"), "email", i).to_string(),
+            )
+        })
+        .collect();
+    let mut event = sqs_event(&records);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // Lambda would kill the process 5 s from now; the handler keeps a 3 s margin.
+    event.context.deadline = now_ms + 5_000;
+    let started = std::time::Instant::now();
+    let response = handler::handle(&w.archiver(), event).await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(4),
+        "answered in {elapsed:?}"
+    );
+    assert_eq!(failures(&response), vec!["sqs-0", "sqs-2", "sqs-4"]);
+    assert_eq!(
+        w.emulator.objects(&fast, "").len(),
+        3,
+        "finished work is kept"
+    );
+}

@@ -262,7 +262,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
             .iter()
             .map(|(id, body)| InboundRecord { id, body })
             .collect();
-        let report = archiver.archive_batch(&records).await;
+        let report = archiver.archive_batch(&records, None).await;
         assert!(report.retry.is_empty(), "batch {batch}: {:?}", report.retry);
         parked_during += report.parked;
     }
