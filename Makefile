@@ -18,7 +18,7 @@ venv: $(VENV)/.installed
 ## Every test: style, lints, the emulator's own tests, unit, SDK-mock and
 ## emulator tests, then the API fuzz run.
 test: venv lint emulator-test infra-check
-	cargo test --workspace --all-targets --locked
+	cargo test --workspace --all-targets --all-features --locked
 	$(MAKE) fuzz-api
 
 lint:
