@@ -1,5 +1,12 @@
 """The properties of our templates that protect data, and proof that the
-template checks catch real mistakes (run by `make test`)."""
+template checks reject real mistakes.
+
+    .venv/bin/python -m unittest discover -s infra/tests
+
+The templates are read with cfn-lint's CloudFormation YAML loader, so the
+short forms (!Ref, !GetAtt, !Sub, !If) arrive as their JSON forms
+({"Ref": ...}, {"Fn::GetAtt": [...]}, ...).
+"""
 
 import json
 import os
@@ -9,137 +16,480 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INFRA = os.path.dirname(HERE)
+ROOT = os.path.dirname(INFRA)
 sys.path.insert(0, INFRA)
 
 import check_templates  # noqa: E402
-from cfnlint.decode import cfn_yaml  # noqa: E402
+import package  # noqa: E402
+import yaml  # noqa: E402
 
 SAM = os.path.join(INFRA, "template.yaml")
 CUSTOMER = os.path.join(INFRA, "customer-role.yaml")
+OPENAPI = os.path.join(INFRA, "openapi.yaml")
+
+PREFIX_PATTERNS = [
+    {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${RoleNamePrefix}*"},
+    {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/*/${RoleNamePrefix}*"},
+]
+CONTRACT_ROUTES = {
+    ("GET", "/v1/setup"),
+    ("POST", "/v1/destinations/validate"),
+    ("POST", "/v1/destinations"),
+    ("GET", "/v1/destinations"),
+    ("GET", "/v1/destinations/{id}"),
+    ("DELETE", "/v1/destinations/{id}"),
+}
+# What each function may do in the control bucket, by key prefix
+# (CONTRACT section 7): the least the code needs.
+CONTROL_BUCKET_ACCESS = {
+    "ArchiveMessageFunction": {
+        "s3:GetObject": {"orgs", "destinations"},
+        "s3:PutObject": {"quarantine", "parked"},
+    },
+    "ValidateDestinationFunction": {
+        "s3:GetObject": {"orgs", "destinations"},
+        "s3:PutObject": {"orgs", "destinations"},
+        "s3:DeleteObject": {"destinations"},
+    },
+    "CheckDestinationsFunction": {
+        "s3:GetObject": {"orgs", "destinations", "parked"},
+        "s3:PutObject": {"destinations"},
+        "s3:DeleteObject": {"parked"},
+    },
+}
 
 
-def resources(template, kind):
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
-
-
-def statements(policy_document):
-    found = policy_document["Statement"]
-    return found if isinstance(found, list) else [found]
+def read(path):
+    with open(path, encoding="utf-8") as source:
+        return source.read()
 
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def resources(template, kind):
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def unwrap_if(statement):
+    """The statement inside `!If [cond, statement, !Ref AWS::NoValue]`, or
+    None for a NoValue branch."""
+    if isinstance(statement, dict) and "Fn::If" in statement:
+        _, then, otherwise = statement["Fn::If"]
+        assert otherwise == {"Ref": "AWS::NoValue"}, statement
+        return then
+    return statement
+
+
+def statements(document):
+    return [s for s in (unwrap_if(s) for s in as_list(document["Statement"])) if s is not None]
+
+
+def policy_documents(template):
+    """Every policy document in a template, as (where, kind, document);
+    kind is "trust", "identity" or "resource"."""
+    found = []
+    for name, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        kind = resource["Type"]
+        if kind == "AWS::IAM::Role":
+            found.append((name, "trust", properties["AssumeRolePolicyDocument"]))
+            for policy in properties.get("Policies", []):
+                found.append((f"{name}/{policy['PolicyName']}", "identity", policy["PolicyDocument"]))
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            found.append((name, "identity", properties["PolicyDocument"]))
+        elif kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+            found.append((name, "resource", properties["PolicyDocument"]))
+    return found
+
+
 class SamTemplate(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.template = cfn_yaml.load(SAM)
+        cls.template = check_templates.load(read(SAM), SAM)
+        cls.resources = cls.template["Resources"]
         cls.functions = resources(cls.template, "AWS::Serverless::Function")
 
-    def test_archive_queue_is_protected(self):
-        queue = self.template["Resources"]["ArchiveQueue"]["Properties"]
-        self.assertGreaterEqual(queue["RedrivePolicy"]["maxReceiveCount"], 5)
-        self.assertEqual(queue["RedrivePolicy"]["deadLetterTargetArn"], {"Fn::GetAtt": ["ArchiveDeadLetterQueue", "Arn"]})
-        dlq = self.template["Resources"]["ArchiveDeadLetterQueue"]["Properties"]
-        self.assertEqual(dlq["MessageRetentionPeriod"], 14 * 24 * 3600)
-        timeout = self.functions["ArchiveMessageFunction"]["Properties"]["Timeout"]
+    def function_props(self, name):
+        return self.functions[name]["Properties"]
+
+    def sqs_sources(self):
+        return [
+            (name, event["Properties"])
+            for name, function in self.functions.items()
+            for event in function["Properties"].get("Events", {}).values()
+            if event["Type"] == "SQS"
+        ]
+
+    # --- the archive queue --------------------------------------------------
+
+    def test_the_archive_queue_has_a_dead_letter_queue_after_at_least_5_receives(self):
+        queue = self.resources["ArchiveQueue"]["Properties"]
+        redrive = queue["RedrivePolicy"]
+        self.assertEqual(redrive["deadLetterTargetArn"], {"Fn::GetAtt": ["ArchiveDeadLetterQueue", "Arn"]})
+        self.assertGreaterEqual(redrive["maxReceiveCount"], 5)
+        dlq = self.resources["ArchiveDeadLetterQueue"]
+        self.assertEqual(dlq["Type"], "AWS::SQS::Queue")
+        self.assertEqual(dlq["Properties"]["MessageRetentionPeriod"], 14 * 24 * 3600)
+        # A standard queue's message keeps its first-send age in the DLQ: the
+        # DLQ must keep messages longer than the source does.
+        self.assertLess(queue["MessageRetentionPeriod"], dlq["Properties"]["MessageRetentionPeriod"])
+
+    def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(self):
+        queue = self.resources["ArchiveQueue"]["Properties"]
+        consumers = [name for name, source in self.sqs_sources()
+                     if source["Queue"] == {"Fn::GetAtt": ["ArchiveQueue", "Arn"]}]
+        self.assertEqual(consumers, ["ArchiveMessageFunction"])
+        timeout = self.function_props("ArchiveMessageFunction")["Timeout"]
         self.assertGreaterEqual(queue["VisibilityTimeout"], 6 * timeout)
 
-    def test_sqs_source_reports_partial_failures_and_is_bounded(self):
-        source = self.functions["ArchiveMessageFunction"]["Properties"]["Events"]["Archive"]
-        self.assertEqual(source["Type"], "SQS")
-        self.assertEqual(source["Properties"]["FunctionResponseTypes"], ["ReportBatchItemFailures"])
-        self.assertIn("MaximumConcurrency", source["Properties"]["ScalingConfig"])
+    def test_the_sqs_source_reports_batch_item_failures_and_is_bounded(self):
+        ((_, source),) = self.sqs_sources()
+        self.assertEqual(source["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertIn("MaximumConcurrency", source["ScalingConfig"])
+        self.assertLessEqual(source["BatchSize"], 10000)
+        # Batches above 10 need a batching window (Lambda's rule for SQS).
+        self.assertGreater(source["MaximumBatchingWindowInSeconds"], 0)
 
-    def test_control_bucket_is_private_encrypted_versioned_and_tls_only(self):
-        bucket = self.template["Resources"]["ControlBucket"]["Properties"]
-        block = bucket["PublicAccessBlockConfiguration"]
-        for flag in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
-            self.assertIs(block[flag], True, flag)
-        self.assertEqual(bucket["VersioningConfiguration"]["Status"], "Enabled")
-        self.assertIn("ServerSideEncryptionConfiguration", bucket["BucketEncryption"])
-        rules = bucket["LifecycleConfiguration"]["Rules"]
-        self.assertTrue(any(r.get("Prefix") == "quarantine/" and "ExpirationInDays" in r for r in rules))
-        self.assertFalse(any(r.get("Prefix", "").startswith("parked") for r in rules), "parked messages never expire")
-        policy = self.template["Resources"]["ControlBucketPolicy"]["Properties"]["PolicyDocument"]
-        tls = [s for s in statements(policy) if s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"]
-        self.assertEqual(len(tls), 1)
+    # --- the control bucket ------------------------------------------------
 
-    def test_assume_role_is_scoped_to_the_prefix_and_no_action_is_a_wildcard(self):
-        role = self.template["Resources"]["FunctionsRole"]["Properties"]
-        assume = []
-        for policy in role["Policies"]:
-            for statement in statements(policy["PolicyDocument"]):
-                actions = as_list(statement["Action"])
-                self.assertNotIn("*", actions)
-                self.assertFalse(any(a.endswith(":*") for a in actions), actions)
-                if "sts:AssumeRole" in actions:
-                    assume += as_list(statement["Resource"])
+    def test_the_control_bucket_blocks_all_public_access(self):
+        block = self.resources["ControlBucket"]["Properties"]["PublicAccessBlockConfiguration"]
         self.assertEqual(
-            sorted(json.dumps(r, sort_keys=True) for r in assume),
+            block,
+            {"BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        )
+
+    def test_the_control_bucket_is_encrypted_versioned_and_kept(self):
+        bucket = self.resources["ControlBucket"]
+        encryption = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        self.assertIn(encryption[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"], ("AES256", "aws:kms"))
+        self.assertEqual(bucket["Properties"]["VersioningConfiguration"], {"Status": "Enabled"})
+        # It holds every org's External ID.
+        self.assertEqual((bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]), ("Retain", "Retain"))
+
+    def test_the_control_bucket_only_accepts_tls(self):
+        (policy,) = resources(self.template, "AWS::S3::BucketPolicy").values()
+        self.assertEqual(policy["Properties"]["Bucket"], {"Ref": "ControlBucket"})
+        tls = [
+            s for s in statements(policy["Properties"]["PolicyDocument"])
+            if s["Effect"] == "Deny"
+            and s["Principal"] in ("*", {"AWS": "*"})
+            and as_list(s["Action"]) in (["s3:*"], ["*"])
+            and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        self.assertEqual(len(tls), 1)
+        self.assertEqual(
+            sorted(json.dumps(r, sort_keys=True) for r in as_list(tls[0]["Resource"])),
             sorted(json.dumps(r, sort_keys=True) for r in [
-                {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${RoleNamePrefix}*"},
-                {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/*/${RoleNamePrefix}*"},
+                {"Fn::GetAtt": ["ControlBucket", "Arn"]}, {"Fn::Sub": "${ControlBucket.Arn}/*"},
             ]),
         )
 
-    def test_functions_are_rust_on_arm64(self):
-        self.assertEqual(set(self.functions), {"ArchiveMessageFunction", "ValidateDestinationFunction", "CheckDestinationsFunction"})
+    def test_quarantine_expires_and_parked_messages_never_do(self):
+        rules = self.resources["ControlBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        quarantine = [r for r in rules if r.get("Prefix") == "quarantine/" and r["Status"] == "Enabled"]
+        self.assertEqual(len(quarantine), 1)
+        self.assertIn("ExpirationInDays", quarantine[0])
+        for rule in rules:
+            prefix = rule.get("Prefix", rule.get("Filter", {}).get("Prefix", ""))
+            covers_parked = "parked/".startswith(prefix) or prefix.startswith("parked")
+            if covers_parked:
+                self.assertFalse({"ExpirationInDays", "ExpirationDate"} & set(rule), f"rule {rule['Id']} expires parked/")
+                self.assertNotIn("Transitions", rule)
+
+    # --- identity ------------------------------------------------------------
+
+    def test_every_assume_role_grant_is_scoped_to_the_role_name_prefix(self):
+        grants = [
+            (where, s) for where, kind, document in policy_documents(self.template) if kind == "identity"
+            for s in statements(document)
+            if s["Effect"] == "Allow" and any(a.lower().startswith("sts:assumerole") for a in as_list(s["Action"]))
+        ]
+        self.assertTrue(grants)
+        for where, statement in grants:
+            self.assertEqual(as_list(statement["Action"]), ["sts:AssumeRole"], where)
+            self.assertEqual(
+                sorted(json.dumps(r, sort_keys=True) for r in as_list(statement["Resource"])),
+                sorted(json.dumps(r, sort_keys=True) for r in PREFIX_PATTERNS),
+                where,
+            )
+
+    def test_no_policy_has_a_wildcard_action(self):
+        for where, kind, document in policy_documents(self.template):
+            for statement in statements(document):
+                actions = as_list(statement.get("Action", []))
+                self.assertNotIn("*", actions, where)
+                if statement["Effect"] == "Allow":
+                    self.assertNotIn("NotAction", statement, where)
+                    wildcards = [a for a in actions if "*" in a]
+                    self.assertEqual(wildcards, [], where)
+                else:
+                    # The only Deny statements are the TLS guards, which must
+                    # cover every action of their service.
+                    self.assertEqual(statement.get("Condition"), {"Bool": {"aws:SecureTransport": "false"}}, where)
+
+    def test_each_function_reaches_only_its_control_bucket_prefixes(self):
+        role = self.resources["CustomerAccessRole"]
+        granted = {name: {} for name in CONTROL_BUCKET_ACCESS}
+        for where, kind, document in policy_documents(self.template):
+            if kind != "identity":
+                continue
+            for statement in statements(document):
+                objects = [r for r in as_list(statement["Resource"])
+                           if isinstance(r, dict) and "Fn::Sub" in r and r["Fn::Sub"].startswith("${ControlBucket.Arn}/")]
+                if not objects:
+                    continue
+                # Every grant on control-bucket objects belongs to one function.
+                condition = statement["Condition"]["ArnLike"]["lambda:SourceFunctionArn"]
+                (function,) = {c["Fn::GetAtt"][0] for c in condition if "Fn::GetAtt" in c}
+                self.assertEqual(
+                    condition,
+                    [{"Fn::GetAtt": [function, "Arn"]}, {"Fn::Sub": "${" + function + ".Arn}:*"}],
+                    where,
+                )
+                for resource in objects:
+                    path = resource["Fn::Sub"][len("${ControlBucket.Arn}/"):]
+                    prefix, rest = path.split("/", 1)
+                    self.assertEqual(rest, "*", where)
+                    for action in as_list(statement["Action"]):
+                        granted[function].setdefault(action, set()).add(prefix)
+        self.assertEqual(granted, CONTROL_BUCKET_ACCESS)
+        # Those per-function policies are attached to the one execution role.
+        for policy in resources(self.template, "AWS::IAM::Policy").values():
+            self.assertEqual(policy["Properties"]["Roles"], [{"Ref": "CustomerAccessRole"}])
+        self.assertEqual((role["DeletionPolicy"], role["UpdateReplacePolicy"]), ("Retain", "Retain"))
+
+    def test_customers_trust_the_execution_role_of_every_function(self):
+        role_arn = {"Fn::GetAtt": ["CustomerAccessRole", "Arn"]}
+        for name in self.functions:
+            self.assertEqual(self.function_props(name)["Role"], role_arn, name)
+        env = self.template["Globals"]["Function"]["Environment"]["Variables"]
+        self.assertEqual(env["VENDOR_PRINCIPAL_ARN"], role_arn)
+        self.assertEqual(env["CONTROL_BUCKET"], {"Ref": "ControlBucket"})
+        self.assertEqual(env["ROLE_NAME_PREFIX"], {"Ref": "RoleNamePrefix"})
+        self.assertEqual(self.template["Outputs"]["CustomerTrustPrincipalArn"]["Value"], role_arn)
+        trust = statements(self.resources["CustomerAccessRole"]["Properties"]["AssumeRolePolicyDocument"])
+        self.assertEqual([s["Principal"] for s in trust], [{"Service": "lambda.amazonaws.com"}])
+
+    # --- functions, API, schedule, alarms -----------------------------------
+
+    def test_functions_are_the_workspace_binaries_on_arm64(self):
         globals_ = self.template["Globals"]["Function"]
         self.assertEqual((globals_["Runtime"], globals_["Architectures"]), ("provided.al2023", ["arm64"]))
+        binaries = set()
+        for name, function in self.functions.items():
+            binary = function["Metadata"]["BuildProperties"]["Binary"]
+            binaries.add(binary)
+            self.assertEqual(function["Metadata"]["BuildMethod"], "rust-cargolambda", name)
+            self.assertEqual(function["Properties"]["CodeUri"], f"../functions/{binary}", name)
+            self.assertTrue(os.path.isfile(os.path.join(ROOT, "functions", binary, "Cargo.toml")), binary)
+            self.assertEqual(function["Properties"]["LoggingConfig"]["LogFormat"], "JSON", name)
+        self.assertEqual(binaries, {"archive-message", "validate-destination", "check-destinations"})
+
+    def test_the_api_declares_the_openapi_routes_behind_the_jwt_authorizer(self):
+        (api_name, api), = resources(self.template, "AWS::Serverless::HttpApi").items()
+        auth = api["Properties"]["Auth"]
+        jwt = auth["Authorizers"][auth["DefaultAuthorizer"]]["JwtConfiguration"]
+        self.assertEqual(jwt, {"issuer": {"Ref": "JwtIssuer"}, "audience": {"Ref": "JwtAudience"}})
+        routes = set()
         for function in self.functions.values():
-            self.assertEqual(function["Metadata"]["BuildMethod"], "rust-cargolambda")
+            for event in function["Properties"].get("Events", {}).values():
+                if event["Type"] == "HttpApi":
+                    properties = event["Properties"]
+                    self.assertEqual(properties["ApiId"], {"Ref": api_name})
+                    self.assertNotIn("Auth", properties, "every route uses the default JWT authorizer")
+                    routes.add((properties["Method"], properties["Path"]))
+        openapi = yaml.safe_load(read(OPENAPI))
+        documented = {(method.upper(), path) for path, item in openapi["paths"].items()
+                      for method in item if method in ("get", "post", "put", "patch", "delete")}
+        self.assertEqual(routes, CONTRACT_ROUTES)
+        self.assertEqual(documented, CONTRACT_ROUTES)
 
-    def test_api_has_a_jwt_authorizer_and_every_route(self):
-        api = self.template["Resources"]["Api"]["Properties"]["Auth"]
-        self.assertEqual(api["DefaultAuthorizer"], "OrgJwt")
-        self.assertIn("JwtConfiguration", api["Authorizers"]["OrgJwt"])
-        events = self.functions["ValidateDestinationFunction"]["Properties"]["Events"].values()
-        routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events}
-        self.assertEqual(routes, {
-            ("GET", "/v1/setup"), ("POST", "/v1/destinations/validate"), ("POST", "/v1/destinations"),
-            ("GET", "/v1/destinations"), ("GET", "/v1/destinations/{id}"), ("DELETE", "/v1/destinations/{id}"),
-        })
+    def test_health_checks_run_on_the_schedule_parameter(self):
+        parameter = self.template["Parameters"]["HealthCheckSchedule"]
+        self.assertEqual(parameter["Default"], "rate(15 minutes)")
+        events = self.function_props("CheckDestinationsFunction")["Events"].values()
+        self.assertEqual([e["Properties"]["Schedule"] for e in events if e["Type"] == "Schedule"],
+                         [{"Ref": "HealthCheckSchedule"}])
 
+    def test_alarms_watch_the_dlq_the_backlog_failing_destinations_and_errors(self):
+        watched = set()
+        for alarm in resources(self.template, "AWS::CloudWatch::Alarm").values():
+            p = alarm["Properties"]
+            dimensions = {d["Name"]: d["Value"] for d in p.get("Dimensions", [])}
+            target = json.dumps(dimensions.get("QueueName") or dimensions.get("FunctionName") or dimensions.get("Function"))
+            watched.add((p["Namespace"], p["MetricName"], target))
+        expected = {
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", json.dumps({"Fn::GetAtt": ["ArchiveDeadLetterQueue", "QueueName"]})),
+            ("AWS/SQS", "ApproximateAgeOfOldestMessage", json.dumps({"Fn::GetAtt": ["ArchiveQueue", "QueueName"]})),
+            ("StoredMessages", "DestinationsFailing", json.dumps("check-destinations")),
+        } | {("AWS/Lambda", "Errors", json.dumps({"Ref": name})) for name in self.functions}
+        self.assertLessEqual(expected, watched)
 
-class CustomerTemplate(unittest.TestCase):
-    def test_role_is_prefixed_trusts_only_with_the_external_id_and_only_writes(self):
-        template = cfn_yaml.load(CUSTOMER)
-        role = template["Resources"]["ArchiveRole"]["Properties"]
-        self.assertEqual(role["RoleName"], {"Fn::Sub": "${RoleNamePrefix}-${RoleNameSuffix}"})
-        (trust,) = statements(role["AssumeRolePolicyDocument"])
-        self.assertEqual(trust["Condition"], {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}})
-        self.assertTrue(template["Parameters"]["ExternalId"]["NoEcho"])
-        actions = set()
-        for statement in statements(role["Policies"][0]["PolicyDocument"]):
-            statement = statement.get("Fn::If", [None, statement])[1]
-            actions |= set(as_list(statement["Action"]))
-        self.assertEqual(actions, {"s3:PutObject", "kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"})
+    def test_every_log_group_has_a_retention_and_every_function_its_log_group(self):
+        groups = resources(self.template, "AWS::Logs::LogGroup")
+        for name, group in groups.items():
+            self.assertIn("RetentionInDays", group["Properties"], name)
+        for name in self.functions:
+            self.assertIn(self.function_props(name)["LoggingConfig"]["LogGroup"]["Ref"], groups)
+
+    def test_outputs(self):
+        self.assertLessEqual({"ApiUrl", "ArchiveQueueUrl", "CustomerTrustPrincipalArn"}, set(self.template["Outputs"]))
+
+    def test_every_suppression_gives_its_reason(self):
+        for name, resource in self.resources.items():
+            metadata = resource.get("Metadata", {})
+            for skip in metadata.get("checkov", {}).get("skip", []):
+                self.assertRegex(skip["id"], r"^CKV_AWS_\d+$", name)
+                self.assertGreaterEqual(len(skip.get("comment", "")), 30, f"{name} {skip['id']}: say why")
+            self.assertNotIn("cfn-lint", metadata, f"{name}: a cfn-lint suppression needs a reason here")
 
 
 class Checks(unittest.TestCase):
+    """check_templates rejects what plain cfn-lint on the SAM source accepts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.source = read(SAM)
+
     def broken(self, old, new):
-        with open(SAM) as source:
-            text = source.read()
-        self.assertIn(old, text)
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=INFRA, delete=False) as out:
-            out.write(text.replace(old, new, 1))
-        self.addCleanup(os.unlink, out.name)
-        return check_templates.check(out.name, CUSTOMER)
+        self.assertIn(old, self.source)
+        return check_templates.check_sam(self.source.replace(old, new, 1), "broken-template.yaml")
 
     def test_the_real_templates_pass(self):
-        self.assertEqual(check_templates.check(SAM, CUSTOMER), [])
+        self.assertEqual(check_templates.check_sam(self.source), [])
+        self.assertEqual(check_templates.check_customer(read(CUSTOMER)), [])
 
-    def test_broken_templates_are_caught(self):
-        for old, new in [
-            ("FunctionResponseTypes: [ReportBatchItemFailures]", "FunctionResponseTypes: [ReportBatchItemFailure]"),
-            ("BatchSize: 100\n", "BatchSize: 100000\n"),
-            ("!GetAtt ArchiveDeadLetterQueue.QueueName", "!GetAtt ArchiveDeadLetterQueueTypo.QueueName"),
-            ("Default: rate(15 minutes)", "Default: rate(1 dayz)"),
-        ]:
-            with self.subTest(new=new):
-                self.assertNotEqual(self.broken(old, new), [], f"{new} was not caught")
+    def test_a_misspelt_report_batch_item_failures_is_rejected(self):
+        found = self.broken("- ReportBatchItemFailures", "- ReportBatchItemFailure")
+        self.assertTrue(any("FunctionResponseTypes" in p for p in found), found)
+
+    def test_a_batch_size_of_100000_is_rejected(self):
+        found = self.broken("BatchSize: 100\n", "BatchSize: 100000\n")
+        self.assertTrue(any("BatchSize" in p for p in found), found)
+
+    def test_a_missing_getatt_target_is_rejected(self):
+        found = self.broken("!GetAtt ArchiveDeadLetterQueue.QueueName", "!GetAtt ArchiveDeadLetterQueu.QueueName")
+        self.assertTrue(any("ArchiveDeadLetterQueu'" in p for p in found), found)
+
+    def test_a_bad_rate_expression_is_rejected_inline_and_as_a_default(self):
+        inline = self.broken("Schedule: !Ref HealthCheckSchedule", "Schedule: rate(1 dayz)")
+        self.assertTrue(any("ScheduleExpression" in p for p in inline), inline)
+        default = self.broken("Default: rate(15 minutes)", "Default: rate(1 dayz)")
+        self.assertTrue(any("HealthCheckSchedule" in p for p in default), default)
+
+    def test_a_timeout_longer_than_the_visibility_timeout_is_rejected(self):
+        found = self.broken("Timeout: 60\n", "Timeout: 900\n")
+        self.assertTrue(any("VisibilityTimeout" in p for p in found), found)
+
+    def test_a_template_that_does_not_translate_is_rejected(self):
+        found = self.broken("Type: SQS\n", "Type: SQSQueue\n")
+        self.assertTrue(any("SAM translation failed" in p for p in found), found)
+
+    def test_a_broken_customer_template_is_rejected(self):
+        text = read(CUSTOMER)
+        self.assertIn('"Action": "s3:PutObject"', text)
+        found = check_templates.check_customer(text.replace('"Action": "s3:PutObject"', '"Actions": "s3:PutObject"', 1))
+        self.assertNotEqual(found, [])
+
+    @unittest.skipUnless(check_templates.checkov_executable(), "checkov is not installed (make infra-tools)")
+    def test_checkov_rejects_a_public_bucket_and_an_unreasoned_gap(self):
+        with tempfile.TemporaryDirectory() as scratch:
+            path = os.path.join(scratch, "template.yaml")
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(self.source.replace("BlockPublicAcls: true", "BlockPublicAcls: false", 1)
+                          .replace("          - id: CKV_AWS_18\n", "          - id: CKV_AWS_0\n", 1))
+            found = check_templates.checkov([path])
+        self.assertTrue(any("CKV_AWS_53" in p for p in found), found)
+        self.assertTrue(any("CKV_AWS_18" in p for p in found), found)
+
+
+class Package(unittest.TestCase):
+    """`make deploy` deploys the zips `make build` made."""
+
+    def test_code_uris_point_at_the_built_zips(self):
+        with tempfile.TemporaryDirectory() as scratch:
+            for binary in ("archive-message", "validate-destination", "check-destinations"):
+                with open(os.path.join(scratch, f"{binary}.zip"), "wb") as out:
+                    out.write(b"PK")
+            out_path = os.path.join(scratch, "template.json")
+            package.package(out_path)
+            with open(out_path, encoding="utf-8") as written:
+                template = json.load(written)
+        code = {name: r["Properties"]["CodeUri"] for name, r in template["Resources"].items()
+                if r["Type"] == "AWS::Serverless::Function"}
+        self.assertEqual(code, {
+            "ArchiveMessageFunction": "archive-message.zip",
+            "ValidateDestinationFunction": "validate-destination.zip",
+            "CheckDestinationsFunction": "check-destinations.zip",
+        })
+        self.assertEqual(template["Transform"], "AWS::Serverless-2016-10-31")
+
+    def test_a_missing_zip_stops_the_deploy(self):
+        with tempfile.TemporaryDirectory() as scratch:
+            with self.assertRaises(SystemExit):
+                package.package(os.path.join(scratch, "template.json"))
+
+
+class CustomerTemplate(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.template = check_templates.load(read(CUSTOMER), CUSTOMER)
+        cls.role = cls.template["Resources"]["ArchiveRole"]
+        cls.properties = cls.role["Properties"]
+
+    def test_parameters(self):
+        parameters = self.template["Parameters"]
+        self.assertLessEqual(
+            {"BucketName", "FolderPath", "KmsKeyArn", "ExternalId", "VendorPrincipalArn", "RoleNamePrefix", "RoleNameSuffix"},
+            set(parameters),
+        )
+        self.assertIs(parameters["ExternalId"]["NoEcho"], True)
+        self.assertEqual(parameters["FolderPath"]["Default"], "")
+        self.assertEqual(parameters["KmsKeyArn"]["Default"], "")
+        self.assertEqual(parameters["RoleNamePrefix"]["Default"], "stored-messages")
+        self.assertEqual(self.template["Outputs"]["RoleArn"]["Value"], {"Fn::GetAtt": ["ArchiveRole", "Arn"]})
+
+    def test_the_role_name_starts_with_the_prefix(self):
+        self.assertEqual(self.role["Type"], "AWS::IAM::Role")
+        self.assertTrue(self.properties["RoleName"]["Fn::Sub"].startswith("${RoleNamePrefix}"))
+
+    def test_only_our_principal_with_the_external_id_may_assume_it(self):
+        (trust,) = statements(self.properties["AssumeRolePolicyDocument"])
+        self.assertEqual(trust["Sid"], "StoredMessagesAssumeRole")
+        self.assertEqual(trust["Effect"], "Allow")
+        self.assertEqual(trust["Principal"], {"AWS": {"Ref": "VendorPrincipalArn"}})
+        self.assertEqual(trust["Action"], "sts:AssumeRole")
+        self.assertEqual(trust["Condition"], {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}})
+
+    def test_it_may_only_write_objects_and_use_the_given_key(self):
+        (policy,) = self.properties["Policies"]
+        by_sid = {s["Sid"]: s for s in statements(policy["PolicyDocument"])}
+        self.assertEqual(set(by_sid), {"StoredMessagesWriteArchive", "StoredMessagesEncryptArchive"})
+        write = by_sid["StoredMessagesWriteArchive"]
+        self.assertEqual(as_list(write["Action"]), ["s3:PutObject"])
+        self.assertEqual(write["Resource"], {"Fn::If": [
+            "HasFolder",
+            {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/${FolderPath}/*"},
+            {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"},
+        ]})
+        kms = by_sid["StoredMessagesEncryptArchive"]
+        self.assertEqual(sorted(as_list(kms["Action"])), ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"])
+        self.assertEqual(kms["Resource"], {"Ref": "KmsKeyArn"})
+        # The KMS statement exists only with a key.
+        (conditional,) = [s for s in as_list(policy["PolicyDocument"]["Statement"]) if "Fn::If" in s]
+        self.assertEqual(conditional["Fn::If"][0], "HasKmsKey")
+        self.assertEqual(self.template["Conditions"]["HasKmsKey"],
+                         {"Fn::Not": [{"Fn::Equals": [{"Ref": "KmsKeyArn"}, ""]}]})
+
+    def test_sessions_we_ask_for_fit_the_role(self):
+        # validate-destination and archive-message ask for
+        # ROLE_SESSION_DURATION_SECONDS; AssumeRole fails above the role's maximum.
+        sam = check_templates.load(read(SAM), SAM)
+        self.assertLessEqual(sam["Parameters"]["RoleSessionDurationSeconds"]["MaxValue"],
+                             self.properties["MaxSessionDuration"])
 
 
 if __name__ == "__main__":
