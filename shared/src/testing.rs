@@ -278,6 +278,34 @@ impl Emulator {
         )
     }
 
+    /// Every key in a bucket under `prefix`, without reading the objects.
+    pub fn keys(&self, account: &str, region: &str, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut args = json!({ "Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000 });
+            if let Some(token) = &token {
+                args["ContinuationToken"] = json!(token);
+            }
+            let page = self.aws(
+                account,
+                region,
+                json!([{ "service": "s3", "op": "list_objects_v2", "args": args }]),
+            );
+            keys.extend(
+                page[0]["Contents"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| o["Key"].as_str().map(str::to_owned)),
+            );
+            token = page[0]["NextContinuationToken"].as_str().map(str::to_owned);
+            if token.is_none() {
+                return keys;
+            }
+        }
+    }
+
     pub fn bucket_objects(
         &self,
         account: &str,
@@ -285,19 +313,7 @@ impl Emulator {
         bucket: &str,
         prefix: &str,
     ) -> Vec<StoredObject> {
-        let listed = self.aws(
-            account,
-            region,
-            json!([{ "service": "s3", "op": "list_objects_v2", "args": { "Bucket": bucket, "Prefix": prefix, "MaxKeys": 100000 } }]),
-        );
-        let keys: Vec<String> = listed[0]["Contents"]
-            .as_array()
-            .map(|c| {
-                c.iter()
-                    .filter_map(|o| o["Key"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys = self.keys(account, region, bucket, prefix);
         keys.chunks(200)
             .flat_map(|chunk| {
                 let calls: Vec<Value> = chunk

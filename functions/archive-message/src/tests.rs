@@ -847,3 +847,132 @@ async fn the_handler_answers_before_the_deadline_listing_unfinished_records() {
         "finished work is kept"
     );
 }
+
+/// The reliability run of the README: 5,000 messages over 5 destinations
+/// through the real handler while S3, STS and the control bucket misbehave,
+/// redelivering exactly what each response lists, as SQS would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_injected_faults_nothing_is_lost_or_duplicated() {
+    let w = world().await;
+    let customers: Vec<Customer> = (0..5)
+        .map(|i| {
+            w.customer(
+                "111122223333",
+                "eu-west-1",
+                &format!("acme-fault-{i}"),
+                &format!("stored-messages-fault-{i}"),
+            )
+        })
+        .collect();
+    for c in &customers {
+        w.register(c, "p", |_| {}).await;
+    }
+    w.emulator.clear_requests();
+    let rules = json!([
+        { "service": "sts", "action_param": "AssumeRole", "action": "status", "status": 400, "code": "Throttling", "message": "Rate exceeded", "count": 2 },
+        { "service": "sts", "action_param": "AssumeRole", "action": "status", "status": 500, "code": "InternalFailure", "count": 2 },
+        { "service": "s3", "method": "PUT", "path_prefix": "/acme-fault-", "action": "status", "status": 400, "code": "ExpiredToken", "message": "The provided token has expired.", "count": 25 },
+        { "service": "s3", "method": "PUT", "path_prefix": "/acme-fault-", "action": "delay", "seconds": 11, "probability": 0.004, "count": 4 },
+        { "service": "s3", "method": "PUT", "path_prefix": "/acme-fault-", "action": "reset", "probability": 0.04 },
+        { "service": "s3", "method": "PUT", "path_prefix": "/acme-fault-", "action": "status", "status": 500, "code": "InternalError", "probability": 0.06 },
+        { "service": "s3", "method": "PUT", "path_prefix": "/acme-fault-", "action": "status", "status": 503, "code": "SlowDown", "probability": 0.1 },
+        { "service": "s3", "path_prefix": format!("/{CONTROL_BUCKET}/destinations/"), "action": "status", "status": 503, "code": "SlowDown", "count": 40 },
+    ]);
+    w.emulator.set_faults(json!({ "seed": 7, "rules": rules }));
+    let archiver = w.archiver();
+
+    // make test runs 1,000 messages; the README's figures come from
+    // RELIABILITY_MESSAGES=5000 (moto takes a few hundred PUTs a second).
+    let total: usize = std::env::var("RELIABILITY_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let sent: Vec<(String, String)> = (0..total)
+        .map(|i| {
+            (
+                format!("sqs-{i:04}"),
+                message("p", &format!("m{i:04}"), "email", i).to_string(),
+            )
+        })
+        .collect();
+    let mut deliveries: std::collections::HashMap<String, u32> = Default::default();
+    let mut queue: Vec<(String, String)> = sent.clone();
+    let mut rounds = 0;
+    while !queue.is_empty() && rounds < 30 {
+        rounds += 1;
+        let mut next = Vec::new();
+        let round_started = std::time::Instant::now();
+        for batch in queue.chunks(100) {
+            for (id, _) in batch {
+                *deliveries.entry(id.clone()).or_default() += 1;
+            }
+            let response = handler::handle(&archiver, sqs_event(batch)).await.unwrap();
+            let failed = failures(&response);
+            let ids: HashSet<&String> = batch.iter().map(|(id, _)| id).collect();
+            assert!(
+                failed.iter().all(|f| ids.contains(f)),
+                "a response named a record outside its batch"
+            );
+            next.extend(batch.iter().filter(|(id, _)| failed.contains(id)).cloned());
+        }
+        eprintln!(
+            "round {rounds}: {} records in {:?}, {} to retry",
+            queue.len(),
+            round_started.elapsed(),
+            next.len()
+        );
+        queue = next;
+    }
+    assert!(
+        queue.is_empty(),
+        "{} records still failing after {rounds} rounds",
+        queue.len()
+    );
+    let fired = w.emulator.http("GET", "/_sm/faults", "").1;
+    w.emulator.set_faults(json!({ "seed": 0, "rules": [] }));
+
+    // Every object exactly once: one key per message per destination, and no
+    // key was ever written (200) twice.
+    let mut landed = 0;
+    for c in &customers {
+        let keys = w.emulator.keys(&c.account, &c.region, &c.bucket, "email/");
+        let unique: HashSet<&String> = keys.iter().collect();
+        assert_eq!((keys.len(), unique.len()), (total, total), "{}", c.bucket);
+        landed += keys.len();
+    }
+    let mut written: std::collections::HashMap<String, u32> = Default::default();
+    for r in w.emulator.requests() {
+        if r["method"] == "PUT"
+            && r["status"] == 200
+            && r["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/acme-fault-"))
+        {
+            *written
+                .entry(r["path"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    let duplicates = written.values().filter(|n| **n > 1).count();
+    assert_eq!(duplicates, 0);
+    // Right bodies: a sample read back from every bucket.
+    for c in &customers {
+        for o in w
+            .emulator
+            .objects(c, "email/")
+            .iter()
+            .step_by(total / 20 + 1)
+        {
+            let doc = o.json();
+            let i: usize = doc["message_id"].as_str().unwrap()[1..].parse().unwrap();
+            assert_eq!(doc["message"]["subject"], format!("Hello {i}"));
+            assert_eq!(doc["recipient"]["email"], format!("Person{i}@Example.com"));
+        }
+    }
+    let worst = deliveries.values().max().copied().unwrap_or(0);
+    assert!(worst <= 6, "worst record needed {worst} deliveries");
+    eprintln!(
+        "RELIABILITY sent={total}x5 landed={landed} duplicates={duplicates} lost={} rounds={rounds} worst_deliveries={worst} faults_fired={fired}",
+        total * 5 - landed
+    );
+}
