@@ -1,53 +1,81 @@
-"""Local AWS for stored-messages: the pinned moto server, plus what AWS enforces
-and moto does not.
+"""Local AWS for stored-messages: the pinned moto server, plus the AWS behaviour
+our security rests on and moto does not enforce.
 
-moto (pinned in tools/requirements.txt) serves S3, STS and IAM with its IAM
-enforcement on from the start. In front of it sits a small WSGI middleware that
-adds the AWS behaviour our security rests on, so negative paths are proven end
-to end rather than only in mocks:
+We archive into customers' buckets by assuming a role they created, with an
+External ID. Our integration tests (and `make demo`) must be able to prove the
+refusals, not only the happy path, and moto 5.2.5 (tools/requirements.txt)
+lets most of them through. This server runs moto's own WSGI application with
+moto's IAM enforcement on from the first request, behind a middleware that adds:
 
-* AssumeRole is checked against the role's trust policy: principal, and
-  StringEquals/StringLike on sts:ExternalId (moto accepts a missing ExternalId
-  and never checks cross-account trust). Denials answer in AWS's own error
-  shape, which aws-sdk-rust parses (moto's shape leaves the code empty).
-* A session policy passed to AssumeRole limits that session's S3 calls, as AWS
-  intersects it with the role's policies (moto ignores it).
-* `x-amz-expected-bucket-owner` is enforced (moto ignores it).
-* A request signed for the wrong region is refused with the bucket's region,
-  like S3's AuthorizationHeaderMalformed.
-* Unsigned GETs are served only where a bucket policy grants Principal "*".
+* Trust policies on sts:AssumeRole. moto checks trust only for roles in the
+  caller's own account, never cross-account (our normal case), accepts a
+  missing ExternalId, evaluates only StringEquals and refuses an account `root`
+  principal. Here: Principal (ARN, role, account root or bare account id, "*"),
+  StringEquals/StringLike on sts:ExternalId and aws:PrincipalArn, explicit
+  Deny; anything else fails closed. Refusals use AWS's error shape.
+* STS errors in AWS's shape. moto wraps them as <ErrorResponse><Errors><Error>,
+  which aws-sdk-rust cannot parse (the error code comes back empty).
+* Session policies: a `Policy` passed to AssumeRole limits that session's S3
+  calls, as AWS intersects it with the role's policies (moto ignores it).
+* `x-amz-expected-bucket-owner`: refused with 403 when the bucket belongs to
+  another account (moto ignores the header).
+* Bucket regions: a request signed for another region than the bucket's gets
+  400 AuthorizationHeaderMalformed with the right region, as S3 answers.
+* Anonymous (unsigned) S3 reads: moto answers 403 with an empty body, or a 500
+  (it looks for an Authorization header) exactly when the object is public.
+  Here: 403 AccessDenied unless a bucket policy grants Principal "*" the read
+  or the ACL is public-read (object ACL for GetObject, bucket ACL for
+  ListBucket), honouring the bucket's Block Public Access settings; public
+  reads are then served by moto itself. Any other empty S3 403 from moto gets
+  an AccessDenied body.
 
-And for tests: a request recorder (`GET/DELETE /_sm/requests`, every request
-with its headers and STS/IAM parameters, including refused ones), fault
-injection (`POST/GET/DELETE /_sm/faults`) and fixtures (`POST /_sm/aws`: boto3
-calls run as any account with enforcement off).
+And for tests (JSON over HTTP, on the same port; see README-style notes at
+`Middleware.internal`):
 
-Usage: server.py [--port N]; prints `READY <port>` once listening, and exits
-when stdin closes so it never outlives the process that started it.
+* a request recorder: `GET /_sm/requests`, `DELETE /_sm/requests`;
+* fault injection: `POST /_sm/faults`, `GET /_sm/faults`, `DELETE /_sm/faults`;
+* fixtures: `POST /_sm/aws` runs boto3 calls as any account with moto's
+  enforcement off for their duration (set-up only).
+
+Enforcement (moto's and ours) applies only while moto's authentication is on;
+fixtures turn it off for everyone while they run, so do set-up first.
+
+Usage: server.py [--port N]   (0, the default, picks a free port)
+Binds 127.0.0.1 only, prints `READY <port>` once listening, and exits on
+SIGTERM/SIGINT or when its stdin reaches end of file: keep stdin open (a pipe)
+for as long as you need the server, so it never outlives the process that
+started it.
 """
 
 import argparse
 import base64
 import datetime
-import fnmatch
+import http
 import io
 import json
 import os
 import random
 import re
+import secrets
 import signal
 import socket
 import sys
 import threading
 import urllib.parse
+import urllib.request
 import uuid
+import xml.etree.ElementTree as ElementTree
+from xml.sax.saxutils import escape
 
-# Enforcement on from the first request; must be set before moto is imported.
+# moto reads this once, at import: its IAM enforcement must be on from the very
+# first request, so nothing can slip through before a test turns it on.
 os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
 
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 from moto import settings as moto_settings  # noqa: E402
+from moto.core.authorization import ActionAuthenticatorMixin  # noqa: E402
+from moto.iam.access_control import IAMRequestBase  # noqa: E402
 from moto.iam.models import get_account_id_from, iam_backends  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
@@ -58,436 +86,869 @@ from moto.s3.models import s3_backends  # noqa: E402
 from moto.sts.models import sts_backends  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-DEFAULT_ACCOUNT = "123456789012"
-CREDENTIAL_RE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
-ACCESS_KEY_RE = re.compile(r"<AccessKeyId>([^<]+)</AccessKeyId>")
+DEFAULT_ACCOUNT = "123456789012"  # moto's own account
+PARTITION = "aws"
+FIXTURE_ROLE = "moto-fixture-admin"
+STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+SIGV4_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+
+# Fixture traffic carries this header with a per-process secret, so it is
+# neither recorded nor hit by injected faults: it is set-up, not the system
+# under test.
+FIXTURE_HEADER = "x-sm-fixture"
+FIXTURE_TOKEN = secrets.token_hex(16)
 
 
-def auth_on():
-    return moto_settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf")
+# ---------------------------------------------------------------------------
+# Two narrow hooks into moto, both keyed on a per-request thread-local flag that
+# only the middleware sets (each request is handled start to end on one thread).
+# ---------------------------------------------------------------------------
+
+_request_state = threading.local()
 
 
-def sts_error(status, code, message):
+def _install_moto_hooks():
+    """Let the middleware's decisions stand where moto would overrule them.
+
+    * An anonymous read the middleware granted (public bucket policy or ACL)
+      must skip moto's authentication, which wants an Authorization header and
+      fails with a 500 without one.
+    * An AssumeRole the middleware already checked against the trust policy
+      must not be checked again by moto's narrower evaluator (which refuses an
+      account-root principal and StringLike, unlike AWS). moto still checks
+      the signature and the caller's own identity policy.
+    """
+    authenticate = ActionAuthenticatorMixin._authenticate_and_authorize_action
+    check_trust = IAMRequestBase._check_role_trust_relationship
+
+    def authenticate_unless_public(self, iam_request_cls, resource="*"):
+        if getattr(_request_state, "anonymous_granted", False):
+            return None
+        return authenticate(self, iam_request_cls, resource)
+
+    def trust_unless_checked(self, role_arn):
+        if getattr(_request_state, "trust_checked", False):
+            return True
+        return check_trust(self, role_arn)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate_unless_public
+    IAMRequestBase._check_role_trust_relationship = trust_unless_checked
+
+
+def moto_auth_on():
+    """moto's own test for whether it authenticates the next request."""
+    return ActionAuthenticatorMixin.request_count >= moto_settings.INITIAL_NO_AUTH_ACTION_COUNT
+
+
+# ---------------------------------------------------------------------------
+# AWS-shaped answers
+# ---------------------------------------------------------------------------
+
+def query_error(status, code, message, error_type="Sender"):
+    """The awsQuery error shape (STS, IAM) that the AWS SDKs parse."""
     body = (
-        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        f'<ErrorResponse xmlns="{STS_XMLNS}"><Error><Type>{escape(error_type)}</Type>'
+        f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
         f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
     )
-    return status, {"Content-Type": "text/xml"}, body.encode()
+    return Answer(status, [("Content-Type", "text/xml")], body.encode())
 
 
-def s3_error(status, code, message, extra="", headers=None):
-    body = f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message>{extra}<RequestId>{uuid.uuid4()}</RequestId></Error>"
-    return status, {"Content-Type": "application/xml", **(headers or {})}, body.encode()
+def s3_error(status, code, message, extra_xml="", headers=()):
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>{extra_xml}"
+        f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
+    )
+    return Answer(status, [("Content-Type", "application/xml"), *headers], body.encode())
 
+
+def json_answer(value, status=200):
+    return Answer(status, [("Content-Type", "application/json")], json.dumps(value, default=str).encode())
+
+
+class Answer:
+    """A complete, buffered HTTP answer (status, header list, body)."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = list(headers)
+        self.body = body
+
+
+class DropConnection(Exception):
+    """The answer to a "reset" fault: close the socket, send nothing."""
+
+
+def xml_text(payload, tag):
+    """The first <tag> in an XML document, whatever its namespace."""
+    try:
+        root = ElementTree.fromstring(payload)
+    except ElementTree.ParseError:
+        return None
+    for element in root.iter():
+        if element.tag == tag or element.tag.endswith("}" + tag):
+            return element.text or ""
+    return None
+
+
+# ---------------------------------------------------------------------------
+# IAM policy evaluation, just as much as we need (everything else fails closed)
+# ---------------------------------------------------------------------------
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def wildcard(pattern, value):
-    return fnmatch.fnmatchcase(value, pattern)
+def wildcard_match(pattern, value, ignore_case=False):
+    """IAM wildcards: `*` any run of characters, `?` exactly one; no others."""
+    if not isinstance(pattern, str) or value is None:
+        return False
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    return re.fullmatch(regex, value, flags) is not None
+
+
+def parse_policy(document):
+    """A policy document as moto stores it: JSON, sometimes URL-encoded."""
+    if isinstance(document, dict):
+        return document
+    if isinstance(document, bytes):
+        document = document.decode()
+    for text in (document, urllib.parse.unquote(document or "")):
+        try:
+            policy = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(policy, dict):
+            return policy
+    return None
+
+
+def statements(policy):
+    return [s for s in as_list(policy.get("Statement", [])) if isinstance(s, dict)]
+
+
+def matches_element(statement, name, value, ignore_case=False, absent=False):
+    """Action/NotAction or Resource/NotResource against one value.
+
+    `absent` is the answer when the statement has neither (trust policies have
+    no Resource)."""
+    if name in statement:
+        return any(wildcard_match(p, value, ignore_case) for p in as_list(statement[name]))
+    if "Not" + name in statement:
+        return not any(wildcard_match(p, value, ignore_case) for p in as_list(statement["Not" + name]))
+    return absent
+
+
+def conditions_hold(conditions, context, unsupported):
+    """A statement's Condition block against the request's context.
+
+    Supports StringEquals and StringLike on the keys in `context` (names are
+    case-insensitive, values are not). A key whose value is None (a missing
+    ExternalId) never satisfies. Anything else is not understood and answers
+    `unsupported`: False for an Allow, True for a Deny, so both fail closed.
+    """
+    if not conditions:
+        return True
+    if not isinstance(conditions, dict):
+        return unsupported
+    for operator, tests in conditions.items():
+        if operator not in ("StringEquals", "StringLike") or not isinstance(tests, dict):
+            if not unsupported:
+                return False
+            continue
+        for key, expected in tests.items():
+            if key.lower() not in context:
+                if not unsupported:
+                    return False
+                continue
+            actual = context[key.lower()]
+            if actual is None:
+                return False
+            if operator == "StringEquals":
+                held = any(actual == str(e) for e in as_list(expected))
+            else:
+                held = any(wildcard_match(str(e), actual) for e in as_list(expected))
+            if not held:
+                return False
+    return True
+
+
+def principal_matches(statement, identities):
+    """Principal/NotPrincipal against a caller's identities (AWS principals only)."""
+
+    def listed(principal):
+        if principal == "*":
+            return True
+        if isinstance(principal, dict):
+            return any(p == "*" or p in identities for p in as_list(principal.get("AWS", [])))
+        return False
+
+    if "Principal" in statement:
+        return listed(statement["Principal"])
+    if "NotPrincipal" in statement:
+        return not listed(statement["NotPrincipal"])
+    return False
+
+
+def trust_allows(policy, identities, context):
+    """Whether a role's trust policy lets this caller assume it."""
+    allowed = False
+    for statement in statements(policy):
+        effect = statement.get("Effect")
+        if not matches_element(statement, "Action", "sts:AssumeRole", ignore_case=True):
+            continue
+        if not principal_matches(statement, identities):
+            continue
+        if effect == "Deny" and conditions_hold(statement.get("Condition"), context, unsupported=True):
+            return False  # an explicit Deny always wins
+        if effect == "Allow" and conditions_hold(statement.get("Condition"), context, unsupported=False):
+            allowed = True
+    return allowed
+
+
+def policy_allows(policy, action, resource):
+    """An identity-style policy (a session policy) on one S3 action.
+
+    Conditions are not supported: an Allow with one grants nothing and a Deny
+    with one applies (fail closed)."""
+    allowed = False
+    for statement in statements(policy):
+        if not matches_element(statement, "Action", action, ignore_case=True):
+            continue
+        if not matches_element(statement, "Resource", resource):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        if statement.get("Effect") == "Allow" and not statement.get("Condition"):
+            allowed = True
+    return allowed
+
+
+# ---------------------------------------------------------------------------
+# Who is calling, and on what
+# ---------------------------------------------------------------------------
+
+class Caller:
+    def __init__(self, account, arn, principal_arn, identities):
+        self.account = account
+        self.arn = arn  # as AWS names it in error messages
+        self.principal_arn = principal_arn  # aws:PrincipalArn
+        self.identities = identities  # what a trust policy's Principal may name
+
+
+def find_caller(access_key):
+    """The IAM user or assumed-role session that owns an access key, or None."""
+    if not access_key:
+        return None
+    account = get_account_id_from(access_key)
+    account_ids = {f"arn:aws:iam::{account}:root", account}
+    for user in list(iam_backends[account][PARTITION].users.values()):
+        if any(key.access_key_id == access_key for key in user.access_keys):
+            return Caller(account, user.arn, user.arn, {user.arn} | account_ids)
+    for session in list(sts_backends[account][PARTITION].assumed_roles):
+        if session.access_key_id == access_key:
+            # A role ARN in a trust policy also trusts the sessions of that role.
+            return Caller(account, session.arn, session.role_arn, {session.arn, session.role_arn} | account_ids)
+    return None
+
+
+def find_role(role_arn):
+    parts = role_arn.split(":")
+    if len(parts) < 6 or parts[2] != "iam":
+        return None
+    account = parts[4]
+    if account not in iam_backends:  # never create an account just by looking
+        return None
+    try:
+        return iam_backends[account][PARTITION].get_role_by_arn(role_arn)
+    except Exception:  # moto's NotFoundException
+        return None
+
+
+def find_bucket(name):
+    """(owner account, FakeBucket) of an existing bucket, else (None, None)."""
+    located = s3_backends.bucket_accounts.get(name) if name else None
+    if not located:
+        return None, None
+    partition, account = located
+    return account, s3_backends[account][partition].buckets.get(name)
+
+
+# Query parameters that select a different S3 operation (not the listing or
+# x-id parameters every SDK adds), mapped to IAM actions.
+OBJECT_SUBRESOURCES = {
+    ("GET", "acl"): "s3:GetObjectAcl",
+    ("PUT", "acl"): "s3:PutObjectAcl",
+    ("GET", "tagging"): "s3:GetObjectTagging",
+    ("PUT", "tagging"): "s3:PutObjectTagging",
+    ("DELETE", "tagging"): "s3:DeleteObjectTagging",
+    ("GET", "attributes"): "s3:GetObjectAttributes",
+    ("GET", "retention"): "s3:GetObjectRetention",
+    ("PUT", "retention"): "s3:PutObjectRetention",
+    ("GET", "legal-hold"): "s3:GetObjectLegalHold",
+    ("PUT", "legal-hold"): "s3:PutObjectLegalHold",
+    ("POST", "restore"): "s3:RestoreObject",
+    ("GET", "uploadId"): "s3:ListMultipartUploadParts",
+    ("DELETE", "uploadId"): "s3:AbortMultipartUpload",
+}
+OBJECT_ACTIONS = {"PUT": "s3:PutObject", "POST": "s3:PutObject", "GET": "s3:GetObject", "HEAD": "s3:GetObject", "DELETE": "s3:DeleteObject"}
+BUCKET_SUBRESOURCES = {
+    "acl": "BucketAcl", "policy": "BucketPolicy", "tagging": "BucketTagging", "versioning": "BucketVersioning",
+    "cors": "BucketCORS", "website": "BucketWebsite", "logging": "BucketLogging", "notification": "BucketNotification",
+    "publicAccessBlock": "BucketPublicAccessBlock", "ownershipControls": "BucketOwnershipControls",
+    "object-lock": "BucketObjectLockConfiguration", "lifecycle": "LifecycleConfiguration",
+    "encryption": "EncryptionConfiguration", "replication": "ReplicationConfiguration",
+}
+BUCKET_LISTINGS = {"uploads": "s3:ListBucketMultipartUploads", "versions": "s3:ListBucketVersions", "location": "s3:GetBucketLocation", "policyStatus": "s3:GetBucketPolicyStatus"}
+
+
+def s3_action(method, bucket, key, query):
+    """The IAM action and resource ARN of a path-style S3 request.
+
+    Unknown operations map to `s3:Unknown...`, which only `s3:*` grants."""
+    if key is not None:
+        resource = f"arn:aws:s3:::{bucket}/{key}"
+        for name in query:
+            if (method, name) in OBJECT_SUBRESOURCES:
+                return OBJECT_SUBRESOURCES[(method, name)], resource
+        return OBJECT_ACTIONS.get(method, f"s3:Unknown{method.title()}Object"), resource
+    resource = f"arn:aws:s3:::{bucket}"
+    if method == "POST" and "delete" in query:
+        return "s3:DeleteObject", f"arn:aws:s3:::{bucket}/*"
+    for name in query:
+        if method == "GET" and name in BUCKET_LISTINGS:
+            return BUCKET_LISTINGS[name], resource
+        if name in BUCKET_SUBRESOURCES and method in ("GET", "PUT", "DELETE"):
+            return f"s3:{method.title()}{BUCKET_SUBRESOURCES[name]}", resource
+    return {"GET": "s3:ListBucket", "HEAD": "s3:ListBucket", "PUT": "s3:CreateBucket", "DELETE": "s3:DeleteBucket"}.get(
+        method, f"s3:Unknown{method.title()}Bucket"
+    ), resource
 
 
 class Request:
-    """What the middleware needs to know about one request."""
+    """What the middleware reads from one request (the body is buffered)."""
 
     def __init__(self, environ, body):
-        self.environ = environ
         self.method = environ["REQUEST_METHOD"]
-        self.path = urllib.parse.unquote(environ.get("PATH_INFO", "/"))
+        # werkzeug has percent-decoded PATH_INFO into WSGI's latin-1 string.
+        self.path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
         self.query = environ.get("QUERY_STRING", "")
         self.body = body
-        self.headers = {
-            key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
-        }
-        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if environ.get(key):
-                self.headers[key.replace("_", "-").lower()] = environ[key]
-        auth = self.headers.get("authorization", "")
-        query = urllib.parse.parse_qs(self.query)
-        match = CREDENTIAL_RE.search(auth) or CREDENTIAL_RE.search("Credential=" + query.get("X-Amz-Credential", [""])[0])
-        self.access_key, self.region, self.service = match.groups() if match else (None, None, None)
+        # Header names as the client spelt them (captured by RequestHandler).
+        self.headers = {}
+        for name, value in environ.get("sm.raw_headers", []):
+            self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
+        self.lower_headers = {name.lower(): value for name, value in self.headers.items()}
+        self.query_params = urllib.parse.parse_qs(self.query, keep_blank_values=True)
+
+        # SigV4 scope, from the Authorization header or a presigned URL.
+        scope = SIGV4_SCOPE.search(self.lower_headers.get("authorization", ""))
+        if scope is None and "X-Amz-Credential" in self.query_params:
+            scope = SIGV4_SCOPE.search("Credential=" + self.query_params["X-Amz-Credential"][0])
+        self.access_key, self.region, self.service = scope.groups() if scope else (None, None, None)
+        self.signed = scope is not None
+
+        # Form-encoded query-protocol calls (STS, IAM): their parameters.
         self.params = {}
-        if self.service in ("sts", "iam") and "x-www-form-urlencoded" in self.headers.get("content-type", ""):
-            self.params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
-        self.params.update({k: v[0] for k, v in query.items() if k in ("Action", "RoleArn", "ExternalId")})
-        segments = self.path.lstrip("/").split("/", 1)
-        self.bucket = segments[0] or None
-        self.key = segments[1] if len(segments) > 1 and segments[1] else None
+        if self.service in ("sts", "iam"):
+            self.params = {k: v[0] for k, v in self.query_params.items()}
+            if "x-www-form-urlencoded" in self.lower_headers.get("content-type", ""):
+                form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+                self.params.update({k: v[0] for k, v in form.items()})
 
-    @property
-    def s3(self):
-        return self.service == "s3" or (self.service is None and self.bucket and not self.path.startswith("/moto-api"))
+        # Path-style S3: /BUCKET/KEY.
+        bucket, _, key = self.path.lstrip("/").partition("/")
+        self.bucket = bucket or None
+        self.key = key or None
+        self.internal = self.path.startswith("/_sm/") or self.path == "/_sm"
+        self.moto_api = self.path.startswith("/moto-api")
+        # Only S3 is ever called unsigned here (and AssumeRoleWith*, which we
+        # never use), so an unsigned request outside moto's API is S3.
+        self.s3 = self.service == "s3" or (not self.signed and not self.moto_api and not self.internal)
+        self.fixture = self.lower_headers.get(FIXTURE_HEADER) == FIXTURE_TOKEN
 
 
-class Enforcer:
+# ---------------------------------------------------------------------------
+# The middleware
+# ---------------------------------------------------------------------------
+
+class Middleware:
     def __init__(self, app):
         self.app = app
-        self.lock = threading.Lock()
-        self.fixture_lock = threading.Lock()
-        self.requests = []
+        self.endpoint = None  # set once the port is known
+        self.lock = threading.Lock()  # recorder, faults, session policies
+        self.fixture_lock = threading.Lock()  # one fixture batch at a time
+        self.recorded = []
+        self.seed = 0
         self.rules = []
         self.fired = []
         self.random = random.Random(0)
-        self.session_policies = {}
-        self.fixture_credentials = {}
-        self.endpoint = None
+        self.session_policies = {}  # access key id -> parsed session policy
 
-    # ---- WSGI entry -------------------------------------------------------
+    # ---- WSGI entry --------------------------------------------------------
+
     def __call__(self, environ, start_response):
-        if environ.get("wsgi.input_terminated") or not environ.get("CONTENT_LENGTH"):
-            body = environ["wsgi.input"].read() if environ.get("wsgi.input_terminated") else b""
+        # Buffer the body: the middleware reads STS forms, and moto must still
+        # see every byte (it verifies signatures over it).
+        stream = environ["wsgi.input"]
+        if environ.get("CONTENT_LENGTH"):
+            body = stream.read(int(environ["CONTENT_LENGTH"]))
+        elif environ.get("wsgi.input_terminated"):
+            body = stream.read()  # chunked transfer encoding, already decoded
         else:
-            body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+            body = b""
         environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
         request = Request(environ, body)
-        if request.path.startswith("/_sm/"):
-            return self.respond(start_response, *self.internal(request))
+        if request.internal:
+            return self.respond(start_response, request, self.internal(request))
 
-        answer = self.fault(request)
-        if answer == "reset":
+        # Thread-locals outlive the request on a kept-alive connection.
+        _request_state.anonymous_granted = False
+        _request_state.trust_checked = False
+        record = None if request.fixture else self.record(request)
+        try:
+            answer = None if request.fixture else self.inject_fault(request)
+            if answer is None and moto_auth_on():
+                answer = self.enforce(request, environ)
+            if answer is None:
+                answer = self.forward(environ)
+            answer = self.after_moto(request, answer)
+        except DropConnection:
+            # Close both directions now; werkzeug treats a ConnectionError as
+            # a dropped client and writes nothing more on this socket.
             sock = environ.get("werkzeug.socket")
             if sock is not None:
                 sock.shutdown(socket.SHUT_RDWR)
-            self.record(request, 0)
-            return []
-        if answer is None and auth_on():
-            answer = self.enforce(request)
-        if answer is None:
-            answer = self.forward(request, environ)
-        status, headers, payload = answer
-        if request.service == "sts" and status >= 400 and b"<Errors>" in payload:
-            code = re.search(rb"<Code>([^<]*)</Code>", payload)
-            message = re.search(rb"<Message>([^<]*)</Message>", payload)
-            status, headers, payload = sts_error(
-                status,
-                code.group(1).decode() if code else "Unknown",
-                message.group(1).decode() if message else "",
-            )
-        if request.params.get("Action") == "AssumeRole" and status == 200 and request.params.get("Policy"):
-            key = ACCESS_KEY_RE.search(payload.decode(errors="replace"))
-            if key:
-                with self.lock:
-                    self.session_policies[key.group(1)] = json.loads(request.params["Policy"])
-        self.record(request, status)
-        return self.respond(start_response, status, headers, payload)
+            raise ConnectionResetError("injected connection reset") from None
+        finally:
+            _request_state.anonymous_granted = False
+            _request_state.trust_checked = False
+        if record is not None:
+            with self.lock:
+                record["status"] = answer.status
+        return self.respond(start_response, request, answer)
 
-    def respond(self, start_response, status, headers, payload):
-        reason = {200: "OK", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(status, "Status")
-        headers = dict(headers)
-        headers["Content-Length"] = str(len(payload))
-        start_response(f"{status} {reason}", list(headers.items()))
-        return [payload]
+    def respond(self, start_response, request, answer):
+        headers = [(k, v) for k, v in answer.headers if k.lower() != "content-length"]
+        if request.method == "HEAD":
+            # A HEAD answer keeps the length of the body it does not send.
+            length = next((v for k, v in answer.headers if k.lower() == "content-length"), str(len(answer.body)))
+            headers.append(("Content-Length", length))
+            body = b""
+        else:
+            headers.append(("Content-Length", str(len(answer.body))))
+            body = answer.body
+        try:
+            reason = http.HTTPStatus(answer.status).phrase
+        except ValueError:
+            reason = "Unknown"
+        start_response(f"{answer.status} {reason}", headers)
+        return [body]
 
-    def forward(self, request, environ):
+    def forward(self, environ):
+        """moto's answer, buffered so that it can be inspected and rewritten."""
         captured = {}
 
-        def start(status, headers, exc_info=None):
+        def start_response(status, headers, exc_info=None):
             captured["status"] = int(status.split(" ", 1)[0])
             captured["headers"] = headers
-            return lambda data: None
+            return lambda data: captured.setdefault("written", []).append(data)
 
-        payload = b"".join(self.app(environ, start))
-        headers = {k: v for k, v in captured["headers"] if k.lower() != "content-length"}
-        return captured["status"], headers, payload
+        chunks = self.app(environ, start_response)
+        try:
+            payload = b"".join(captured.get("written", [])) + b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return Answer(captured["status"], captured["headers"], payload)
 
-    def record(self, request, status):
-        with self.lock:
-            self.requests.append(
-                {
-                    "method": request.method,
-                    "path": request.path,
-                    "query": request.query,
-                    "headers": request.headers,
-                    "service": request.service,
-                    "region": request.region,
-                    "access_key_id": request.access_key,
-                    "params": request.params,
-                    "status": status,
-                }
+    def after_moto(self, request, answer):
+        """Rewrites of moto's answers, and what we learn from them."""
+        if request.service == "sts" and answer.status >= 400 and b"<Errors>" in answer.body:
+            # moto's STS errors: <ErrorResponse><Errors><Error>, which
+            # aws-sdk-rust does not parse. Same code, message and status.
+            answer = query_error(
+                answer.status,
+                xml_text(answer.body, "Code") or "InternalFailure",
+                xml_text(answer.body, "Message") or "",
+                xml_text(answer.body, "Type") or "Sender",
             )
+        if request.s3 and answer.status == 403 and not answer.body.strip() and request.method != "HEAD":
+            # moto refuses some S3 requests (bucket-policy Deny, private object
+            # read anonymously) with an empty body; S3 says AccessDenied.
+            answer = s3_error(403, "AccessDenied", "Access Denied")
+        if (
+            request.service == "sts"
+            and request.params.get("Action") == "AssumeRole"
+            and answer.status == 200
+            and request.params.get("Policy")
+        ):
+            # Remember the session policy for the credentials moto just issued.
+            access_key = xml_text(answer.body, "AccessKeyId")
+            policy = parse_policy(request.params["Policy"])
+            if access_key and policy is not None:
+                with self.lock:
+                    self.session_policies[access_key] = policy
+        return answer
 
-    # ---- faults -----------------------------------------------------------
-    def fault(self, request):
+    # ---- recorder ----------------------------------------------------------
+
+    def record(self, request):
+        """Appends the request on arrival; its status is filled in when answered
+        (and stays null for a dropped connection)."""
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "headers": request.headers,
+            "service": request.service,
+            "region": request.region,
+            "access_key_id": request.access_key,
+            "params": request.params,
+            "status": None,
+        }
+        with self.lock:
+            self.recorded.append(entry)
+        return entry
+
+    # ---- fault injection ---------------------------------------------------
+
+    def inject_fault(self, request):
+        """The first rule that matches (filters, count left, probability draw)
+        fires: an error answer, a delay before going on, or a dropped socket."""
+        service = request.service or ("s3" if request.s3 else None)
         with self.lock:
             for index, rule in enumerate(self.rules):
-                if rule.get("service") and rule["service"] != (request.service or ("s3" if request.s3 else None)):
+                if rule.get("service") and rule["service"] != service:
                     continue
-                if rule.get("method") and rule["method"] != request.method:
+                if rule.get("method") and rule["method"].upper() != request.method:
                     continue
                 if rule.get("path_prefix") and not request.path.startswith(rule["path_prefix"]):
                     continue
-                if rule.get("action_param") and rule["action_param"] != request.params.get("Action"):
-                    continue
                 if rule.get("count") is not None and self.fired[index] >= rule["count"]:
                     continue
-                if self.random.random() >= rule.get("probability", 1.0):
+                probability = rule.get("probability", 1.0)
+                # Draw only for partial probabilities, so that certain rules do
+                # not shift the seeded sequence of the uncertain ones.
+                if probability < 1.0 and self.random.random() >= probability:
                     continue
                 self.fired[index] += 1
                 break
             else:
                 return None
         if rule["action"] == "delay":
-            threading.Event().wait(rule.get("seconds", 1.0))
+            threading.Event().wait(float(rule.get("seconds", 1.0)))
             return None
         if rule["action"] == "reset":
-            return "reset"
-        code, message = rule.get("code", "InternalError"), rule.get("message", "injected fault")
-        if request.service == "sts":
-            return sts_error(rule.get("status", 500), code, message)
-        return s3_error(rule.get("status", 500), code, message)
+            raise DropConnection()
+        status = int(rule.get("status", 500))
+        code = rule.get("code") or http.HTTPStatus(status).phrase.replace(" ", "")
+        message = rule.get("message") or "injected fault"
+        if request.s3:
+            return s3_error(status, code, message)
+        return query_error(status, code, message, "Receiver" if status >= 500 else "Sender")
 
-    # ---- enforcement ------------------------------------------------------
-    def enforce(self, request):
+    def faults_state(self):
+        return {"seed": self.seed, "rules": self.rules, "fired": list(self.fired)}
+
+    # ---- enforcement -------------------------------------------------------
+
+    def enforce(self, request, environ):
+        """Our refusals, or None to let moto answer (and enforce its own)."""
         if request.service == "sts" and request.params.get("Action") == "AssumeRole":
-            return self.enforce_trust(request)
+            return self.check_assume_role(request)
         if request.s3 and request.bucket:
-            return self.enforce_s3(request)
+            return self.check_s3(request, environ)
         return None
 
-    def caller(self, access_key):
-        account = get_account_id_from(access_key)
-        for user in iam_backends[account]["aws"].users.values():
-            if any(k.access_key_id == access_key for k in user.access_keys):
-                return account, [user.arn]
-        for role in sts_backends[account]["aws"].assumed_roles:
-            if role.access_key_id == access_key:
-                return account, [role.arn, role.role_arn]
-        return account, []
-
-    def enforce_trust(self, request):
+    def check_assume_role(self, request):
+        caller = find_caller(request.access_key)
+        if caller is None:
+            return None  # an unknown key: moto answers InvalidClientTokenId
         role_arn = request.params.get("RoleArn", "")
-        account, caller_arns = self.caller(request.access_key or "")
-        denied = sts_error(
-            403,
-            "AccessDenied",
-            f"User: {caller_arns[0] if caller_arns else 'unknown'} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+        denied = query_error(
+            403, "AccessDenied", f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
         )
-        try:
-            role_account = role_arn.split(":")[4]
-            role = iam_backends[role_account]["aws"].get_role_by_arn(role_arn)
-            document = role.assume_role_policy_document
-            policy = json.loads(document if document.lstrip().startswith("{") else urllib.parse.unquote(document))
-        except Exception:
+        role = find_role(role_arn)
+        policy = parse_policy(role.assume_role_policy_document) if role is not None else None
+        if policy is None:
             return denied
-        principals = set(caller_arns) | {f"arn:aws:iam::{account}:root", account}
-        context = {"sts:externalid": request.params.get("ExternalId"), "aws:principalarn": caller_arns[0] if caller_arns else None}
-        allowed = False
-        for statement in as_list(policy.get("Statement", [])):
-            if not any(wildcard(a.lower(), "sts:assumerole") for a in as_list(statement.get("Action", []))):
-                continue
-            principal = statement.get("Principal", {})
-            trusted = principal == "*" or any(
-                p == "*" or p in principals for p in as_list(principal.get("AWS", [])) if isinstance(principal, dict)
-            )
-            if not trusted or not self.conditions_hold(statement.get("Condition", {}), context):
-                continue
-            if statement.get("Effect") == "Deny":
-                return denied
-            allowed = True
-        return None if allowed else denied
+        context = {"sts:externalid": request.params.get("ExternalId"), "aws:principalarn": caller.principal_arn}
+        if not trust_allows(policy, caller.identities, context):
+            return denied
+        if "Policy" in request.params and parse_policy(request.params["Policy"]) is None:
+            return query_error(400, "MalformedPolicyDocument", "The session policy is not a valid JSON policy document.")
+        _request_state.trust_checked = True
+        return None
 
-    @staticmethod
-    def conditions_hold(conditions, context):
-        for operator, checks in conditions.items():
-            for key, expected in checks.items():
-                actual = context.get(key.lower())
-                if actual is None:
-                    return False
-                if operator == "StringEquals":
-                    ok = actual in as_list(expected)
-                elif operator == "StringLike":
-                    ok = any(wildcard(e, actual) for e in as_list(expected))
-                else:
-                    return False  # unknown operators fail closed
-                if not ok:
-                    return False
-        return True
+    def check_s3(self, request, environ):
+        owner, bucket = find_bucket(request.bucket)
+        action, resource = s3_action(request.method, request.bucket, request.key, request.query_params)
 
-    def bucket_info(self, name):
-        located = s3_backends.bucket_accounts.get(name)
-        if not located:
-            return None, None
-        partition, account = located
-        return account, s3_backends[account][partition].buckets.get(name)
-
-    def enforce_s3(self, request):
-        owner, bucket = self.bucket_info(request.bucket)
-        expected = request.headers.get("x-amz-expected-bucket-owner")
-        if expected and owner and expected != owner:
-            return s3_error(403, "AccessDenied", "Access Denied")
-        if request.access_key is None:
-            return self.anonymous(request, owner, bucket)
-        if bucket is not None and request.region and request.region != bucket.region_name:
+        creating = request.key is None and request.method == "PUT" and not request.query
+        if request.signed and bucket is not None and request.region != bucket.region_name and not creating:
+            expected = bucket.region_name
             return s3_error(
                 400,
                 "AuthorizationHeaderMalformed",
-                f"The authorization header is malformed; the region '{request.region}' is wrong; expecting '{bucket.region_name}'",
-                f"<Region>{bucket.region_name}</Region>",
-                {"x-amz-bucket-region": bucket.region_name},
+                f"The authorization header is malformed; the region '{request.region}' is wrong; expecting '{expected}'",
+                f"<Region>{escape(expected)}</Region>",
+                [("x-amz-bucket-region", expected)],
             )
+
+        expected_owner = request.lower_headers.get("x-amz-expected-bucket-owner")
+        if expected_owner and owner is not None and expected_owner != owner:
+            return s3_error(403, "AccessDenied", "Access Denied")
+
+        if not request.signed:
+            return self.check_anonymous(request, environ, bucket, action, resource)
+
         with self.lock:
             session_policy = self.session_policies.get(request.access_key)
-        if session_policy is not None and not self.allows(session_policy, *self.s3_action(request)):
+        if session_policy is not None and not policy_allows(session_policy, action, resource):
             return s3_error(403, "AccessDenied", "Access Denied")
         return None
 
-    @staticmethod
-    def s3_action(request):
-        if request.key is None:
-            action = "s3:ListBucket" if request.method == "GET" else f"s3:{request.method.title()}Bucket"
-            return action, f"arn:aws:s3:::{request.bucket}"
-        action = {"PUT": "s3:PutObject", "GET": "s3:GetObject", "HEAD": "s3:GetObject", "DELETE": "s3:DeleteObject"}.get(
-            request.method, "s3:Unknown"
-        )
-        return action, f"arn:aws:s3:::{request.bucket}/{request.key}"
-
-    @staticmethod
-    def allows(policy, action, resource):
-        for statement in as_list(policy.get("Statement", [])):
-            if statement.get("Effect") != "Allow":
-                continue
-            actions = as_list(statement.get("Action", []))
-            resources = as_list(statement.get("Resource", []))
-            if any(wildcard(a, action) for a in actions) and any(wildcard(r, resource) for r in resources):
-                return True
-        return False
-
-    def anonymous(self, request, owner, bucket):
+    def check_anonymous(self, request, environ, bucket, action, resource):
+        """S3's answer to an unsigned request: only public reads pass."""
         if bucket is None:
-            return s3_error(404, "NoSuchBucket", "The specified bucket does not exist")
-        policy = json.loads(bucket.policy) if bucket.policy else {}
-        action, resource = self.s3_action(request)
-        public = any(
-            statement.get("Effect") == "Allow"
-            and statement.get("Principal") in ("*", {"AWS": "*"})
-            and any(wildcard(a, action) for a in as_list(statement.get("Action", [])))
-            and any(wildcard(r, resource) for r in as_list(statement.get("Resource", [])))
-            for statement in as_list(policy.get("Statement", []))
-        )
-        if not public or action != "s3:GetObject":
+            return s3_error(404, "NoSuchBucket", "The specified bucket does not exist", f"<BucketName>{escape(request.bucket)}</BucketName>")
+        if action not in ("s3:GetObject", "s3:ListBucket") or not self.public(bucket, request.key, action, resource):
             return s3_error(403, "AccessDenied", "Access Denied")
-        try:
-            key = s3_backends[owner]["aws"].get_object(request.bucket, request.key)
-        except Exception:
-            key = None
-        if key is None:
-            return s3_error(404, "NoSuchKey", "The specified key does not exist.")
-        content_type = key.metadata.get("Content-Type", "application/octet-stream") if hasattr(key, "metadata") else "application/octet-stream"
-        return 200, {"Content-Type": content_type}, key.value
+        if action == "s3:GetObject" and request.key not in bucket.keys:
+            # S3 tells a missing key from a forbidden one only to those who
+            # may list the bucket.
+            if not self.public(bucket, None, "s3:ListBucket", f"arn:aws:s3:::{request.bucket}"):
+                return s3_error(403, "AccessDenied", "Access Denied")
+        # Public: moto serves it, its authentication skipped for this request.
+        # moto's own anonymous pre-check asks the bucket policy for
+        # "s3:HeadObject", so a HEAD goes in as a GET (the body is not sent).
+        _request_state.anonymous_granted = True
+        if request.method == "HEAD" and request.key is not None:
+            environ["REQUEST_METHOD"] = "GET"
+        return None
 
-    # ---- the harness's own API ---------------------------------------------
+    @staticmethod
+    def public(bucket, key_name, action, resource):
+        """Whether everyone may perform `action`, by bucket policy or ACL."""
+        block = bucket.public_access_block
+        policy = parse_policy(bucket.policy) if bucket.policy else None
+        granted = False
+        for statement in statements(policy) if policy else []:
+            if not principal_matches(statement, {"*"}):
+                continue
+            if not matches_element(statement, "Action", action, ignore_case=True):
+                continue
+            if not matches_element(statement, "Resource", resource):
+                continue
+            if statement.get("Effect") == "Deny":
+                return False
+            if statement.get("Effect") == "Allow" and not statement.get("Condition"):
+                granted = True
+        if granted and not (block and block.restrict_public_buckets):
+            return True
+        if block and block.ignore_public_acls:
+            return False
+        if action == "s3:GetObject":
+            key = bucket.keys.get(key_name) if key_name is not None else None
+            acl = getattr(key, "acl", None)
+        else:
+            acl = bucket.acl
+        return bool(acl is not None and acl.public_read)
+
+    # ---- the harness's own API (/_sm/...) ----------------------------------
+
     def internal(self, request):
-        ok = lambda value: (200, {"Content-Type": "application/json"}, json.dumps(value, default=str).encode())  # noqa: E731
-        if request.path == "/_sm/requests":
-            with self.lock:
-                if request.method == "DELETE":
-                    self.requests.clear()
-                    return ok({"cleared": True})
-                return ok(list(self.requests))
-        if request.path == "/_sm/faults":
-            with self.lock:
-                if request.method == "POST":
-                    spec = json.loads(request.body or b"{}")
-                    self.rules = spec.get("rules", [])
-                    self.fired = [0] * len(self.rules)
-                    self.random = random.Random(spec.get("seed", 0))
-                elif request.method == "DELETE":
+        """
+        GET    /_sm/requests  -> [ {method, path, query, headers, service, region,
+                                    access_key_id, params, status}, ... ]
+        DELETE /_sm/requests  -> {"cleared": n}
+        POST   /_sm/faults    {"seed": int, "rules": [rule, ...]}
+                              -> {"seed", "rules", "fired": [n per rule]}
+        GET    /_sm/faults    -> the same
+        DELETE /_sm/faults    -> the same, emptied
+        POST   /_sm/aws       {"account", "region", "calls": [{"service", "op", "args"}]}
+                              -> {"results": [...]} or 400 {"error", "index"}
+        """
+        route = (request.method, request.path.rstrip("/"))
+        try:
+            if route == ("GET", "/_sm/requests"):
+                with self.lock:
+                    return json_answer(self.recorded)
+            if route == ("DELETE", "/_sm/requests"):
+                with self.lock:
+                    cleared, self.recorded = len(self.recorded), []
+                return json_answer({"cleared": cleared})
+            if route == ("POST", "/_sm/faults"):
+                spec = json.loads(request.body or b"{}")
+                rules = validate_rules(spec.get("rules", []))
+                with self.lock:
+                    self.seed = int(spec.get("seed", 0))
+                    self.rules, self.fired = rules, [0] * len(rules)
+                    self.random = random.Random(self.seed)
+                    return json_answer(self.faults_state())
+            if route == ("GET", "/_sm/faults"):
+                with self.lock:
+                    return json_answer(self.faults_state())
+            if route == ("DELETE", "/_sm/faults"):
+                with self.lock:
                     self.rules, self.fired = [], []
-                return ok({"rules": self.rules, "fired": self.fired})
-        if request.path == "/_sm/aws" and request.method == "POST":
-            spec = json.loads(request.body)
-            try:
-                return ok({"results": self.fixture(spec)})
-            except FixtureError as err:
-                return 400, {"Content-Type": "application/json"}, json.dumps({"error": str(err.__cause__), "index": err.index}).encode()
-        return 404, {"Content-Type": "application/json"}, b'{"error": "unknown harness route"}'
+                    return json_answer(self.faults_state())
+            if route == ("POST", "/_sm/aws"):
+                return self.fixtures(json.loads(request.body))
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            return json_answer({"error": f"bad request: {err}"}, 400)
+        return json_answer({"error": f"no route {request.method} {request.path}"}, 404)
 
-    def fixture(self, spec):
-        account, region = spec.get("account", DEFAULT_ACCOUNT), spec.get("region", "us-east-1")
+    # ---- fixtures ----------------------------------------------------------
+
+    def fixtures(self, spec):
+        account = str(spec.get("account", DEFAULT_ACCOUNT))
+        region = spec.get("region", "us-east-1")
+        calls = spec.get("calls", [])
+        if not isinstance(calls, list):
+            raise ValueError("calls must be a list")
         with self.fixture_lock:
-            previous = moto_settings.INITIAL_NO_AUTH_ACTION_COUNT
-            moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+            previous = self.set_moto_auth("inf")
             try:
-                session = boto3.Session(region_name=region, **self.account_credentials(account))
-                config = botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
+                session = boto3.Session(region_name=region, **self.fixture_credentials(account))
                 results = []
-                for index, call in enumerate(spec.get("calls", [])):
-                    client = session.client(call["service"], endpoint_url=self.endpoint, config=config)
+                for index, call in enumerate(calls):
                     try:
+                        client = self.fixture_client(session, call["service"])
                         response = getattr(client, call["op"])(**call.get("args", {}))
-                    except Exception as err:
-                        raise FixtureError(index) from err
+                    except Exception as err:  # noqa: BLE001 - reported to the caller
+                        return json_answer({"error": f"{type(err).__name__}: {err}", "index": index}, 400)
                     response.pop("ResponseMetadata", None)
                     results.append(plain(response))
-                return results
+                return json_answer({"results": results})
+            except Exception as err:  # noqa: BLE001 - switching accounts failed
+                return json_answer({"error": f"{type(err).__name__}: {err}", "index": None}, 400)
             finally:
-                moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = previous
+                self.set_moto_auth(previous)
 
-    def account_credentials(self, account):
+    def set_moto_auth(self, value):
+        """POST /moto-api/reset-auth; returns the value it replaced."""
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/reset-auth",
+            data=str(value).encode(),
+            method="POST",
+            # Not form-encoded: moto reads the raw body, which a form would eat.
+            headers={"Content-Type": "text/plain", FIXTURE_HEADER: FIXTURE_TOKEN},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]
+
+    def fixture_client(self, session, service):
+        client = session.client(
+            service,
+            endpoint_url=self.endpoint,
+            config=botocore.config.Config(
+                s3={"addressing_style": "path"},
+                retries={"mode": "standard", "total_max_attempts": 1},
+            ),
+        )
+
+        def mark(request, **_):
+            request.headers[FIXTURE_HEADER] = FIXTURE_TOKEN
+
+        client.meta.events.register("before-send", mark)
+        return client
+
+    def fixture_credentials(self, account):
+        """moto's own account takes any key while auth is off; another account
+        is reached by assuming a role in it, which moto grants without the
+        role existing and whose keys then act in that account. Assumed afresh
+        each time: cached keys would silently fall back to the default account
+        after a moto reset."""
+        static = {"aws_access_key_id": "AKIAFIXTUREFIXTURE00", "aws_secret_access_key": "fixture"}
         if account == DEFAULT_ACCOUNT:
-            return {"aws_access_key_id": "AKIAFIXTURE000000000", "aws_secret_access_key": "fixture"}
-        if account not in self.fixture_credentials:
-            sts = boto3.client(
-                "sts", region_name="us-east-1", endpoint_url=self.endpoint,
-                aws_access_key_id="AKIAFIXTURE000000000", aws_secret_access_key="fixture",
-            )
-            credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/moto-fixture-admin", RoleSessionName="fixture")["Credentials"]
-            self.fixture_credentials[account] = {
-                "aws_access_key_id": credentials["AccessKeyId"],
-                "aws_secret_access_key": credentials["SecretAccessKey"],
-                "aws_session_token": credentials["SessionToken"],
-            }
-        return self.fixture_credentials[account]
+            return static
+        sts = self.fixture_client(boto3.Session(region_name="us-east-1", **static), "sts")
+        credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{FIXTURE_ROLE}", RoleSessionName="fixture")[
+            "Credentials"
+        ]
+        return {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
 
 
-class FixtureError(Exception):
-    def __init__(self, index):
-        super().__init__(index)
-        self.index = index
+def validate_rules(rules):
+    if not isinstance(rules, list):
+        raise ValueError("rules must be a list")
+    for rule in rules:
+        if not isinstance(rule, dict) or rule.get("action") not in ("status", "delay", "reset"):
+            raise ValueError(f"each rule needs an action of status, delay or reset: {rule!r}")
+    return rules
 
 
 def plain(value):
-    """boto3 responses as JSON: bodies as base64, times as ISO 8601."""
+    """A boto3 response as JSON: bodies base64-encoded, times ISO 8601."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(value).decode()
-    if hasattr(value, "read"):
+    if hasattr(value, "read"):  # StreamingBody
         return base64.b64encode(value.read()).decode()
     if isinstance(value, (datetime.datetime, datetime.date)):
         return value.isoformat()
     return value
 
 
+# ---------------------------------------------------------------------------
+# Serving
+# ---------------------------------------------------------------------------
+
+class RequestHandler(MotoRequestHandler):
+    def make_environ(self):
+        environ = super().make_environ()
+        # WSGI folds header names into HTTP_FOO; the recorder wants them as sent.
+        environ["sm.raw_headers"] = list(self.headers.items())
+        return environ
+
+    def log_request(self, *args, **kwargs):
+        # One line per request would fill an unread stderr pipe and stall the
+        # server; errors are still logged.
+        pass
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: a free one)")
     args = parser.parse_args()
 
-    enforcer = Enforcer(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", args.port, enforcer, threaded=True, request_handler=MotoRequestHandler)
+    _install_moto_hooks()
+    middleware = Middleware(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", args.port, middleware, threaded=True, request_handler=RequestHandler)
     port = server.server_port
-    os.environ["MOTO_PORT"] = str(port)
-    enforcer.endpoint = f"http://127.0.0.1:{port}"
+    os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (queues, ...) from it
+    middleware.endpoint = f"http://127.0.0.1:{port}"
 
     def stop(*_):
+        # shutdown() waits for serve_forever(), which runs on the main thread
+        # (where signal handlers run too), so it must be called from another.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def watch_stdin():
-        sys.stdin.read()
+    def stop_at_end_of_stdin():
+        while sys.stdin.buffer.read(65536):
+            pass
         stop()
 
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    if sys.stdin is not None:  # None: started without any stdin to watch
+        threading.Thread(target=stop_at_end_of_stdin, daemon=True).start()
+
     print(f"READY {port}", flush=True)
     server.serve_forever()
+    server.server_close()
 
 
 if __name__ == "__main__":
