@@ -193,30 +193,18 @@ pub fn static_checks(
         )
     });
 
-    let role_arn = match role_arn_text.map(RoleArn::parse) {
-        Some(Ok(arn)) => {
-            checks.push(Check::pass("role_arn", "The role ARN is well-formed."));
-            Some(arn)
-        }
-        Some(Err(e)) => {
-            checks.push(Check::fail(
-                "role_arn",
-                "role_arn_invalid",
-                format!("role_arn {e}."),
-                "Copy the role's ARN from the IAM console (Roles > your role > ARN).",
-            ));
-            None
-        }
-        None => {
-            checks.push(Check::fail(
-                "role_arn",
-                "role_arn_invalid",
-                "role_arn is required.",
-                "Copy the role's ARN from the IAM console (Roles > your role > ARN).",
-            ));
-            None
-        }
-    };
+    let role_arn = required(
+        &mut checks,
+        Required {
+            name: "role_arn",
+            code: "role_arn_invalid",
+            field: "role_arn",
+            text: role_arn_text,
+            parse: RoleArn::parse,
+            passed: "The role ARN is well-formed.",
+            remediation: "Copy the role's ARN from the IAM console (Roles > your role > ARN).",
+        },
+    );
     checks.push(match &role_arn {
         Some(arn) if arn.has_name_prefix(role_name_prefix) => Check::pass("role_name_prefix", format!("The role name starts with {role_name_prefix}.")),
         Some(_) => Check::fail(
@@ -228,52 +216,24 @@ pub fn static_checks(
         None => Check::skip("role_name_prefix", "Skipped: the role ARN is invalid."),
     });
 
-    let bucket = match bucket_text.map(BucketName::parse) {
-        Some(Ok(b)) => {
-            checks.push(Check::pass(
-                "bucket_name",
-                "The bucket name follows S3's naming rules.",
-            ));
-            Some(b)
-        }
-        Some(Err(e)) => {
-            checks.push(Check::fail("bucket_name", "bucket_name_invalid", format!("The bucket name {e}."), "Enter the bucket's name exactly as the S3 console shows it, without s3:// or a path."));
-            None
-        }
-        None => {
-            checks.push(Check::fail(
-                "bucket_name",
-                "bucket_name_invalid",
-                "bucket is required.",
-                "Enter the bucket's name exactly as the S3 console shows it.",
-            ));
-            None
-        }
-    };
-    let region = match region_text.map(Region::parse) {
-        Some(Ok(r)) => {
-            checks.push(Check::pass("region", "The region code is well-formed."));
-            Some(r)
-        }
-        Some(Err(e)) => {
-            checks.push(Check::fail(
-                "region",
-                "region_invalid",
-                format!("region {e}."),
-                REGION_HELP,
-            ));
-            None
-        }
-        None => {
-            checks.push(Check::fail(
-                "region",
-                "region_invalid",
-                "region is required.",
-                REGION_HELP,
-            ));
-            None
-        }
-    };
+    let bucket = required(&mut checks, Required {
+        name: "bucket_name",
+        code: "bucket_name_invalid",
+        field: "bucket",
+        text: bucket_text,
+        parse: BucketName::parse,
+        passed: "The bucket name follows S3's naming rules.",
+        remediation: "Enter the bucket's name exactly as the S3 console shows it, without s3:// or a path.",
+    });
+    let region = required(&mut checks, Required {
+        name: "region",
+        code: "region_invalid",
+        field: "region",
+        text: region_text,
+        parse: Region::parse,
+        passed: "The region code is well-formed.",
+        remediation: "Use the bucket's region code as shown in the S3 console's bucket list, such as eu-west-1.",
+    });
     let folder_path = match folder_text.map(FolderPath::parse) {
         None => {
             checks.push(Check::pass(
@@ -391,8 +351,38 @@ pub fn static_checks(
     }
 }
 
-const REGION_HELP: &str =
-    "Use the bucket's region code as shown in the S3 console's bucket list, such as eu-west-1.";
+/// A required field with its own check: pass when it parses, fail with the
+/// rule (never the value) when it does not, or when it is missing.
+struct Required<'a, T, E> {
+    name: &'static str,
+    code: &'static str,
+    field: &'static str,
+    text: Option<&'a str>,
+    parse: fn(&str) -> Result<T, E>,
+    passed: &'static str,
+    remediation: &'static str,
+}
+
+fn required<T, E: std::fmt::Display>(checks: &mut Vec<Check>, r: Required<'_, T, E>) -> Option<T> {
+    let (check, value) = match r.text.map(r.parse) {
+        Some(Ok(value)) => (Check::pass(r.name, r.passed), Some(value)),
+        Some(Err(e)) => (
+            Check::fail(r.name, r.code, format!("{} {e}.", r.field), r.remediation),
+            None,
+        ),
+        None => (
+            Check::fail(
+                r.name,
+                r.code,
+                format!("{} is required.", r.field),
+                r.remediation,
+            ),
+            None,
+        ),
+    };
+    checks.push(check);
+    value
+}
 
 fn enum_field<T: serde::de::DeserializeOwned + Default>(
     body: &Map<String, Value>,

@@ -58,6 +58,12 @@ enum Condition<'a> {
     Unchanged(&'a str),
 }
 
+struct Fetched {
+    body: Bytes,
+    etag: String,
+    content_encoding: Option<String>,
+}
+
 /// An object held for a broken destination, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkedObject {
@@ -102,6 +108,11 @@ impl Registry {
 
     /// An object's bytes from any bucket we own (control or staging), or None.
     pub async fn read(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, RegistryError> {
+        Ok(self.fetch(bucket, key).await?.map(|f| f.body))
+    }
+
+    /// One GetObject: the body and the headers we use, or None when absent.
+    async fn fetch(&self, bucket: &str, key: &str) -> Result<Option<Fetched>, RegistryError> {
         let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
@@ -109,11 +120,19 @@ impl Registry {
             }
             Err(err) => return Err(unavailable(&err)),
         };
-        let body =
-            out.body.collect().await.map_err(|_| {
-                RegistryError::Unavailable("the object could not be read".to_owned())
-            })?;
-        Ok(Some(body.into_bytes()))
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        let content_encoding = out.content_encoding().map(str::to_owned);
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|_| RegistryError::Unavailable("the object could not be read".to_owned()))?
+            .into_bytes();
+        Ok(Some(Fetched {
+            body,
+            etag,
+            content_encoding,
+        }))
     }
 
     async fn write(
@@ -277,30 +296,12 @@ impl Registry {
         current: &Destination,
     ) -> Result<Option<(Destination, String)>, RegistryError> {
         let key = Self::destination_key(current);
-        let out = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(None)
-            }
-            Err(err) => return Err(unavailable(&err)),
+        let Some(fetched) = self.fetch(&self.bucket, &key).await? else {
+            return Ok(None);
         };
-        let etag = out.e_tag().unwrap_or_default().to_owned();
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|_| RegistryError::Unavailable("the object could not be read".to_owned()))?
-            .into_bytes();
-        let destination: Destination =
-            serde_json::from_slice(&bytes).map_err(|_| RegistryError::Corrupt(key.clone()))?;
-        Ok(Some((destination, etag)))
+        let destination: Destination = serde_json::from_slice(&fetched.body)
+            .map_err(|_| RegistryError::Corrupt(key.clone()))?;
+        Ok(Some((destination, fetched.etag)))
     }
 
     /// Replaces a destination only if nobody changed it since `etag` was read.
@@ -364,28 +365,10 @@ impl Registry {
         &self,
         parked: &ParkedObject,
     ) -> Result<Option<(Bytes, Option<String>)>, RegistryError> {
-        let out = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&parked.parked_key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(None)
-            }
-            Err(err) => return Err(unavailable(&err)),
-        };
-        let encoding = out.content_encoding().map(str::to_owned);
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|_| RegistryError::Unavailable("the object could not be read".to_owned()))?
-            .into_bytes();
-        Ok(Some((bytes, encoding)))
+        Ok(self
+            .fetch(&self.bucket, &parked.parked_key)
+            .await?
+            .map(|f| (f.body, f.content_encoding)))
     }
 
     pub async fn delete_parked(&self, parked: &ParkedObject) -> Result<(), RegistryError> {
