@@ -29,8 +29,7 @@ moto's IAM enforcement on from the first request, behind a middleware that adds:
   reads are then served by moto itself. Any other empty S3 403 from moto gets
   an AccessDenied body.
 
-And for tests (JSON over HTTP, on the same port; see README-style notes at
-`Middleware.internal`):
+And for tests, JSON over HTTP on the same port (shapes in `Middleware.internal`):
 
 * a request recorder: `GET /_sm/requests`, `DELETE /_sm/requests`;
 * fault injection: `POST /_sm/faults`, `GET /_sm/faults`, `DELETE /_sm/faults`;
@@ -61,6 +60,7 @@ import signal
 import socket
 import sys
 import threading
+import traceback
 import urllib.parse
 import urllib.request
 import uuid
@@ -393,7 +393,13 @@ OBJECT_SUBRESOURCES = {
     ("GET", "uploadId"): "s3:ListMultipartUploadParts",
     ("DELETE", "uploadId"): "s3:AbortMultipartUpload",
 }
-OBJECT_ACTIONS = {"PUT": "s3:PutObject", "POST": "s3:PutObject", "GET": "s3:GetObject", "HEAD": "s3:GetObject", "DELETE": "s3:DeleteObject"}
+OBJECT_ACTIONS = {
+    "PUT": "s3:PutObject",  # also UploadPart and CopyObject's write
+    "POST": "s3:PutObject",  # multipart create and complete
+    "GET": "s3:GetObject",
+    "HEAD": "s3:GetObject",
+    "DELETE": "s3:DeleteObject",
+}
 BUCKET_SUBRESOURCES = {
     "acl": "BucketAcl", "policy": "BucketPolicy", "tagging": "BucketTagging", "versioning": "BucketVersioning",
     "cors": "BucketCORS", "website": "BucketWebsite", "logging": "BucketLogging", "notification": "BucketNotification",
@@ -401,7 +407,12 @@ BUCKET_SUBRESOURCES = {
     "object-lock": "BucketObjectLockConfiguration", "lifecycle": "LifecycleConfiguration",
     "encryption": "EncryptionConfiguration", "replication": "ReplicationConfiguration",
 }
-BUCKET_LISTINGS = {"uploads": "s3:ListBucketMultipartUploads", "versions": "s3:ListBucketVersions", "location": "s3:GetBucketLocation", "policyStatus": "s3:GetBucketPolicyStatus"}
+BUCKET_LISTINGS = {
+    "uploads": "s3:ListBucketMultipartUploads",
+    "versions": "s3:ListBucketVersions",
+    "location": "s3:GetBucketLocation",
+    "policyStatus": "s3:GetBucketPolicyStatus",
+}
 
 
 def s3_action(method, bucket, key, query):
@@ -486,6 +497,9 @@ class Middleware:
         self.fired = []
         self.random = random.Random(0)
         self.session_policies = {}  # access key id -> parsed session policy
+        self.fixture_session = None  # fixtures' boto3 session, clients and keys
+        self.fixture_clients = {}
+        self.fixture_keys = {}
 
     # ---- WSGI entry --------------------------------------------------------
 
@@ -513,7 +527,7 @@ class Middleware:
             if answer is None and moto_auth_on():
                 answer = self.enforce(request, environ)
             if answer is None:
-                answer = self.forward(environ)
+                answer = self.forward(request, environ)
             answer = self.after_moto(request, answer)
         except DropConnection:
             # Close both directions now; werkzeug treats a ConnectionError as
@@ -547,22 +561,30 @@ class Middleware:
         start_response(f"{answer.status} {reason}", headers)
         return [body]
 
-    def forward(self, environ):
+    def forward(self, request, environ):
         """moto's answer, buffered so that it can be inspected and rewritten."""
-        captured = {}
+        captured = {"written": []}
 
         def start_response(status, headers, exc_info=None):
             captured["status"] = int(status.split(" ", 1)[0])
             captured["headers"] = headers
-            return lambda data: captured.setdefault("written", []).append(data)
+            return captured["written"].append
 
-        chunks = self.app(environ, start_response)
         try:
-            payload = b"".join(captured.get("written", [])) + b"".join(chunks)
-        finally:
-            if hasattr(chunks, "close"):
-                chunks.close()
-        return Answer(captured["status"], captured["headers"], payload)
+            chunks = self.app(environ, start_response)
+            try:
+                payload = b"".join(chunks)
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+        except Exception:  # noqa: BLE001 - a moto bug must still answer like AWS
+            # e.g. a presigned URL while auth is on: moto looks for an
+            # Authorization header and raises KeyError.
+            traceback.print_exc()
+            if request.s3:
+                return s3_error(500, "InternalError", "The emulator (moto) failed on this request.")
+            return query_error(500, "InternalFailure", "The emulator (moto) failed on this request.", "Receiver")
+        return Answer(captured["status"], captured["headers"], b"".join(captured["written"]) + payload)
 
     def after_moto(self, request, answer):
         """Rewrites of moto's answers, and what we learn from them."""
@@ -627,6 +649,8 @@ class Middleware:
                     continue
                 if rule.get("path_prefix") and not request.path.startswith(rule["path_prefix"]):
                     continue
+                if rule.get("action_param") and rule["action_param"] != request.params.get("Action"):
+                    continue  # an STS/IAM operation, e.g. "AssumeRole"
                 if rule.get("count") is not None and self.fired[index] >= rule["count"]:
                     continue
                 probability = rule.get("probability", 1.0)
@@ -669,7 +693,9 @@ class Middleware:
             return None  # an unknown key: moto answers InvalidClientTokenId
         role_arn = request.params.get("RoleArn", "")
         denied = query_error(
-            403, "AccessDenied", f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            403,
+            "AccessDenied",
+            f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
         )
         role = find_role(role_arn)
         policy = parse_policy(role.assume_role_policy_document) if role is not None else None
@@ -679,7 +705,7 @@ class Middleware:
         if not trust_allows(policy, caller.identities, context):
             return denied
         if "Policy" in request.params and parse_policy(request.params["Policy"]) is None:
-            return query_error(400, "MalformedPolicyDocument", "The session policy is not a valid JSON policy document.")
+            return query_error(400, "MalformedPolicyDocument", "The session policy is not valid JSON.")
         _request_state.trust_checked = True
         return None
 
@@ -687,13 +713,19 @@ class Middleware:
         owner, bucket = find_bucket(request.bucket)
         action, resource = s3_action(request.method, request.bucket, request.key, request.query_params)
 
-        creating = request.key is None and request.method == "PUT" and not request.query
-        if request.signed and bucket is not None and request.region != bucket.region_name and not creating:
+        # CreateBucket and GetBucketLocation are answered whatever the signing
+        # region, as S3 does: they are how a client learns where a bucket is.
+        regionless = request.key is None and (
+            (request.method == "PUT" and not request.query)
+            or (request.method == "GET" and "location" in request.query_params)
+        )
+        if request.signed and bucket is not None and request.region != bucket.region_name and not regionless:
             expected = bucket.region_name
             return s3_error(
                 400,
                 "AuthorizationHeaderMalformed",
-                f"The authorization header is malformed; the region '{request.region}' is wrong; expecting '{expected}'",
+                "The authorization header is malformed; "
+                f"the region '{request.region}' is wrong; expecting '{expected}'",
                 f"<Region>{escape(expected)}</Region>",
                 [("x-amz-bucket-region", expected)],
             )
@@ -714,7 +746,12 @@ class Middleware:
     def check_anonymous(self, request, environ, bucket, action, resource):
         """S3's answer to an unsigned request: only public reads pass."""
         if bucket is None:
-            return s3_error(404, "NoSuchBucket", "The specified bucket does not exist", f"<BucketName>{escape(request.bucket)}</BucketName>")
+            return s3_error(
+                404,
+                "NoSuchBucket",
+                "The specified bucket does not exist",
+                f"<BucketName>{escape(request.bucket)}</BucketName>",
+            )
         if action not in ("s3:GetObject", "s3:ListBucket") or not self.public(bucket, request.key, action, resource):
             return s3_error(403, "AccessDenied", "Access Denied")
         if action == "s3:GetObject" and request.key not in bucket.keys:
@@ -813,11 +850,11 @@ class Middleware:
         with self.fixture_lock:
             previous = self.set_moto_auth("inf")
             try:
-                session = boto3.Session(region_name=region, **self.fixture_credentials(account))
+                credentials = self.fixture_credentials(account)
                 results = []
                 for index, call in enumerate(calls):
                     try:
-                        client = self.fixture_client(session, call["service"])
+                        client = self.fixture_client(call["service"], region, credentials)
                         response = getattr(client, call["op"])(**call.get("args", {}))
                     except Exception as err:  # noqa: BLE001 - reported to the caller
                         return json_answer({"error": f"{type(err).__name__}: {err}", "index": index}, 400)
@@ -841,48 +878,73 @@ class Middleware:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]
 
-    def fixture_client(self, session, service):
-        client = session.client(
-            service,
-            endpoint_url=self.endpoint,
-            config=botocore.config.Config(
-                s3={"addressing_style": "path"},
-                retries={"mode": "standard", "total_max_attempts": 1},
-            ),
-        )
+    def fixture_client(self, service, region, credentials):
+        """A cached boto3 client (a new session per call would reload the
+        service models each time: a quarter of a second per fixture batch).
+        Only used under fixture_lock, so sharing one session is safe."""
+        cache_key = (service, region, credentials["aws_access_key_id"])
+        client = self.fixture_clients.get(cache_key)
+        if client is None:
+            if self.fixture_session is None:
+                self.fixture_session = boto3.Session()
+            client = self.fixture_session.client(
+                service,
+                region_name=region,
+                endpoint_url=self.endpoint,
+                config=botocore.config.Config(
+                    s3={"addressing_style": "path"},
+                    retries={"mode": "standard", "total_max_attempts": 1},
+                ),
+                **credentials,
+            )
 
-        def mark(request, **_):
-            request.headers[FIXTURE_HEADER] = FIXTURE_TOKEN
+            def mark(request, **_):
+                request.headers[FIXTURE_HEADER] = FIXTURE_TOKEN
 
-        client.meta.events.register("before-send", mark)
+            client.meta.events.register("before-send", mark)
+            self.fixture_clients[cache_key] = client
         return client
 
     def fixture_credentials(self, account):
-        """moto's own account takes any key while auth is off; another account
-        is reached by assuming a role in it, which moto grants without the
-        role existing and whose keys then act in that account. Assumed afresh
-        each time: cached keys would silently fall back to the default account
-        after a moto reset."""
+        """moto's own account takes any key while auth is off. Another account
+        is reached by assuming a role in it: with auth off moto grants that
+        without the role existing, and the keys it issues act in that account."""
         static = {"aws_access_key_id": "AKIAFIXTUREFIXTURE00", "aws_secret_access_key": "fixture"}
         if account == DEFAULT_ACCOUNT:
             return static
-        sts = self.fixture_client(boto3.Session(region_name="us-east-1", **static), "sts")
-        credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{FIXTURE_ROLE}", RoleSessionName="fixture")[
-            "Credentials"
-        ]
-        return {
-            "aws_access_key_id": credentials["AccessKeyId"],
-            "aws_secret_access_key": credentials["SecretAccessKey"],
-            "aws_session_token": credentials["SessionToken"],
+        cached = self.fixture_keys.get(account)
+        # After a moto reset the cached key is unknown, and moto would quietly
+        # act in its default account instead: check it still maps to `account`.
+        if cached and get_account_id_from(cached["aws_access_key_id"]) == account:
+            return cached
+        sts = self.fixture_client("sts", "us-east-1", static)
+        answer = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{FIXTURE_ROLE}", RoleSessionName="fixture")
+        self.fixture_keys[account] = {
+            "aws_access_key_id": answer["Credentials"]["AccessKeyId"],
+            "aws_secret_access_key": answer["Credentials"]["SecretAccessKey"],
+            "aws_session_token": answer["Credentials"]["SessionToken"],
         }
+        return self.fixture_keys[account]
+
+
+RULE_FIELDS = {
+    # filters (absent or null: any)
+    "service", "method", "path_prefix", "action_param",
+    # what fires, how often
+    "action", "status", "code", "message", "seconds", "probability", "count",
+}
 
 
 def validate_rules(rules):
+    """Refuses unknown fields: a misspelt filter would silently widen a rule."""
     if not isinstance(rules, list):
         raise ValueError("rules must be a list")
     for rule in rules:
         if not isinstance(rule, dict) or rule.get("action") not in ("status", "delay", "reset"):
             raise ValueError(f"each rule needs an action of status, delay or reset: {rule!r}")
+        unknown = set(rule) - RULE_FIELDS
+        if unknown:
+            raise ValueError(f"unknown rule fields {sorted(unknown)} in {rule!r}")
     return rules
 
 
@@ -939,11 +1001,14 @@ def main():
     signal.signal(signal.SIGINT, stop)
 
     def stop_at_end_of_stdin():
-        while sys.stdin.buffer.read(65536):
+        # os.read, not sys.stdin: a daemon thread blocked inside a buffered
+        # reader makes the interpreter abort at exit (it cannot take the lock).
+        while os.read(stdin_fd, 65536):
             pass
         stop()
 
-    if sys.stdin is not None:  # None: started without any stdin to watch
+    stdin_fd = sys.stdin.fileno() if sys.stdin is not None else None
+    if stdin_fd is not None:  # None: started without any stdin to watch
         threading.Thread(target=stop_at_end_of_stdin, daemon=True).start()
 
     print(f"READY {port}", flush=True)
