@@ -414,6 +414,8 @@ impl LambdaWatch {
             .args([
                 "lambda",
                 "watch",
+                // Tests and schemathesis write files; a reload would kill in-flight invocations.
+                "--ignore-changes",
                 "--invoke-address",
                 "127.0.0.1",
                 "--invoke-port",
