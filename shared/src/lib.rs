@@ -11,6 +11,7 @@ mod cache;
 pub mod checks;
 pub mod config;
 pub mod credentials;
+pub mod deadline;
 pub mod destination;
 pub mod failure;
 pub mod health;

@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use stored_messages::archive::{Archiver, InboundRecord};
 use stored_messages::config::Settings;
 use stored_messages::credentials::RoleSessions;
+use stored_messages::deadline::stop_at;
 use stored_messages::registry::Registry;
 
 /// Builds the container's archiver: one registry client, one STS client and
@@ -39,7 +40,14 @@ pub async fn handle(
         })
         .collect();
     let report = archiver
-        .archive_batch(&records, Some(deadline(event.context.deadline)))
+        .archive_batch(
+            &records,
+            Some(stop_at(
+                event.context.deadline,
+                DEADLINE_MARGIN,
+                Duration::from_secs(900),
+            )),
+        )
         .await;
     println!("{}", report.metrics_line(chrono_now_ms()));
     let mut response = SqsBatchResponse::default();
@@ -55,22 +63,8 @@ pub async fn handle(
     Ok(response)
 }
 
-/// Answer this long before Lambda's deadline (or a quarter of the time left,
-/// if less: a function configured with a 3 s timeout must still do work).
+/// Answer at least this long before Lambda's deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
-
-/// The invocation deadline (epoch ms in the context) as a tokio instant,
-/// less the margin; a context without one (a local invoke) gets 15 minutes.
-fn deadline(deadline_ms: u64) -> tokio::time::Instant {
-    let now_ms = u64::try_from(chrono_now_ms()).unwrap_or_default();
-    let left = match deadline_ms {
-        // No deadline, or one already past (cargo lambda's local runtime sends
-        // values Lambda never would): run as a local invoke.
-        ms if ms <= now_ms => Duration::from_secs(900),
-        ms => Duration::from_millis(ms - now_ms),
-    };
-    tokio::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN.min(left / 4))
-}
 
 fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now()

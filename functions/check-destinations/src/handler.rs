@@ -1,12 +1,13 @@
 //! EventBridge scheduled event in, a run summary out.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{json, Value};
 use stored_messages::config::Settings;
 use stored_messages::credentials::RoleSessions;
+use stored_messages::deadline::stop_at;
 use stored_messages::health::HealthChecker;
 use stored_messages::registry::Registry;
 
@@ -34,7 +35,12 @@ pub async fn handle(
     checker: &HealthChecker,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, Error> {
-    let deadline = deadline(event.context.deadline);
+    let deadline = stop_at(
+        event.context.deadline,
+        DEADLINE_MARGIN,
+        Duration::from_secs(300),
+    )
+    .into_std();
     let report = checker.run(deadline).await?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -48,19 +54,4 @@ pub async fn handle(
         "replayed": report.replayed,
         "parked_remaining": report.parked_remaining,
     }))
-}
-
-/// The Lambda deadline (epoch milliseconds) as an `Instant`, less a margin;
-/// a context without one (a local invoke) gets five minutes.
-fn deadline(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let left = match deadline_ms {
-        // No deadline, or one already past (cargo lambda's local runtime sends
-        // values Lambda never would): run as a local invoke.
-        ms if ms <= now_ms => Duration::from_secs(300),
-        ms => Duration::from_millis(ms - now_ms),
-    };
-    Instant::now() + left.saturating_sub(DEADLINE_MARGIN.min(left / 4))
 }
