@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv test lint emulator-test fuzz-api demo
+.PHONY: venv test lint emulator-test fuzz-api demo bench
 
 $(VENV)/.installed: tools/requirements.txt infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -41,3 +41,15 @@ demo: venv
 	cargo run --quiet --locked -p stored-messages --features emulator --example demo
 
 include infra/infra.mk
+
+## The archive path measured (README, "Performance"): our release binaries
+## against s3s-fs (the ceiling) and the boto3 comparator in bench/, all fed
+## through a local Lambda runtime API. Tables on stdout, JSON in target/bench/.
+S3S_FS := target/bench-tools/bin/s3s-fs
+$(S3S_FS):
+	cargo install s3s-fs@0.14.1 --features binary --locked --root target/bench-tools
+
+bench: venv $(S3S_FS)
+	cargo build --release --locked -p bench -p archive-message -p validate-destination -p check-destinations
+	target/release/bench --release target/release --s3s-fs $(S3S_FS) --python $(PY) \
+		--comparator bench/boto3_handler.py --out target/bench

@@ -27,6 +27,8 @@ pub struct ApiRequest<'a> {
     pub path: &'a str,
     pub query: Vec<(String, String)>,
     pub body: &'a [u8],
+    /// The request's `Content-Type`, if it sent one.
+    pub content_type: Option<&'a str>,
     /// The `org_id` claim of the authorizer, as given.
     pub org_claim: Option<&'a Value>,
 }
@@ -177,7 +179,7 @@ impl Api {
         match route {
             Route::Setup => self.setup(&org, &request.query).await,
             Route::Validate => {
-                let body = destination_body(request.body)?;
+                let body = destination_body(request.body, request.content_type)?;
                 let (checks, destination) = self.run_checks(&org, &body).await?;
                 let preview = destination.as_ref().map(preview);
                 Ok(ApiResponse::json(
@@ -186,7 +188,7 @@ impl Api {
                 ))
             }
             Route::Collection if request.method == "POST" => {
-                let body = destination_body(request.body)?;
+                let body = destination_body(request.body, request.content_type)?;
                 let (checks, destination) = self.run_checks(&org, &body).await?;
                 match destination.filter(|_| all_passed(&checks)) {
                     Some(mut destination) => {
@@ -326,8 +328,17 @@ impl Api {
 }
 
 /// A request body for validate/create: a JSON object without `external_id`.
-fn destination_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
+fn destination_body(
+    body: &[u8],
+    content_type: Option<&str>,
+) -> Result<Map<String, Value>, ApiError> {
+    let media_type = content_type.map(|c| c.split(';').next().unwrap_or_default().trim());
+    if media_type.is_some_and(|m| !m.eq_ignore_ascii_case("application/json")) {
+        return Err(ApiError::InvalidRequest(
+            "The body must be sent as Content-Type: application/json.".into(),
+        ));
+    }
+    match serde_json::from_slice::<StrictJson>(body).map(|strict| strict.0) {
         Ok(Value::Object(map)) if map.contains_key("external_id") => {
             Err(ApiError::ExternalIdNotAccepted)
         }
@@ -336,6 +347,66 @@ fn destination_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             "The body must be a JSON object.".into(),
         )),
         Err(_) => Err(ApiError::InvalidJson),
+    }
+}
+
+/// JSON that refuses a key twice in one object, at any depth: with two
+/// `role_arn`s, what we check would depend on which one a parser keeps, and a
+/// proxy in front of us may keep the other. Nesting is bounded by serde_json
+/// (128 levels), so a deep body is `invalid_json`, not a stack overflow.
+struct StrictJson(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictJson)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON without duplicate keys")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictJson(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictJson(value) = map.next_value()?;
+            if object.insert(key, value).is_some() {
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -397,17 +468,71 @@ mod tests {
 
     #[test]
     fn bodies_are_objects_without_external_id() {
+        let json = Some("application/json");
         assert!(matches!(
-            destination_body(b"{\"external_id\":\"x\"}"),
+            destination_body(b"{\"external_id\":\"x\"}", json),
             Err(ApiError::ExternalIdNotAccepted)
         ));
         assert!(matches!(
-            destination_body(b"[1]"),
+            destination_body(b"[1]", json),
             Err(ApiError::InvalidRequest(_))
         ));
-        assert!(matches!(destination_body(b"{"), Err(ApiError::InvalidJson)));
-        assert!(matches!(destination_body(b""), Err(ApiError::InvalidJson)));
-        assert!(destination_body(b"{}").is_ok());
+        assert!(matches!(
+            destination_body(b"{", json),
+            Err(ApiError::InvalidJson)
+        ));
+        assert!(matches!(
+            destination_body(b"", json),
+            Err(ApiError::InvalidJson)
+        ));
+        assert!(destination_body(b"{}", json).is_ok());
+        assert!(destination_body(b"{}", None).is_ok());
+        assert!(destination_body(b"{}", Some("Application/JSON; charset=utf-8")).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let json = Some("application/json");
+        for body in [
+            &br#"{"role_arn":"arn:aws:iam::111111111111:role/stored-messages-a","role_arn":"arn:aws:iam::222222222222:role/x"}"#[..],
+            br#"{"encryption":{"mode":"kms","mode":"aes256"}}"#,
+            br#"{"a":[{"b":1,"b":2}]}"#,
+        ] {
+            assert!(matches!(destination_body(body, json), Err(ApiError::InvalidJson)));
+        }
+        let parsed = destination_body(br#"{"a":[1,2.5,null,true,{"b":"c"}]}"#, json).unwrap();
+        assert_eq!(
+            Value::Object(parsed),
+            json!({"a":[1,2.5,null,true,{"b":"c"}]})
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_invalid_json_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let body = format!("{{\"project_id\":{deep}}}");
+        assert!(matches!(
+            destination_body(body.as_bytes(), Some("application/json")),
+            Err(ApiError::InvalidJson)
+        ));
+    }
+
+    #[test]
+    fn only_json_bodies_are_read() {
+        for content_type in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonp",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    destination_body(b"{}", Some(content_type)),
+                    Err(ApiError::InvalidRequest(_))
+                ),
+                "{content_type:?}"
+            );
+        }
     }
 
     #[test]

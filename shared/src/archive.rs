@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
 use tracing::{info, warn, Instrument};
 
@@ -24,6 +25,11 @@ use crate::writer::{encode, put, Encoded, PutTarget, Written};
 /// How long a container trusts its copy of a project's destinations: a
 /// deleted destination receives nothing once this has passed (CONTRACT 5).
 pub const DESTINATION_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// `message_ref` records between fetch and last write, at most: each holds
+/// its staged body (up to megabytes) three times over (raw, parsed, encoded),
+/// and a 128 MB function must hold them all.
+pub const STAGED_IN_FLIGHT: usize = 8;
 
 /// One SQS record as the pipeline needs it.
 #[derive(Debug, Clone, Copy)]
@@ -123,29 +129,52 @@ impl Archiver {
     ) -> BatchReport {
         let sts_before = self.sessions.sts_calls();
         let permits = Semaphore::new(self.max_in_flight);
-        let reports = join_all(records.iter().map(|record| {
+        let staged = Semaphore::new(STAGED_IN_FLIGHT);
+        // Records start as slots free up rather than all at once: a 10,000
+        // record batch would otherwise hold every parsed body and encoded
+        // object in memory while waiting for a write permit.
+        let mut pending = stream::iter(records.iter().enumerate().map(|(index, record)| {
             let span = tracing::info_span!("record", sqs_message_id = record.id);
-            let work = self.archive_record(*record, &permits).instrument(span);
+            let permits = &permits;
+            let staged = &staged;
             async move {
-                match deadline {
-                    None => work.await,
-                    Some(deadline) => tokio::time::timeout_at(deadline, work)
-                        .await
-                        .unwrap_or_else(|_| {
-                            warn!(
-                                sqs_message_id = record.id,
-                                "deadline reached; record will be retried"
-                            );
-                            RecordReport {
-                                retry: true,
-                                timed_out: true,
-                                ..RecordReport::default()
-                            }
-                        }),
-                }
+                let abandoned = || {
+                    warn!(
+                        sqs_message_id = record.id,
+                        "deadline reached; record will be retried"
+                    );
+                    RecordReport {
+                        retry: true,
+                        timed_out: true,
+                        ..RecordReport::default()
+                    }
+                };
+                let report = match deadline {
+                    None => {
+                        self.archive_record(*record, permits, staged)
+                            .instrument(span)
+                            .await
+                    }
+                    // Not started before the deadline: not started at all.
+                    Some(deadline) if tokio::time::Instant::now() >= deadline => abandoned(),
+                    Some(deadline) => tokio::time::timeout_at(
+                        deadline,
+                        self.archive_record(*record, permits, staged)
+                            .instrument(span),
+                    )
+                    .await
+                    .unwrap_or_else(|_| abandoned()),
+                };
+                (index, report)
             }
         }))
-        .await;
+        .buffer_unordered(self.max_in_flight);
+        let mut reports: Vec<RecordReport> = Vec::with_capacity(records.len());
+        reports.resize_with(records.len(), RecordReport::default);
+        while let Some((index, report)) = pending.next().await {
+            reports[index] = report;
+        }
+        drop(pending);
 
         let mut batch = BatchReport::default();
         for (record, report) in records.iter().zip(reports) {
@@ -167,9 +196,14 @@ impl Archiver {
         batch
     }
 
-    async fn archive_record(&self, record: InboundRecord<'_>, permits: &Semaphore) -> RecordReport {
+    async fn archive_record(
+        &self,
+        record: InboundRecord<'_>,
+        permits: &Semaphore,
+        staged: &Semaphore,
+    ) -> RecordReport {
         let now = Utc::now();
-        let request = match ArchiveRequest::parse(record.body.as_bytes()) {
+        let mut request = match ArchiveRequest::parse(record.body.as_bytes()) {
             Ok(request) => request,
             Err(reason) => return self.quarantine(record, now, &reason, permits).await,
         };
@@ -204,9 +238,12 @@ impl Archiver {
                     return RecordReport::retry();
                 }
             };
-            let message = match &request.body {
-                MessageBody::Inline(message) => message.clone(),
+            // Held until this record's writes end: a staged body may be megabytes.
+            let mut _staged_permit = None;
+            let message = match &mut request.body {
+                MessageBody::Inline(message) => std::mem::take(message),
                 MessageBody::Ref { bucket, key } => {
+                    _staged_permit = staged.acquire().await.ok();
                     let fetched = {
                         let _permit = permits.acquire().await;
                         self.registry.read(bucket.as_str(), key).await

@@ -17,10 +17,10 @@ pub enum ConfigError {
         rule: &'static str,
     },
     #[error(
-        "AWS_ENDPOINT_URL is set but STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE is not 1: \
+        "{0} is set but STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE is not 1: \
          an endpoint override is for local emulation only"
     )]
-    EndpointOverrideRefused,
+    EndpointOverrideRefused(&'static str),
 }
 
 /// Everything the functions read from the environment.
@@ -34,6 +34,9 @@ pub struct Settings {
     /// Set only for local emulation; then every service is reached there and
     /// S3 is addressed path-style.
     pub endpoint_override: Option<String>,
+    /// Some endpoint (global or per service) is local: S3 is addressed
+    /// path-style, because a local server serves every bucket at one host.
+    pub local_endpoints: bool,
     /// How check-destinations bounds a run.
     pub health: crate::health::HealthSettings,
 }
@@ -66,13 +69,19 @@ impl Settings {
         }
         let session_seconds = number(&get, "ROLE_SESSION_DURATION_SECONDS", 3600, 900..=43200)?;
         let max_in_flight = number(&get, "ARCHIVE_MAX_IN_FLIGHT", 64, 1..=1024)?;
-        let endpoint_override = match get("AWS_ENDPOINT_URL") {
-            None => None,
-            Some(url) if get("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE").as_deref() == Some("1") => {
-                Some(url)
+        // The SDK itself honours the per-service variables, and one of them
+        // would win over everything we configure: each needs the same consent.
+        let allowed = get("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE").as_deref() == Some("1");
+        let mut local_endpoints = false;
+        for name in ENDPOINT_VARIABLES {
+            if get(name).is_some() {
+                if !allowed {
+                    return Err(ConfigError::EndpointOverrideRefused(name));
+                }
+                local_endpoints = true;
             }
-            Some(_) => return Err(ConfigError::EndpointOverrideRefused),
-        };
+        }
+        let endpoint_override = get("AWS_ENDPOINT_URL");
         let health = crate::health::HealthSettings {
             concurrency: number(&get, "HEALTH_CHECK_CONCURRENCY", 16, 1..=256)?,
             per_destination_timeout: Duration::from_secs(number(
@@ -93,6 +102,7 @@ impl Settings {
             session_duration: Duration::from_secs(session_seconds as u64),
             max_in_flight,
             endpoint_override,
+            local_endpoints,
         })
     }
 
@@ -106,15 +116,8 @@ impl Settings {
     /// [`Settings::sdk_config`] before loading, for callers (the emulator
     /// harness) that bring their own credentials and region.
     pub fn sdk_loader(&self) -> aws_config::ConfigLoader {
-        // Left unset, every service client (one per customer role) would build
-        // its own connector and TLS pool; one shared client keeps connections warm.
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(Self::http_client())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))
@@ -126,6 +129,17 @@ impl Settings {
             loader = loader.endpoint_url(url);
         }
         loader
+    }
+
+    /// The HTTP client every SDK client of a container shares. Left unset,
+    /// every service client (one per customer role) would build its own
+    /// connector and TLS pool; one shared client keeps connections warm.
+    pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https()
     }
 
     /// An S3 client configuration without credentials, for unsigned probes.
@@ -143,9 +157,16 @@ impl Settings {
     /// S3 settings every client shares; path-style only under emulation,
     /// because the emulator serves all buckets at one host.
     pub fn s3_config(&self, sdk: &SdkConfig) -> aws_sdk_s3::config::Builder {
-        aws_sdk_s3::config::Builder::from(sdk).force_path_style(self.endpoint_override.is_some())
+        aws_sdk_s3::config::Builder::from(sdk).force_path_style(self.local_endpoints)
     }
 }
+
+/// The endpoint variables the SDK reads for the services we call.
+const ENDPOINT_VARIABLES: [&str; 3] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_STS",
+];
 
 fn number(
     get: &impl Fn(&str) -> Option<String>,
@@ -185,6 +206,7 @@ mod tests {
         assert_eq!(s.session_duration, Duration::from_secs(3600));
         assert_eq!(s.max_in_flight, 64);
         assert_eq!(s.endpoint_override, None);
+        assert!(!s.local_endpoints);
         assert_eq!(s.vendor_principal_arn, None);
     }
 
@@ -200,18 +222,29 @@ mod tests {
     #[test]
     fn endpoint_override_needs_explicit_permission() {
         let url = ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000");
-        assert!(matches!(
-            settings(&[("CONTROL_BUCKET", "c-b"), url]),
-            Err(ConfigError::EndpointOverrideRefused)
-        ));
-        assert!(matches!(
-            settings(&[
-                ("CONTROL_BUCKET", "c-b"),
-                url,
-                ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "true")
-            ]),
-            Err(ConfigError::EndpointOverrideRefused)
-        ));
+        for name in ENDPOINT_VARIABLES {
+            let var = (name, "http://127.0.0.1:5000");
+            assert!(matches!(
+                settings(&[("CONTROL_BUCKET", "c-b"), var]),
+                Err(ConfigError::EndpointOverrideRefused(refused)) if refused == name
+            ));
+            assert!(matches!(
+                settings(&[
+                    ("CONTROL_BUCKET", "c-b"),
+                    var,
+                    ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "true")
+                ]),
+                Err(ConfigError::EndpointOverrideRefused(_))
+            ));
+        }
+        let per_service = settings(&[
+            ("CONTROL_BUCKET", "c-b"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5001"),
+            ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "1"),
+        ])
+        .unwrap();
+        assert!(per_service.local_endpoints);
+        assert_eq!(per_service.endpoint_override, None);
         let s = settings(&[
             ("CONTROL_BUCKET", "c-b"),
             url,

@@ -49,8 +49,9 @@ pub enum BucketNameError {
     Characters,
     #[error("must start and end with a letter or digit")]
     Edges,
-    #[error("must not contain '..'")]
-    DoubleDot,
+    /// S3 refuses these too: each dot-separated label is a DNS label.
+    #[error("must not contain '..', '.-' or '-.'")]
+    Labels,
     #[error("must not be formatted as an IP address")]
     IpAddress,
     #[error("must not start with 'xn--' or 'sthree-' nor end with '-s3alias' or '--ol-s3'")]
@@ -78,8 +79,8 @@ impl BucketName {
         if !edge_ok(value.bytes().next()) || !edge_ok(value.bytes().last()) {
             return Err(BucketNameError::Edges);
         }
-        if value.contains("..") {
-            return Err(BucketNameError::DoubleDot);
+        if value.contains("..") || value.contains(".-") || value.contains("-.") {
+            return Err(BucketNameError::Labels);
         }
         if value.parse::<std::net::Ipv4Addr>().is_ok() {
             return Err(BucketNameError::IpAddress);
@@ -373,7 +374,9 @@ mod tests {
             ("-acme", BucketNameError::Edges),
             ("acme-", BucketNameError::Edges),
             (".acme", BucketNameError::Edges),
-            ("acme..archive", BucketNameError::DoubleDot),
+            ("acme..archive", BucketNameError::Labels),
+            ("acme.-archive", BucketNameError::Labels),
+            ("acme-.archive", BucketNameError::Labels),
             ("192.168.5.4", BucketNameError::IpAddress),
             ("xn--acme", BucketNameError::Reserved),
             ("sthree-acme", BucketNameError::Reserved),

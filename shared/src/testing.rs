@@ -363,6 +363,7 @@ impl Emulator {
             session_duration: Duration::from_secs(3600),
             max_in_flight: 16,
             endpoint_override: Some(self.endpoint()),
+            local_endpoints: true,
             health: crate::health::HealthSettings::default(),
         }
     }

@@ -44,6 +44,10 @@ pub async fn handle(
             path,
             query,
             body: &body,
+            content_type: request
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
             org_claim: org_claim.as_ref(),
         })
         .await;

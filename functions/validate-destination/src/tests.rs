@@ -564,3 +564,391 @@ async fn request_hygiene() {
     .await;
     assert_eq!(answer.status, 404);
 }
+
+/// An event from a fixture, changed the way an attacker or a broken client
+/// would change what API Gateway hands us.
+fn raw(fixture: &str, change: impl FnOnce(&mut Value)) -> LambdaEvent<ApiGatewayV2httpRequest> {
+    let mut value: Value = serde_json::from_str(fixture).unwrap();
+    value["requestContext"]["authorizer"]["jwt"]["claims"]["org_id"] = json!("acme");
+    change(&mut value);
+    LambdaEvent::new(serde_json::from_value(value).unwrap(), Context::default())
+}
+
+fn lambda_authorizer(org: Value) -> impl FnOnce(&mut Value) {
+    move |v| v["requestContext"]["authorizer"] = json!({ "lambda": { "org_id": org } })
+}
+
+/// What a hostile input is, its event, the status it must get, and for a
+/// 200 the static check it concerns and that check's status.
+type Case = (
+    String,
+    LambdaEvent<ApiGatewayV2httpRequest>,
+    i64,
+    Option<(&'static str, &'static str)>,
+);
+
+/// Issue 7's hostile API inputs, each with the answer it must get; the
+/// count and the 5xx tally are printed for the README's reliability table.
+#[tokio::test]
+async fn hostile_api_inputs_get_a_4xx_or_a_failed_check_never_a_5xx() {
+    let w = world().await;
+    let good = json!({
+        "project_id": "12345",
+        "role_arn": "arn:aws:iam::111122223333:role/stored-messages-archive",
+        "region": "us-east-1",
+        "bucket": "acme-archive",
+        "channels": ["email"],
+        "bucket_private_confirmed": true,
+    });
+    let with = |field: &str, value: Value| {
+        let mut body = good.clone();
+        body[field] = value;
+        body.to_string()
+    };
+    let body = |text: String| move |v: &mut Value| v["body"] = json!(text);
+    let deep = format!(
+        "{{\"project_id\":{}{}}}",
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+
+    // (what, event, status, and for a 200 the static check and its status)
+    let mut cases: Vec<Case> = vec![
+        ("no authorizer".into(), event(LIST, None, None), 401, None),
+        (
+            "org claim empty".into(),
+            raw(LIST, |v| {
+                v["requestContext"]["authorizer"]["jwt"]["claims"]["org_id"] = json!("")
+            }),
+            401,
+            None,
+        ),
+        (
+            "org claim a path".into(),
+            raw(LIST, |v| {
+                v["requestContext"]["authorizer"]["jwt"]["claims"]["org_id"] = json!("../acme")
+            }),
+            401,
+            None,
+        ),
+        (
+            "org claim 10 KB".into(),
+            raw(LIST, |v| {
+                v["requestContext"]["authorizer"]["jwt"]["claims"]["org_id"] =
+                    json!("a".repeat(10_000))
+            }),
+            401,
+            None,
+        ),
+        (
+            "org claim in the body only".into(),
+            raw(VALIDATE, |v| {
+                v["requestContext"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("authorizer");
+                v["body"] = json!(json!({"org_id": "acme"}).to_string());
+            }),
+            401,
+            None,
+        ),
+        (
+            "org claim in the query only".into(),
+            raw(LIST, |v| {
+                v["requestContext"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("authorizer");
+                v["rawQueryString"] = json!("org_id=acme");
+                v["queryStringParameters"] = json!({"org_id": "acme"});
+            }),
+            401,
+            None,
+        ),
+        (
+            "external_id in a validate body".into(),
+            raw(
+                VALIDATE,
+                body(with(
+                    "external_id",
+                    json!("attacker-chosen-external-id-000000"),
+                )),
+            ),
+            400,
+            None,
+        ),
+        (
+            "external_id in a create body".into(),
+            raw(CREATE, body(with("external_id", json!("x")))),
+            400,
+            None,
+        ),
+        (
+            "external_id, null".into(),
+            raw(CREATE, body(with("external_id", Value::Null))),
+            400,
+            None,
+        ),
+        (
+            "body over 64 KiB".into(),
+            raw(
+                VALIDATE,
+                body(with("project_id", json!("x".repeat(70_000)))),
+            ),
+            413,
+            None,
+        ),
+        (
+            "base64 body over 64 KiB".into(),
+            raw(VALIDATE, |v| {
+                v["body"] = json!("QUFB".repeat(30_000));
+                v["isBase64Encoded"] = json!(true);
+            }),
+            413,
+            None,
+        ),
+        (
+            "base64 that is not base64".into(),
+            raw(VALIDATE, |v| {
+                v["body"] = json!("!!!not base64!!!");
+                v["isBase64Encoded"] = json!(true);
+            }),
+            400,
+            None,
+        ),
+        (
+            "truncated JSON".into(),
+            raw(VALIDATE, body(good.to_string()[..40].to_owned())),
+            400,
+            None,
+        ),
+        (
+            "empty body".into(),
+            raw(CREATE, body(String::new())),
+            400,
+            None,
+        ),
+        (
+            "20,000 levels of nesting".into(),
+            raw(VALIDATE, body(deep)),
+            400,
+            None,
+        ),
+        (
+            "duplicate role_arn".into(),
+            raw(
+                CREATE,
+                body(good.to_string().replacen(
+                    '{',
+                    "{\"role_arn\":\"arn:aws:iam::999999999999:role/stored-messages-evil\",",
+                    1,
+                )),
+            ),
+            400,
+            None,
+        ),
+        (
+            "an array".into(),
+            raw(VALIDATE, body("[]".into())),
+            400,
+            None,
+        ),
+        (
+            "a string".into(),
+            raw(VALIDATE, body("\"x\"".into())),
+            400,
+            None,
+        ),
+        ("null".into(), raw(VALIDATE, body("null".into())), 400, None),
+        (
+            "NUL bytes in strings".into(),
+            raw(VALIDATE, body(with("project_id", json!("12\u{0}345")))),
+            200,
+            Some(("request", "fail")),
+        ),
+        (
+            "prefix only in the role path".into(),
+            raw(
+                VALIDATE,
+                body(with(
+                    "role_arn",
+                    json!("arn:aws:iam::111122223333:role/stored-messages/evil"),
+                )),
+            ),
+            200,
+            Some(("role_name_prefix", "fail")),
+        ),
+        (
+            "prefix after the name".into(),
+            raw(
+                VALIDATE,
+                body(with(
+                    "role_arn",
+                    json!("arn:aws:iam::111122223333:role/evil-stored-messages"),
+                )),
+            ),
+            200,
+            Some(("role_name_prefix", "fail")),
+        ),
+        (
+            "not an IAM role ARN".into(),
+            raw(
+                VALIDATE,
+                body(with(
+                    "role_arn",
+                    json!("arn:aws:iam::111122223333:user/stored-messages-x"),
+                )),
+            ),
+            200,
+            Some(("role_arn", "fail")),
+        ),
+        (
+            "account of 11 digits".into(),
+            raw(
+                VALIDATE,
+                body(with(
+                    "role_arn",
+                    json!("arn:aws:iam::11112222333:role/stored-messages-x"),
+                )),
+            ),
+            200,
+            Some(("role_arn", "fail")),
+        ),
+        (
+            "another org's destination id".into(),
+            event(
+                &with_path(
+                    GET,
+                    "GET",
+                    "/v1/destinations/dst_aaaaaaaaaaaaaaaaaaaaaaaaaa",
+                ),
+                Some("acme"),
+                None,
+            ),
+            404,
+            None,
+        ),
+        (
+            "a path-traversal id".into(),
+            event(
+                &with_path(GET, "GET", "/v1/destinations/..%2F..%2Forgs"),
+                Some("acme"),
+                None,
+            ),
+            404,
+            None,
+        ),
+        (
+            "DELETE of the collection".into(),
+            event(
+                &with_path(LIST, "DELETE", "/v1/destinations"),
+                Some("acme"),
+                None,
+            ),
+            405,
+            None,
+        ),
+    ];
+    for org in [
+        json!(42),
+        json!(["acme"]),
+        json!({"id": "acme"}),
+        Value::Null,
+        json!(true),
+    ] {
+        cases.push((
+            format!("lambda authorizer org_id = {org}"),
+            raw(LIST, lambda_authorizer(org)),
+            401,
+            None,
+        ));
+    }
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+    ] {
+        cases.push((
+            format!("Content-Type {content_type}"),
+            raw(VALIDATE, |v| {
+                v["body"] = json!(good.to_string());
+                v["headers"]["content-type"] = json!(content_type);
+            }),
+            400,
+            None,
+        ));
+    }
+    // Bucket names and regions at every edge of the rules: accepted ones pass
+    // the static check (the live checks then fail on the made-up role).
+    let buckets = [
+        ("ab", false),
+        ("abc", true),
+        (&"a".repeat(63)[..], true),
+        (&"a".repeat(64)[..], false),
+        ("-abc", false),
+        ("abc-", false),
+        ("a..b", false),
+        ("a.-b", false),
+        ("192.168.1.1", false),
+        ("xn--abc", false),
+        ("sthree-abc", false),
+        ("abc-s3alias", false),
+        ("abc--ol-s3", false),
+        ("ABC", false),
+        ("a_b", false),
+        ("a.b-c1", true),
+    ];
+    for (bucket, ok) in buckets {
+        cases.push((
+            format!("bucket {bucket:?}"),
+            raw(VALIDATE, body(with("bucket", json!(bucket)))),
+            200,
+            Some(("bucket_name", if ok { "pass" } else { "fail" })),
+        ));
+    }
+    let regions = [
+        ("us-east-1", true),
+        ("eu-central-2", true),
+        ("US-EAST-1", false),
+        ("", false),
+        ("us-east-1 ", false),
+        ("us_east_1", false),
+        (&"u".repeat(64)[..], false),
+        ("us-east-1/..", false),
+    ];
+    for (region, ok) in regions {
+        cases.push((
+            format!("region {region:?}"),
+            raw(VALIDATE, body(with("region", json!(region)))),
+            200,
+            Some(("region", if ok { "pass" } else { "fail" })),
+        ));
+    }
+
+    let tried = cases.len();
+    let mut server_errors = 0;
+    for (what, event, status, expected_check) in cases {
+        let answer = call(&w, event).await;
+        server_errors += usize::from(answer.status >= 500);
+        assert_eq!(answer.status, status, "{what}: {}", answer.body);
+        match expected_check {
+            Some((name, check_status)) => {
+                assert_eq!(answer.body["valid"], false, "{what}");
+                assert_eq!(
+                    check(&answer, name)["status"],
+                    check_status,
+                    "{what}: {}",
+                    answer.body
+                );
+            }
+            None => assert!(
+                answer.body["error"]["code"].is_string(),
+                "{what}: {}",
+                answer.body
+            ),
+        }
+    }
+    println!("hostile API inputs: {tried} tried, {server_errors} answered 5xx");
+    assert_eq!(server_errors, 0);
+}
