@@ -130,35 +130,8 @@ fn short_email_html(rng: &mut Rng, name: &str, target: usize) -> String {
     html
 }
 
-/// One archive request (CONTRACT section 2) of about `body_bytes`.
-pub fn archive_request(
-    rng: &mut Rng,
-    project: &str,
-    message_id: &str,
-    body_bytes: usize,
-) -> String {
-    let name = rng.pick(&NAMES);
-    let base = json!({
-        "version": 1,
-        "org_id": ORG,
-        "project_id": project,
-        "message_id": message_id,
-        "channel": "email",
-        "sent_at": "2026-11-23T09:12:28.123Z",
-        "campaign_id": "4401",
-        "recipient": {"email": format!("{}.{:x}@example.com", name.to_lowercase(), rng.next() % 100_000), "user_id": format!("u-{}", rng.next() % 1_000_000)},
-        "message": {"subject": format!("{name}, new arrivals picked for you"), "from_address": "news@shop.example", "html_body": ""}
-    });
-    let overhead = base.to_string().len();
-    // JSON escapes each quote of the HTML: aim below the target by that share.
-    let html_target = body_bytes.saturating_sub(overhead) * 92 / 100;
-    let mut request = base;
-    request["message"]["html_body"] = json!(email_html(rng, name, html_target));
-    request.to_string()
-}
-
-/// A request whose message is staged in our bucket (`message_ref`).
-pub fn referenced_request(project: &str, message_id: &str, bucket: &str, key: &str) -> String {
+/// The fields every bench request shares (CONTRACT section 2).
+fn envelope(project: &str, message_id: &str) -> serde_json::Value {
     json!({
         "version": 1,
         "org_id": ORG,
@@ -166,10 +139,41 @@ pub fn referenced_request(project: &str, message_id: &str, bucket: &str, key: &s
         "message_id": message_id,
         "channel": "email",
         "sent_at": "2026-11-23T09:12:28.123Z",
-        "recipient": {"email": "ada@example.com"},
-        "message_ref": {"bucket": bucket, "key": key}
     })
-    .to_string()
+}
+
+/// One archive request of about `body_bytes`.
+pub fn archive_request(
+    rng: &mut Rng,
+    project: &str,
+    message_id: &str,
+    body_bytes: usize,
+) -> String {
+    let name = rng.pick(&NAMES);
+    let mut request = envelope(project, message_id);
+    request["campaign_id"] = json!("4401");
+    request["recipient"] = json!({
+        "email": format!("{}.{:x}@example.com", name.to_lowercase(), rng.next() % 100_000),
+        "user_id": format!("u-{}", rng.next() % 1_000_000),
+    });
+    request["message"] = json!({
+        "subject": format!("{name}, new arrivals picked for you"),
+        "from_address": "news@shop.example",
+        "html_body": "",
+    });
+    let overhead = request.to_string().len();
+    // JSON escapes each quote of the HTML: aim below the target by that share.
+    let html_target = body_bytes.saturating_sub(overhead) * 92 / 100;
+    request["message"]["html_body"] = json!(email_html(rng, name, html_target));
+    request.to_string()
+}
+
+/// A request whose message is staged in our bucket (`message_ref`).
+pub fn referenced_request(project: &str, message_id: &str, bucket: &str, key: &str) -> String {
+    let mut request = envelope(project, message_id);
+    request["recipient"] = json!({"email": "ada@example.com"});
+    request["message_ref"] = json!({"bucket": bucket, "key": key});
+    request.to_string()
 }
 
 /// An SQS event as Lambda delivers it, one record per body.

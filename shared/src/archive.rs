@@ -169,8 +169,10 @@ impl Archiver {
             }
         }))
         .buffer_unordered(self.max_in_flight);
+        // Every record yields a report; were one ever missing, it is retried,
+        // never acknowledged unwritten.
         let mut reports: Vec<RecordReport> = Vec::with_capacity(records.len());
-        reports.resize_with(records.len(), RecordReport::default);
+        reports.resize_with(records.len(), RecordReport::retry);
         while let Some((index, report)) = pending.next().await {
             reports[index] = report;
         }

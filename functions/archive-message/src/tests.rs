@@ -849,6 +849,9 @@ async fn the_handler_answers_before_the_deadline_listing_unfinished_records() {
     );
 }
 
+/// The archive queue's redrive policy (infra/template.yaml).
+const MAX_RECEIVE_COUNT: u32 = 10;
+
 /// The reliability run of the README: 5,000 messages over 5 destinations
 /// through the real handler while S3, STS and the control bucket misbehave,
 /// redelivering exactly what each response lists, as SQS would.
@@ -970,8 +973,15 @@ async fn under_injected_faults_nothing_is_lost_or_duplicated() {
             assert_eq!(doc["recipient"]["email"], format!("Person{i}@Example.com"));
         }
     }
+    // Bounded by what matters: no record reaches the queue's maxReceiveCount
+    // (infra/template.yaml), so none is dead-lettered. With 20% of writes
+    // failing, a few of 5,000 messages need 7 or 8 deliveries (seen in two
+    // runs at RELIABILITY_MESSAGES=5000), so a tighter bound would be luck.
     let worst = deliveries.values().max().copied().unwrap_or(0);
-    assert!(worst <= 6, "worst record needed {worst} deliveries");
+    assert!(
+        worst < MAX_RECEIVE_COUNT,
+        "worst record needed {worst} deliveries"
+    );
     eprintln!(
         "RELIABILITY sent={total}x5 landed={landed} duplicates={duplicates} lost={} rounds={rounds} worst_deliveries={worst} faults_fired={fired}",
         total * 5 - landed
