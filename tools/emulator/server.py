@@ -313,16 +313,22 @@ def policy_allows(policy, action, resource):
 
     Conditions are not supported: an Allow with one grants nothing and a Deny
     with one applies (fail closed)."""
-    allowed = False
-    for statement in statements(policy):
+    return verdict(statements(policy), action, resource) == "Allow"
+
+
+def verdict(candidates, action, resource):
+    """"Deny" if any statement on action and resource denies, else "Allow" if
+    one allows without conditions (conditions are not evaluated), else None."""
+    allowed = None
+    for statement in candidates:
         if not matches_element(statement, "Action", action, ignore_case=True):
             continue
         if not matches_element(statement, "Resource", resource):
             continue
         if statement.get("Effect") == "Deny":
-            return False
+            return "Deny"
         if statement.get("Effect") == "Allow" and not statement.get("Condition"):
-            allowed = True
+            allowed = "Allow"
     return allowed
 
 
@@ -772,18 +778,11 @@ class Middleware:
         """Whether everyone may perform `action`, by bucket policy or ACL."""
         block = bucket.public_access_block
         policy = parse_policy(bucket.policy) if bucket.policy else None
-        granted = False
-        for statement in statements(policy) if policy else []:
-            if not principal_matches(statement, {"*"}):
-                continue
-            if not matches_element(statement, "Action", action, ignore_case=True):
-                continue
-            if not matches_element(statement, "Resource", resource):
-                continue
-            if statement.get("Effect") == "Deny":
-                return False
-            if statement.get("Effect") == "Allow" and not statement.get("Condition"):
-                granted = True
+        public = [s for s in statements(policy) if principal_matches(s, {"*"})] if policy else []
+        found = verdict(public, action, resource)
+        if found == "Deny":
+            return False
+        granted = found == "Allow"
         if granted and not (block and block.restrict_public_buckets):
             return True
         if block and block.ignore_public_acls:
