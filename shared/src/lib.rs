@@ -17,6 +17,8 @@ pub mod failure;
 pub mod health;
 pub mod ids;
 pub mod keys;
+#[cfg(feature = "emulator")]
+pub mod leak_audit;
 pub mod metrics;
 pub mod policy;
 pub mod registry;

@@ -5,6 +5,14 @@ use serde_json::{json, Map, Value};
 
 pub const NAMESPACE: &str = "StoredMessages";
 
+/// Prints one EMF line on stdout, where Lambda hands it to CloudWatch. Under
+/// the emulator suite the line is also recorded for the leak audit.
+pub fn emit(line: &str) {
+    println!("{line}");
+    #[cfg(feature = "emulator")]
+    crate::leak_audit::record(crate::leak_audit::Kind::Metric, "", line);
+}
+
 /// Renders one EMF line: `values` under `dimensions` (name, value pairs).
 pub fn emf_line(
     timestamp_ms: i64,

@@ -87,7 +87,11 @@ pub struct CustomerSpec<'a> {
 
 impl Emulator {
     /// Starts the emulator and waits for its `READY <port>` line.
+    ///
+    /// Also starts the process's leak audit (see [`crate::leak_audit`]):
+    /// every emulator test runs with its logs recorded.
     pub fn start() -> Self {
+        crate::leak_audit::install();
         let root = repo_root();
         let python = root.join(".venv/bin/python");
         assert!(
@@ -201,6 +205,9 @@ impl Emulator {
             ]),
         );
         let key = &results[2]["AccessKey"];
+        if let Some(secret) = key["SecretAccessKey"].as_str() {
+            crate::leak_audit::record(crate::leak_audit::Kind::Secret, "credential", secret);
+        }
         Vendor {
             access_key_id: key["AccessKeyId"]
                 .as_str()

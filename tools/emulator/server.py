@@ -29,6 +29,12 @@ moto's IAM enforcement on from the first request, behind a middleware that adds:
   reads are then served by moto itself. Any other empty S3 403 from moto gets
   an AccessDenied body.
 
+And for the leak audit of a test run (shared/src/leak_audit.rs): with
+$STORED_MESSAGES_LEAK_AUDIT set, every session credential issued and every
+External ID written to a control bucket is appended to
+`$STORED_MESSAGES_LEAK_AUDIT/emulator.<pid>.jsonl`, so the audit can look for
+the secrets only the emulator sees.
+
 And for tests, JSON over HTTP on the same port (shapes in `Middleware.internal`):
 
 * a request recorder: `GET /_sm/requests`, `DELETE /_sm/requests`;
@@ -143,6 +149,10 @@ def moto_auth_on():
 # ---------------------------------------------------------------------------
 # AWS-shaped answers
 # ---------------------------------------------------------------------------
+
+LEAK_AUDIT_DIR = os.environ.get("STORED_MESSAGES_LEAK_AUDIT")
+EXTERNAL_ID_FIELD = re.compile(rb'"external_id"\s*:\s*"([A-Za-z0-9]+)"')
+
 
 def query_error(status, code, message, error_type="Sender"):
     """The awsQuery error shape (STS, IAM) that the AWS SDKs parse."""
@@ -607,6 +617,12 @@ class Middleware:
             # moto refuses some S3 requests (bucket-policy Deny, private object
             # read anonymously) with an empty body; S3 says AccessDenied.
             answer = s3_error(403, "AccessDenied", "Access Denied")
+        if request.service == "sts" and answer.status == 200:
+            for tag in ("SecretAccessKey", "SessionToken"):
+                self.audit_secret("credential", xml_text(answer.body, tag))
+        if request.s3 and request.method == "PUT" and answer.status == 200 and request.path.endswith("/external-id.json"):
+            match = EXTERNAL_ID_FIELD.search(request.body)
+            self.audit_secret("external_id", match and match.group(1).decode())
         if (
             request.service == "sts"
             and request.params.get("Action") == "AssumeRole"
@@ -620,6 +636,16 @@ class Middleware:
                 with self.lock:
                     self.session_policies[access_key] = policy
         return answer
+
+    def audit_secret(self, kind, value):
+        """Appends a secret for the leak audit, if one is running."""
+        if not value or not LEAK_AUDIT_DIR:
+            return
+        line = json.dumps({"kind": "secret", "label": kind, "text": value}) + "\n"
+        with self.lock:
+            os.makedirs(LEAK_AUDIT_DIR, exist_ok=True)
+            with open(os.path.join(LEAK_AUDIT_DIR, f"emulator.{os.getpid()}.jsonl"), "a", encoding="utf-8") as audit:
+                audit.write(line)
 
     # ---- recorder ----------------------------------------------------------
 

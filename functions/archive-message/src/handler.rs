@@ -49,7 +49,7 @@ pub async fn handle(
             )),
         )
         .await;
-    println!("{}", report.metrics_line(chrono_now_ms()));
+    stored_messages::metrics::emit(&report.metrics_line(chrono_now_ms()));
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report
         .retry

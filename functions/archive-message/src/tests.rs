@@ -4,7 +4,6 @@
 //! customer bucket and what we sent.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
@@ -17,6 +16,7 @@ use stored_messages::config::Settings;
 use stored_messages::credentials::ExternalId;
 use stored_messages::destination::*;
 use stored_messages::ids::OrgId;
+use stored_messages::leak_audit::{self, Kind, LogCapture};
 use stored_messages::registry::Registry;
 use stored_messages::testing::{
     Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET, VENDOR_ACCOUNT,
@@ -123,9 +123,11 @@ fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|(_, v)| v.as_str())
 }
 
+/// The SQS event for `records`; each body is recorded for the leak audit.
 fn sqs_event(records: &[(String, String)]) -> LambdaEvent<SqsEvent> {
     let records: Vec<Value> = records
         .iter()
+        .inspect(|(_, body)| leak_audit::record(Kind::Input, "", body))
         .map(|(id, body)| json!({ "messageId": id, "receiptHandle": "rh", "body": body, "eventSource": "aws:sqs", "awsRegion": "us-east-1" }))
         .collect();
     LambdaEvent::new(
@@ -135,7 +137,11 @@ fn sqs_event(records: &[(String, String)]) -> LambdaEvent<SqsEvent> {
 }
 
 fn fixture_event(json_text: &str) -> LambdaEvent<SqsEvent> {
-    LambdaEvent::new(serde_json::from_str(json_text).unwrap(), Context::default())
+    let event: SqsEvent = serde_json::from_str(json_text).unwrap();
+    for body in event.records.iter().filter_map(|r| r.body.as_deref()) {
+        leak_audit::record(Kind::Input, "", body);
+    }
+    LambdaEvent::new(event, Context::default())
 }
 
 fn failures(response: &SqsBatchResponse) -> Vec<String> {
@@ -682,8 +688,14 @@ async fn staged_message_refs_are_inlined() {
         "<html>{}</html>",
         "<p>long newsletter paragraph</p>".repeat(20_000)
     );
-    w.emulator.aws(VENDOR_ACCOUNT, "us-east-1", json!([{ "service": "s3", "op": "put_object", "args": {
-        "Bucket": STAGING_BUCKET, "Key": "staged/m1.json", "Body": json!({"subject": "Big", "html_body": big_html}).to_string() } }]));
+    let staged = json!({"subject": "Big", "html_body": big_html}).to_string();
+    leak_audit::record(Kind::Input, "staged", &staged);
+    w.emulator.aws(
+        VENDOR_ACCOUNT,
+        "us-east-1",
+        json!([{ "service": "s3", "op": "put_object", "args": {
+        "Bucket": STAGING_BUCKET, "Key": "staged/m1.json", "Body": staged } }]),
+    );
     let mut body = message("p", "m1", "email", 1);
     body.as_object_mut().unwrap().remove("message");
     body["message_ref"] = json!({ "bucket": STAGING_BUCKET, "key": "staged/m1.json" });
@@ -713,19 +725,6 @@ async fn staged_message_refs_are_inlined() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn no_log_line_or_metric_carries_a_recipient_or_a_body() {
     let w = world().await;
@@ -750,7 +749,7 @@ async fn no_log_line_or_metric_carries_a_recipient_or_a_body() {
     w.register(&healthy, "p", |_| {}).await;
     w.register(&denying, "p", |_| {}).await;
 
-    let captured = Captured::default();
+    let captured = LogCapture::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -780,7 +779,7 @@ async fn no_log_line_or_metric_carries_a_recipient_or_a_body() {
     );
     drop(_guard);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("quarantined"),
         "the capture saw the pipeline's logs:\n{logs}"

@@ -45,7 +45,7 @@ pub async fn handle(
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    println!("{}", report.metrics_line(now_ms));
+    stored_messages::metrics::emit(&report.metrics_line(now_ms));
     Ok(json!({
         "checked": report.checked,
         "healthy": report.healthy,

@@ -2,7 +2,6 @@
 //! health transitions, the no-loss path through parking and replay, and a
 //! run that finishes although some destinations hang.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -14,6 +13,7 @@ use stored_messages::credentials::{ExternalId, RoleSessions};
 use stored_messages::destination::{Destination, Status};
 use stored_messages::health::HealthChecker;
 use stored_messages::ids::OrgId;
+use stored_messages::leak_audit::{self, Kind, LogCapture};
 use stored_messages::registry::Registry;
 use stored_messages::testing::{
     destination, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, VENDOR_ACCOUNT,
@@ -90,19 +90,6 @@ fn scheduled() -> LambdaEvent<EventBridgeEvent<Value>> {
     LambdaEvent::new(event, Context::default())
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn revoking_and_restoring_write_access_moves_status_and_logs_each_change_once() {
     let w = world(Duration::from_secs(10)).await;
@@ -110,7 +97,7 @@ async fn revoking_and_restoring_write_access_moves_status_and_logs_each_change_o
     let d = w.register(&customer, "p").await;
     let checker = w.checker();
 
-    let captured = Captured::default();
+    let captured = LogCapture::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -152,7 +139,7 @@ async fn revoking_and_restoring_write_access_moves_status_and_logs_each_change_o
     );
     drop(_guard);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let changes: Vec<Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -246,6 +233,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
                 "sent_at": "2026-11-23T08:00:00Z", "recipient": { "user_id": format!("u-{}", i % 37) },
                 "message": { "subject": format!("message {i}") },
             });
+            leak_audit::record(Kind::Input, "", &body.to_string());
             (format!("sqs-{i}"), body.to_string())
         })
         .collect();

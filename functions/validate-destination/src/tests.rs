@@ -9,6 +9,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use stored_messages::api::Api;
 use stored_messages::credentials::ExternalId;
+use stored_messages::leak_audit::{self, Kind};
 use stored_messages::testing::{Customer, CustomerSpec, Emulator, Vendor};
 
 use crate::handler;
@@ -66,10 +67,20 @@ struct Answer {
     body: Value,
 }
 
+/// One request through the real handler; the answer is recorded for the leak audit.
 async fn call(w: &World, event: LambdaEvent<ApiGatewayV2httpRequest>) -> Answer {
+    let route = format!(
+        "{} {}",
+        event.payload.request_context.http.method,
+        event.payload.raw_path.as_deref().unwrap_or_default()
+    );
     let response: ApiGatewayV2httpResponse = handler::handle(&w.api, event).await.unwrap();
+    let label = format!("{route} {}", response.status_code);
     let body = match response.body {
-        Some(Body::Text(text)) => serde_json::from_str(&text).unwrap(),
+        Some(Body::Text(text)) => {
+            leak_audit::record(Kind::Response, &label, &text);
+            serde_json::from_str(&text).unwrap()
+        }
         None => Value::Null,
         other => panic!("unexpected body {other:?}"),
     };

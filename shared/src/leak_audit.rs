@@ -1,0 +1,583 @@
+//! The leak audit of a test run (feature `emulator`, never in a Lambda
+//! build): proves that no log line, metric line or API answer of the whole
+//! emulator suite carries a recipient, a message body, an External ID or a
+//! credential.
+//!
+//! One test in isolation can only look for the secrets it planted; a leak
+//! hides in the paths nobody thought to check (an SDK trace, a retry
+//! warning, a 4xx body). So the suite records everything while it runs,
+//! and a separate pass checks all of it against every secret any test used:
+//!
+//! - [`install`] (called by `Emulator::start`) routes every `tracing` event
+//!   of the process, the SDK's TRACE lines included, into one JSON-lines
+//!   file under `$STORED_MESSAGES_LEAK_AUDIT`; without that variable it does
+//!   nothing, so a plain `cargo test` leaves no files behind.
+//! - Metric lines ([`crate::metrics::emit`]), API answers and archive inputs
+//!   are recorded next to them with [`record`].
+//! - The emulator (`tools/emulator/server.py`) appends the secrets only it
+//!   sees: every session credential it issues and every External ID
+//!   written to the control bucket.
+//! - [`scan`] (run by `make test` through `examples/leak_audit.rs`) reads
+//!   it all back, derives the PII from the recorded inputs and reports each
+//!   place a secret shows up, in any casing, percent- or JSON-encoded.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aho_corasick::AhoCorasick;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where the audit files go; unset means no audit.
+pub const DIR_VARIABLE: &str = "STORED_MESSAGES_LEAK_AUDIT";
+
+/// What one recorded line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A `tracing` event as our functions would print it (JSON).
+    Log,
+    /// A CloudWatch EMF line.
+    Metric,
+    /// An API answer; `label` is `"{method} {path} {status}"`.
+    Response,
+    /// A body fed to the functions: an archive request or a staged message.
+    Input,
+    /// A secret the emulator or the harness handed out; `label` is its class.
+    Secret,
+}
+
+/// One line of an audit file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub kind: Kind,
+    #[serde(default)]
+    pub label: String,
+    pub text: String,
+}
+
+static SINK: OnceLock<Option<Mutex<File>>> = OnceLock::new();
+
+/// Starts the process's audit file and routes every `tracing` event into
+/// it, if `$STORED_MESSAGES_LEAK_AUDIT` names a directory. Idempotent.
+///
+/// Panics if the file cannot be made or another global subscriber is set:
+/// an audit that silently records nothing would pass vacuously.
+pub fn install() {
+    SINK.get_or_init(|| {
+        let dir = std::env::var_os(DIR_VARIABLE).filter(|d| !d.is_empty())?;
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("create the leak audit directory");
+        let program = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let path = dir.join(format!("{program}.{}.jsonl", std::process::id()));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open the leak audit file");
+        tracing::subscriber::set_global_default(subscriber())
+            .expect("the leak audit owns the global tracing subscriber");
+        Some(Mutex::new(file))
+    });
+}
+
+/// Every event at every level, ours and the SDK's, as JSON lines. Each span
+/// is printed with its fields when it opens, and each line names only its
+/// innermost span rather than the whole list; the orchestrator's
+/// per-request dump of its own plumbing (`runtime_components`: interceptors,
+/// resolvers, no request data) is left out. The full span lists and that
+/// dump were 60% of the bytes and doubled the suite's time.
+fn subscriber() -> impl tracing::Subscriber + Send + Sync {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+
+    let layer = tracing_subscriber::fmt::layer()
+        .json()
+        .with_span_list(false)
+        .with_span_events(FmtSpan::NEW)
+        .with_writer(|| Tap)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            !meta
+                .fields()
+                .iter()
+                .any(|f| f.name() == "runtime_components")
+        }));
+    tracing_subscriber::registry().with(layer)
+}
+
+/// Appends one entry to the audit file, if the audit is on.
+pub fn record(kind: Kind, label: &str, text: &str) {
+    let Some(Some(sink)) = SINK.get() else {
+        return;
+    };
+    let entry = Entry {
+        kind,
+        label: label.to_owned(),
+        text: text.to_owned(),
+    };
+    let Ok(mut line) = serde_json::to_vec(&entry) else {
+        return;
+    };
+    line.push(b'\n');
+    // One write per entry on an append-only file: nothing buffered is lost
+    // when the test process exits without running destructors.
+    let mut file = sink.lock().unwrap_or_else(|e| e.into_inner());
+    file.write_all(&line).expect("write to the leak audit file");
+}
+
+/// The global subscriber's writer: each formatted event becomes a `Log` entry.
+struct Tap;
+
+impl Write for Tap {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for line in String::from_utf8_lossy(buf).lines() {
+            if !line.is_empty() {
+                record(Kind::Log, "", line);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A test's own log capture (for asserting on what it logged) that also
+/// feeds the audit: a scoped subscriber hides the global one.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Tap.write(buf)?;
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A secret's class, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// A recipient field or message content.
+    Pii,
+    ExternalId,
+    Credential,
+}
+
+impl Class {
+    fn from_label(label: &str) -> Option<Self> {
+        match label {
+            "external_id" => Some(Self::ExternalId),
+            "credential" => Some(Self::Credential),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pii => "recipient or message content",
+            Self::ExternalId => "External ID",
+            Self::Credential => "credential",
+        }
+    }
+}
+
+/// Shorter PII values (a subject of "Hi", a user id of "u-1") would match
+/// ordinary words; the tests' recipients and bodies are all longer.
+const MIN_PII_CHARS: usize = 6;
+
+/// Where a secret showed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub program: String,
+    pub kind: Kind,
+    pub label: String,
+    pub class: Class,
+    pub secret: String,
+    pub line: String,
+}
+
+/// What [`scan`] read and found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Lines scanned per (program, kind), kinds `Log`, `Metric`, `Response`.
+    pub scanned: BTreeMap<(String, Kind), usize>,
+    /// API answers with a 4xx or 5xx status, per program.
+    pub error_bodies: BTreeMap<String, usize>,
+    /// Distinct secrets looked for, per class.
+    pub secrets: BTreeMap<Class, usize>,
+    pub findings: Vec<Finding>,
+}
+
+/// Reads every audit file in `dir` and reports each scanned line that
+/// carries a secret. `GET /v1/setup` answers with status 200 are the one
+/// place an External ID belongs; they are still scanned for the rest.
+pub fn scan(dir: &Path) -> std::io::Result<Report> {
+    let mut files: Vec<(String, Vec<Entry>)> = vec![];
+    for item in std::fs::read_dir(dir)? {
+        let path = item?.path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        let program = program_of(&path);
+        let text = std::fs::read_to_string(&path)?;
+        let entries = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                serde_json::from_str::<Entry>(l).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        files.push((program, entries));
+    }
+    Ok(scan_entries(&files))
+}
+
+/// `archive_message-0123abcd.4242.jsonl` -> `archive_message`.
+fn program_of(path: &Path) -> String {
+    let stem = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = stem.split('.').next().unwrap_or_default();
+    match name.rsplit_once('-') {
+        Some((program, hash))
+            if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            program.to_owned()
+        }
+        _ => name.to_owned(),
+    }
+}
+
+fn scan_entries(files: &[(String, Vec<Entry>)]) -> Report {
+    let mut secrets: BTreeMap<String, Class> = BTreeMap::new();
+    for (_, entries) in files {
+        for entry in entries {
+            match entry.kind {
+                Kind::Secret => {
+                    if let Some(class) = Class::from_label(&entry.label) {
+                        secrets.insert(entry.text.clone(), class);
+                    }
+                }
+                Kind::Input => {
+                    for value in pii_values(&entry.text) {
+                        secrets.entry(value).or_insert(Class::Pii);
+                    }
+                }
+                Kind::Log | Kind::Metric | Kind::Response => {}
+            }
+        }
+    }
+    let mut report = Report::default();
+    for class in secrets.values() {
+        *report.secrets.entry(*class).or_default() += 1;
+    }
+    let mut needles: Vec<String> = vec![];
+    let mut owners: Vec<(String, Class)> = vec![];
+    for (secret, class) in &secrets {
+        for form in ends(secret).into_iter().flat_map(encodings) {
+            needles.push(form);
+            owners.push((secret.clone(), *class));
+        }
+    }
+    let matcher = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(&needles)
+        .expect("an automaton over the secrets");
+    for (program, entries) in files {
+        for entry in entries {
+            if matches!(entry.kind, Kind::Secret | Kind::Input) {
+                continue;
+            }
+            *report
+                .scanned
+                .entry((program.clone(), entry.kind))
+                .or_default() += 1;
+            if entry.kind == Kind::Response && is_error_status(&entry.label) {
+                *report.error_bodies.entry(program.clone()).or_default() += 1;
+            }
+            let setup_answer =
+                entry.kind == Kind::Response && entry.label.starts_with("GET /v1/setup 200");
+            let mut seen = HashSet::new();
+            for hit in matcher.find_overlapping_iter(&entry.text) {
+                let (secret, class) = &owners[hit.pattern().as_usize()];
+                if (setup_answer && *class == Class::ExternalId) || !seen.insert(secret) {
+                    continue;
+                }
+                report.findings.push(Finding {
+                    program: program.clone(),
+                    kind: entry.kind,
+                    label: entry.label.clone(),
+                    class: *class,
+                    secret: secret.clone(),
+                    line: entry.text.clone(),
+                });
+            }
+        }
+    }
+    report
+}
+
+fn is_error_status(label: &str) -> bool {
+    label
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse::<u16>().ok())
+        .is_some_and(|s| s >= 400)
+}
+
+/// The PII an input carries: every string under `recipient` and `message`
+/// of an archive request (a staged message object is all content). A body
+/// that is not JSON counts every quoted value in it.
+fn pii_values(text: &str) -> Vec<String> {
+    let mut values = vec![];
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(fields)) if fields.contains_key("version") => {
+            for name in ["recipient", "message"] {
+                if let Some(value) = fields.get(name) {
+                    strings_in(value, &mut values);
+                }
+            }
+        }
+        Ok(value) => strings_in(&value, &mut values),
+        Err(_) => quoted_values(text, &mut values),
+    }
+    values.retain(|v| v.trim().chars().count() >= MIN_PII_CHARS);
+    values
+}
+
+fn strings_in(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings_in(v, out)),
+        Value::Object(fields) => fields.values().for_each(|v| strings_in(v, out)),
+        _ => {}
+    }
+}
+
+/// `"..."` runs of a broken body that are not followed by `:` (keys).
+fn quoted_values(text: &str, out: &mut Vec<String>) {
+    let mut rest = text;
+    while let Some(start) = rest.find('"') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('"') else { break };
+        let value = &after[..end];
+        let tail = after[end + 1..].trim_start();
+        if !tail.starts_with(':') {
+            out.push(value.to_owned());
+        }
+        rest = &after[end + 1..];
+    }
+}
+
+/// Longer secrets (a whole newsletter) are looked for by their first and
+/// last characters: a log that truncates a body still leaks it.
+const NEEDLE_CHARS: usize = 64;
+
+fn ends(secret: &str) -> Vec<&str> {
+    let chars: Vec<(usize, char)> = secret.char_indices().collect();
+    if chars.len() <= NEEDLE_CHARS {
+        return vec![secret];
+    }
+    let head_end = chars[NEEDLE_CHARS].0;
+    let tail_start = chars[chars.len() - NEEDLE_CHARS].0;
+    vec![&secret[..head_end], &secret[tail_start..]]
+}
+
+/// The forms a secret takes in a log line: as is, JSON-escaped, and
+/// percent-encoded (a URL or header). Casing is handled by the matcher.
+fn encodings(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_owned()];
+    if let Ok(json) = serde_json::to_string(secret) {
+        forms.push(json[1..json.len() - 1].to_owned());
+    }
+    let percent: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    forms.push(percent);
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: Kind, label: &str, text: &str) -> Entry {
+        Entry {
+            kind,
+            label: label.into(),
+            text: text.into(),
+        }
+    }
+
+    fn secrets_of(report: &Report) -> Vec<(&str, Class)> {
+        report
+            .findings
+            .iter()
+            .map(|f| (f.secret.as_str(), f.class))
+            .collect()
+    }
+
+    #[test]
+    fn a_recipient_is_found_in_any_casing_and_encoding() {
+        let input = r#"{"version":1,"recipient":{"email":"Ada.Lovelace@Example.com","user_id":"u-1"},"message":{"html_body":"<p>Secret plans</p>"}}"#;
+        let files = vec![(
+            "archive_message".to_owned(),
+            vec![
+                entry(Kind::Input, "", input),
+                entry(
+                    Kind::Log,
+                    "",
+                    r#"{"fields":{"to":"ada.lovelace@example.com"}}"#,
+                ),
+                entry(Kind::Log, "", "GET /b/k?who=Ada.Lovelace%40Example.com"),
+                entry(Kind::Metric, "", r#"{"body":"\u003cp\u003eSecret plans"}"#),
+                entry(Kind::Log, "", r#"{"msg":"<p>Secret plans</p>"}"#),
+                entry(Kind::Log, "", r#"{"user":"u-1"}"#),
+            ],
+        )];
+        let report = scan_entries(&files);
+        assert_eq!(
+            secrets_of(&report),
+            vec![
+                ("Ada.Lovelace@Example.com", Class::Pii),
+                ("Ada.Lovelace@Example.com", Class::Pii),
+                ("<p>Secret plans</p>", Class::Pii),
+            ],
+            "a short user id is not looked for; the escaped body prefix is not the whole body"
+        );
+        assert_eq!(report.secrets.get(&Class::Pii), Some(&2));
+        assert_eq!(
+            report
+                .scanned
+                .get(&("archive_message".to_owned(), Kind::Log)),
+            Some(&4)
+        );
+    }
+
+    #[test]
+    fn an_external_id_belongs_only_in_a_setup_answer() {
+        let id = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+        let files = vec![(
+            "validate_destination".to_owned(),
+            vec![
+                entry(Kind::Secret, "external_id", id),
+                entry(
+                    Kind::Response,
+                    "GET /v1/setup 200",
+                    &format!(r#"{{"external_id":"{id}"}}"#),
+                ),
+                entry(
+                    Kind::Response,
+                    "POST /v1/destinations/validate 400",
+                    &format!(r#"{{"error":{{"message":"{id}"}}}}"#),
+                ),
+                entry(
+                    Kind::Response,
+                    "GET /v1/setup 401",
+                    r#"{"error":{"code":"unauthorized"}}"#,
+                ),
+            ],
+        )];
+        let report = scan_entries(&files);
+        assert_eq!(secrets_of(&report), vec![(id, Class::ExternalId)]);
+        assert_eq!(
+            report.findings[0].label,
+            "POST /v1/destinations/validate 400"
+        );
+        assert_eq!(report.error_bodies.get("validate_destination"), Some(&2));
+    }
+
+    #[test]
+    fn credentials_and_broken_bodies_are_looked_for() {
+        let files = vec![
+            (
+                "emulator".to_owned(),
+                vec![entry(
+                    Kind::Secret,
+                    "credential",
+                    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                )],
+            ),
+            (
+                "archive_message".to_owned(),
+                vec![
+                    entry(
+                        Kind::Input,
+                        "",
+                        r#"{"version":1,"recipient":{"email":"Broken.Body@Example.com""#,
+                    ),
+                    entry(
+                        Kind::Log,
+                        "",
+                        "secret=wJalrXUtnFEMI%2FK7MDENG%2FbPxRfiCYEXAMPLEKEY",
+                    ),
+                    entry(Kind::Log, "", "quarantined body of 61 bytes"),
+                    entry(Kind::Log, "", "parse error near broken.body@example.com"),
+                ],
+            ),
+        ];
+        let report = scan_entries(&files);
+        assert_eq!(
+            secrets_of(&report),
+            vec![
+                (
+                    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                    Class::Credential
+                ),
+                ("Broken.Body@Example.com", Class::Pii),
+            ]
+        );
+    }
+
+    #[test]
+    fn program_names_drop_cargos_hash_and_the_pid() {
+        assert_eq!(
+            program_of(Path::new("/t/archive_message-0a1b2c3d4e5f6789.4242.jsonl")),
+            "archive_message"
+        );
+        assert_eq!(program_of(Path::new("/t/emulator.77.jsonl")), "emulator");
+        assert_eq!(
+            program_of(Path::new("/t/check-destinations.1.jsonl")),
+            "check-destinations"
+        );
+    }
+}
