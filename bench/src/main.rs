@@ -119,88 +119,102 @@ async fn run() -> Result<(), Error> {
         script: paths.comparator.clone(),
     };
     let mut results = serde_json::Map::new();
+    // For profiling one part: BENCH_ONLY=throughput (or sts, message_ref,
+    // cold_start; comma-separated). `make bench` runs them all.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
 
-    println!("## Throughput: one destination, gzip, SSE-S3, {CONCURRENCY} writes in flight\n");
-    let mut rows = Vec::new();
-    for (i, shape) in SHAPES.iter().enumerate() {
-        eprintln!("  throughput {}: ours, ceiling, boto3", shape.name);
-        let ours = throughput(
-            &s3,
-            &sts,
-            &archive,
-            "tp-rust",
-            "bench-tp-rust",
-            shape,
-            reps(shape, false),
-            i,
-        )
-        .await?;
-        let ceiling = ceiling(
-            &s3,
-            &client,
-            &rust_destination,
-            shape,
-            reps(shape, false),
-            i,
-        )
-        .await?;
-        let theirs = throughput(
-            &s3,
-            &sts,
-            &boto3,
-            "tp-boto3",
-            "bench-tp-boto3",
-            shape,
-            reps(shape, true),
-            i,
-        )
-        .await?;
-        rows.push(report::throughput_row(shape, &ours, &ceiling, &theirs));
+    if wanted("throughput") {
+        println!("## Throughput: one destination, gzip, SSE-S3, {CONCURRENCY} writes in flight\n");
+        let mut rows = Vec::new();
+        for (i, shape) in SHAPES.iter().enumerate() {
+            eprintln!("  throughput {}: ours, ceiling, boto3", shape.name);
+            let ours = throughput(
+                &s3,
+                &sts,
+                &archive,
+                "tp-rust",
+                "bench-tp-rust",
+                shape,
+                reps(shape, false),
+                i,
+            )
+            .await?;
+            let ceiling = ceiling(
+                &s3,
+                &client,
+                &rust_destination,
+                shape,
+                reps(shape, false),
+                i,
+            )
+            .await?;
+            let theirs = throughput(
+                &s3,
+                &sts,
+                &boto3,
+                "tp-boto3",
+                "bench-tp-boto3",
+                shape,
+                reps(shape, true),
+                i,
+            )
+            .await?;
+            rows.push(report::throughput_row(shape, &ours, &ceiling, &theirs));
+        }
+        report::throughput_table(&rows);
+        results.insert("throughput".into(), Value::Array(rows));
     }
-    report::throughput_table(&rows);
-    results.insert("throughput".into(), Value::Array(rows));
 
-    println!("\n## STS calls: 100-message batches over N destinations (each its own project and account)\n");
-    let mut rows = Vec::new();
-    for n in STS_FANOUT {
-        eprintln!("  STS calls: {n} destinations");
-        rows.push(sts_calls(&s3, &sts, &archive, n).await?);
+    if wanted("sts") {
+        println!("\n## STS calls: 100-message batches over N destinations (each its own project and account)\n");
+        let mut rows = Vec::new();
+        for n in STS_FANOUT {
+            eprintln!("  STS calls: {n} destinations");
+            rows.push(sts_calls(&s3, &sts, &archive, n).await?);
+        }
+        report::sts_table(&rows);
+        results.insert("sts".into(), Value::Array(rows));
     }
-    report::sts_table(&rows);
-    results.insert("sts".into(), Value::Array(rows));
 
-    println!("\n## Peak memory with message_ref: 1 MB staged bodies\n");
-    let keys = setup::stage(&client, REF_RECORDS, 1024 * 1024).await?;
-    let mut rows = Vec::new();
-    for (subject, project, bucket) in [
-        (&archive, "tp-rust", "bench-tp-rust"),
-        (&boto3, "tp-boto3", "bench-tp-boto3"),
-    ] {
-        rows.push(message_ref_memory(&s3, &sts, subject, project, bucket, &keys).await?);
+    if wanted("message_ref") {
+        println!("\n## Peak memory with message_ref: 1 MB staged bodies\n");
+        let keys = setup::stage(&client, REF_RECORDS, 1024 * 1024).await?;
+        let mut rows = Vec::new();
+        for (subject, project, bucket) in [
+            (&archive, "tp-rust", "bench-tp-rust"),
+            (&boto3, "tp-boto3", "bench-tp-boto3"),
+        ] {
+            rows.push(message_ref_memory(&s3, &sts, subject, project, bucket, &keys).await?);
+        }
+        report::memory_table(&rows);
+        results.insert("message_ref".into(), Value::Array(rows));
     }
-    report::memory_table(&rows);
-    results.insert("message_ref".into(), Value::Array(rows));
 
-    println!(
+    if wanted("cold_start") {
+        println!(
         "\n## Cold start: process start to the first `next` request, {COLD_STARTS} starts each\n"
     );
-    let mut rows = Vec::new();
-    for name in [
-        "archive-message",
-        "validate-destination",
-        "check-destinations",
-    ] {
-        let binary = paths.release.join(name);
-        let size = std::fs::metadata(&binary)?.len();
-        rows.push(cold_start(&s3, &sts, &Subject::Binary(binary), name, Some(size)).await?);
+        let mut rows = Vec::new();
+        for name in [
+            "archive-message",
+            "validate-destination",
+            "check-destinations",
+        ] {
+            let binary = paths.release.join(name);
+            let size = std::fs::metadata(&binary)?.len();
+            rows.push(cold_start(&s3, &sts, &Subject::Binary(binary), name, Some(size)).await?);
+        }
+        rows.push(cold_start(&s3, &sts, &boto3, "boto3 comparator", None).await?);
+        report::cold_start_table(&rows);
+        results.insert("cold_start".into(), Value::Array(rows));
     }
-    rows.push(cold_start(&s3, &sts, &boto3, "boto3 comparator", None).await?);
-    report::cold_start_table(&rows);
-    results.insert("cold_start".into(), Value::Array(rows));
 
-    println!("\n## Cost per million messages (prices in the README's cost model)\n");
-    let costs = report::cost_table(&results);
-    results.insert("cost".into(), costs);
+    if results.contains_key("throughput") {
+        println!("\n## Cost per million messages (prices in the README's cost model)\n");
+        let costs = report::cost_table(&results);
+        results.insert("cost".into(), costs);
+    }
 
     let file = paths.out.join("results.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&Value::Object(results))?)?;

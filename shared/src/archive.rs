@@ -205,7 +205,7 @@ impl Archiver {
         staged: &Semaphore,
     ) -> RecordReport {
         let now = Utc::now();
-        let mut request = match ArchiveRequest::parse(record.body.as_bytes()) {
+        let request = match ArchiveRequest::parse(record.body.as_bytes()) {
             Ok(request) => request,
             Err(reason) => return self.quarantine(record, now, &reason, permits).await,
         };
@@ -242,8 +242,9 @@ impl Archiver {
             };
             // Held until this record's writes end: a staged body may be megabytes.
             let mut _staged_permit = None;
-            let message = match &mut request.body {
-                MessageBody::Inline(message) => std::mem::take(message),
+            let referenced;
+            let message = match &request.body {
+                MessageBody::Inline(message) => message,
                 MessageBody::Ref { bucket, key } => {
                     _staged_permit = staged.acquire().await.ok();
                     let fetched = {
@@ -252,7 +253,10 @@ impl Archiver {
                     };
                     match fetched {
                         Ok(Some(bytes)) => match parse_referenced_message(&bytes) {
-                            Ok(message) => message,
+                            Ok(message) => {
+                                referenced = message;
+                                &referenced
+                            }
                             Err(reason) => return self.quarantine(record, now, &reason, permits).await,
                         },
                         Ok(None) => {

@@ -5,8 +5,11 @@
 //! offending value, which may be an address or a message body, so they are
 //! never passed on.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::destination::BucketName;
@@ -24,12 +27,18 @@ pub enum Malformed {
 }
 
 /// Where the rendered message is: inline, or staged in our own bucket
-/// because it did not fit in an SQS message.
-#[derive(Debug, Clone, PartialEq)]
+/// because it did not fit in an SQS message. The message is kept as the
+/// exact JSON text it arrived as (a JSON object): it is archived as is, and
+/// never unescaping and re-escaping a 64 KB email saves most of the JSON
+/// work per message.
+#[derive(Debug, Clone)]
 pub enum MessageBody {
-    Inline(Map<String, Value>),
+    Inline(Box<RawValue>),
     Ref { bucket: BucketName, key: String },
 }
+
+/// The request's fields as sent, each as its JSON text.
+type Fields = BTreeMap<String, Box<RawValue>>;
 
 /// The lowercase hex SHA-256 of the recipient identity: lets customers find
 /// one person's messages without the key carrying the address itself.
@@ -43,7 +52,7 @@ impl RecipientHash {
 }
 
 /// A valid archive request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ArchiveRequest {
     pub org_id: OrgId,
     pub project_id: ProjectId,
@@ -55,57 +64,74 @@ pub struct ArchiveRequest {
     pub body: MessageBody,
     /// The request object without `message`/`message_ref`: unknown fields are
     /// kept, because the archived object is the request as sent.
-    envelope: Map<String, Value>,
+    envelope: Fields,
 }
 
-fn field_str<'a>(
-    obj: &'a Map<String, Value>,
-    field: &'static str,
-) -> Result<&'a str, InvalidField> {
-    match obj.get(field) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(InvalidField::new(field, "must be a string")),
-        None => Err(InvalidField::new(field, "is required")),
-    }
+/// A field's value, parsed from its JSON text; `None` when absent.
+fn field<T: serde::de::DeserializeOwned>(
+    fields: &Fields,
+    name: &'static str,
+    rule: &'static str,
+) -> Result<Option<T>, InvalidField> {
+    fields
+        .get(name)
+        .map(|raw| serde_json::from_str(raw.get()).map_err(|_| InvalidField::new(name, rule)))
+        .transpose()
+}
+
+fn field_str(fields: &Fields, name: &'static str) -> Result<String, InvalidField> {
+    field(fields, name, "must be a string")?.ok_or(InvalidField::new(name, "is required"))
+}
+
+/// Whether a value's JSON text is an object.
+fn is_object(raw: &RawValue) -> bool {
+    raw.get().trim_start().starts_with('{')
 }
 
 impl ArchiveRequest {
     pub fn parse(body: &[u8]) -> Result<Self, Malformed> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| Malformed::Json {
-            line: e.line(),
-            column: e.column(),
-        })?;
-        let Value::Object(mut envelope) = value else {
-            return Err(Malformed::NotAnObject);
-        };
+        let mut envelope: Fields =
+            serde_json::from_slice(body).map_err(|e| match e.classify() {
+                // Well-formed JSON of another type than an object.
+                serde_json::error::Category::Data => Malformed::NotAnObject,
+                _ => Malformed::Json {
+                    line: e.line(),
+                    column: e.column(),
+                },
+            })?;
 
-        if envelope.get("version").and_then(Value::as_u64) != Some(1) {
+        if field::<u64>(&envelope, "version", "must be 1")? != Some(1) {
             return Err(InvalidField::new("version", "must be 1").into());
         }
-        let org_id = OrgId::parse(field_str(&envelope, "org_id")?)?;
-        let project_id = ProjectId::parse(field_str(&envelope, "project_id")?)?;
-        let message_id = MessageId::parse(field_str(&envelope, "message_id")?)?;
-        let channel = Channel::parse(field_str(&envelope, "channel")?).ok_or(InvalidField::new(
-            "channel",
-            "must be one of email, sms, push, in_app, web_push, whatsapp",
-        ))?;
-        let sent_at = DateTime::parse_from_rfc3339(field_str(&envelope, "sent_at")?)
+        let org_id = OrgId::parse(&field_str(&envelope, "org_id")?)?;
+        let project_id = ProjectId::parse(&field_str(&envelope, "project_id")?)?;
+        let message_id = MessageId::parse(&field_str(&envelope, "message_id")?)?;
+        let channel =
+            Channel::parse(&field_str(&envelope, "channel")?).ok_or(InvalidField::new(
+                "channel",
+                "must be one of email, sms, push, in_app, web_push, whatsapp",
+            ))?;
+        let sent_at = DateTime::parse_from_rfc3339(&field_str(&envelope, "sent_at")?)
             .map_err(|_| InvalidField::new("sent_at", "must be an RFC 3339 timestamp"))?
             .with_timezone(&Utc);
-        let campaign_id = match envelope.get("campaign_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(CampaignId::parse(s)?),
-            Some(_) => return Err(InvalidField::new("campaign_id", "must be a string").into()),
-        };
-        let recipient = recipient_hash(envelope.get("recipient"))?;
+        let campaign_id =
+            match field::<Option<String>>(&envelope, "campaign_id", "must be a string")? {
+                None | Some(None) => None,
+                Some(Some(s)) => Some(CampaignId::parse(&s)?),
+            };
+        let recipient =
+            recipient_hash(field::<Value>(&envelope, "recipient", "must be an object")?.as_ref())?;
 
         let body = match (envelope.remove("message"), envelope.remove("message_ref")) {
-            (Some(Value::Object(message)), None) => MessageBody::Inline(message),
+            (Some(message), None) if is_object(&message) => MessageBody::Inline(message),
             (Some(_), None) => {
                 return Err(InvalidField::new("message", "must be a JSON object").into())
             }
-            (None, Some(Value::Object(reference))) => {
-                let bucket = BucketName::parse(field_str(&reference, "bucket").map_err(|_| {
+            (None, Some(reference)) if is_object(&reference) => {
+                let reference: Fields = serde_json::from_str(reference.get()).map_err(|_| {
+                    InvalidField::new("message_ref", "must be an object with bucket and key")
+                })?;
+                let bucket = BucketName::parse(&field_str(&reference, "bucket").map_err(|_| {
                     InvalidField::new("message_ref.bucket", "must be a bucket name")
                 })?)
                 .map_err(|_| InvalidField::new("message_ref.bucket", "must be a bucket name"))?;
@@ -116,10 +142,7 @@ impl ArchiveRequest {
                         "message_ref.key",
                         "must be a key of 1-1024 bytes",
                     ))?;
-                MessageBody::Ref {
-                    bucket,
-                    key: key.to_owned(),
-                }
+                MessageBody::Ref { bucket, key }
             }
             (None, Some(_)) => {
                 return Err(InvalidField::new(
@@ -159,27 +182,28 @@ impl ArchiveRequest {
 
     /// The archived object: the request with `message` inlined and
     /// `archived_at` added, serialised once and shared by every destination.
-    pub fn archived_document(
-        &self,
-        message: Map<String, Value>,
-        archived_at: DateTime<Utc>,
-    ) -> Vec<u8> {
-        let mut doc = self.envelope.clone();
-        doc.insert("message".to_owned(), Value::Object(message));
-        doc.insert(
-            "archived_at".to_owned(),
-            Value::String(archived_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
-        // A map of JSON values always serialises.
-        serde_json::to_vec(&Value::Object(doc)).unwrap_or_default()
+    pub fn archived_document(&self, message: &RawValue, archived_at: DateTime<Utc>) -> Vec<u8> {
+        let archived_at = archived_at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let archived_at = serde_json::value::to_raw_value(&archived_at);
+        let mut doc: BTreeMap<&str, &RawValue> = self
+            .envelope
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_ref()))
+            .collect();
+        doc.insert("message", message);
+        if let Ok(archived_at) = &archived_at {
+            doc.insert("archived_at", archived_at);
+        }
+        // Keys and JSON texts always serialise.
+        serde_json::to_vec(&doc).unwrap_or_default()
     }
 }
 
 /// Parses the contents of a `message_ref` object: it must hold the message
 /// JSON object itself.
-pub fn parse_referenced_message(bytes: &[u8]) -> Result<Map<String, Value>, Malformed> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(message)) => Ok(message),
+pub fn parse_referenced_message(bytes: &[u8]) -> Result<Box<RawValue>, Malformed> {
+    match serde_json::from_slice::<Box<RawValue>>(bytes) {
+        Ok(message) if is_object(&message) => Ok(message),
         Ok(_) => Err(InvalidField::new(
             "message_ref",
             "the referenced object must hold a JSON object",
@@ -264,8 +288,8 @@ pub(crate) mod tests {
         assert_eq!(parse(&v).unwrap().recipient.as_str(), sha("u-2"));
         v["recipient"] = json!({ "phone": "+15551234567" });
         assert_eq!(
-            parse(&v),
-            Err(InvalidField::new("recipient", "needs email or user_id").into())
+            parse(&v).err(),
+            Some(InvalidField::new("recipient", "needs email or user_id").into())
         );
         v["recipient"] = json!({ "email": 7 });
         assert!(parse(&v).is_err());
@@ -307,12 +331,12 @@ pub(crate) mod tests {
         assert!(parse(&v).is_err());
         v.as_object_mut().unwrap().remove("message");
         let req = parse(&v).unwrap();
+        let MessageBody::Ref { bucket, key } = req.body else {
+            panic!("a message_ref body")
+        };
         assert_eq!(
-            req.body,
-            MessageBody::Ref {
-                bucket: BucketName::parse("staging-bucket").unwrap(),
-                key: "k/1.json".into()
-            }
+            (bucket, key.as_str()),
+            (BucketName::parse("staging-bucket").unwrap(), "k/1.json")
         );
         v["message_ref"] = json!({"bucket": "Bad_Bucket", "key": "k"});
         assert!(parse(&v).is_err());
@@ -334,11 +358,64 @@ pub(crate) mod tests {
         let at = DateTime::parse_from_rfc3339("2026-11-23T01:02:03.004Z")
             .unwrap()
             .with_timezone(&Utc);
-        let doc: Value = serde_json::from_slice(&req.archived_document(message, at)).unwrap();
+        let doc: Value = serde_json::from_slice(&req.archived_document(&message, at)).unwrap();
         assert_eq!(doc["platform_trace"], "kept");
         assert_eq!(doc["archived_at"], "2026-11-23T01:02:03.004Z");
         assert_eq!(doc["message"]["subject"], "Hi");
         assert!(doc.get("message_ref").is_none());
+    }
+
+    #[test]
+    fn the_message_is_archived_as_the_exact_text_sent() {
+        let message = r#"{"subject":"Caf\u00e9 \"news\"", "price": 1.50, "big": 12345678901234567890, "dup": 1, "dup": 2}"#;
+        let body = format!(
+            r#"{{"version":1,"org_id":"acme","project_id":"p","message_id":"m","channel":"email","sent_at":"2026-11-22T23:12:28Z","recipient":{{"user_id":"u"}},"message":{message},"zeta":[1, 2]}}"#
+        );
+        let req = ArchiveRequest::parse(body.as_bytes()).unwrap();
+        let MessageBody::Inline(raw) = &req.body else {
+            panic!("an inline body")
+        };
+        let at = Utc::now();
+        let doc = String::from_utf8(req.archived_document(raw, at)).unwrap();
+        assert!(doc.contains(&format!(r#""message":{message}"#)), "{doc}");
+        assert!(doc.contains(r#""zeta":[1, 2]"#), "{doc}");
+        let value: Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(value["message"]["subject"], "Café \"news\"");
+        assert_eq!(
+            value.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "archived_at",
+                "channel",
+                "message",
+                "message_id",
+                "org_id",
+                "project_id",
+                "recipient",
+                "sent_at",
+                "version",
+                "zeta"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_body_of_another_json_type_is_not_an_object_and_broken_json_is_json() {
+        for body in ["[1]", "\"text\"", "7", "null"] {
+            assert_eq!(
+                ArchiveRequest::parse(body.as_bytes()).err(),
+                Some(Malformed::NotAnObject),
+                "{body}"
+            );
+        }
+        for body in ["{", "{\"version\":1,}", "nope", ""] {
+            assert!(
+                matches!(
+                    ArchiveRequest::parse(body.as_bytes()).err(),
+                    Some(Malformed::Json { .. })
+                ),
+                "{body}"
+            );
+        }
     }
 
     #[test]

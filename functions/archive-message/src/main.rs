@@ -8,7 +8,10 @@ mod handler;
 #[cfg(test)]
 mod tests;
 
-#[tokio::main]
+// One thread: below 1,769 MB a Lambda has less than one vCPU, and the
+// multi-threaded scheduler's cross-thread wake-ups of hyper's connection
+// tasks cost CPU we pay for without buying parallelism.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
