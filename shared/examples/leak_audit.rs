@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     }
     let secrets = |class| report.secrets.get(&class).copied().unwrap_or(0);
     println!(
-        "looked for: {} recipient/message values, {} External IDs, {} credentials (each as is, in any casing, JSON- and percent-encoded)",
+        "looked for: {} recipient/message values, {} External IDs, {} credentials (each as is, in any casing, JSON-escaped, as Rust Debug of a string or of bytes, and percent-encoded)",
         secrets(Class::Pii),
         secrets(Class::ExternalId),
         secrets(Class::Credential)

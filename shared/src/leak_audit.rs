@@ -19,7 +19,8 @@
 //!   written to the control bucket.
 //! - [`scan`] (run by `make test` through `examples/leak_audit.rs`) reads
 //!   it all back, derives the PII from the recorded inputs and reports each
-//!   place a secret shows up, in any casing, percent- or JSON-encoded.
+//!   place a secret shows up, in any casing, JSON-, `Debug`- or
+//!   percent-encoded.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -235,30 +236,46 @@ pub struct Report {
 /// Reads every audit file in `dir` and reports each scanned line that
 /// carries a secret. `GET /v1/setup` answers with status 200 are the one
 /// place an External ID belongs; they are still scanned for the rest.
+///
+/// Two passes over the files, line by line (the recordings are hundreds of
+/// megabytes): the first collects every secret, the second scans.
 pub fn scan(dir: &Path) -> std::io::Result<Report> {
-    let mut files: Vec<(String, Vec<Entry>)> = vec![];
+    let mut files = vec![];
     for item in std::fs::read_dir(dir)? {
         let path = item?.path();
-        if path.extension().is_none_or(|e| e != "jsonl") {
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            files.push(path);
+        }
+    }
+    let mut secrets = Secrets::default();
+    for path in &files {
+        each_entry(path, |entry| secrets.learn(entry))?;
+    }
+    let mut audit = secrets.audit();
+    for path in &files {
+        let program = program_of(path);
+        each_entry(path, |entry| audit.check(&program, entry))?;
+    }
+    Ok(audit.report)
+}
+
+fn each_entry(path: &Path, mut f: impl FnMut(&Entry)) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(File::open(path)?);
+    for line in reader.lines() {
+        let line = line?;
+        if line.is_empty() {
             continue;
         }
-        let program = program_of(&path);
-        let text = std::fs::read_to_string(&path)?;
-        let entries = text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                serde_json::from_str::<Entry>(l).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{}: {e}", path.display()),
-                    )
-                })
-            })
-            .collect::<std::io::Result<Vec<_>>>()?;
-        files.push((program, entries));
+        let entry = serde_json::from_str::<Entry>(&line).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        f(&entry);
     }
-    Ok(scan_entries(&files))
+    Ok(())
 }
 
 /// `archive_message-0123abcd.4242.jsonl` -> `archive_message`.
@@ -278,73 +295,88 @@ fn program_of(path: &Path) -> String {
     }
 }
 
-fn scan_entries(files: &[(String, Vec<Entry>)]) -> Report {
-    let mut secrets: BTreeMap<String, Class> = BTreeMap::new();
-    for (_, entries) in files {
-        for entry in entries {
-            match entry.kind {
-                Kind::Secret => {
-                    if let Some(class) = Class::from_label(&entry.label) {
-                        secrets.insert(entry.text.clone(), class);
-                    }
+/// Every secret the run handed out or was fed, by class.
+#[derive(Default)]
+struct Secrets(BTreeMap<String, Class>);
+
+impl Secrets {
+    fn learn(&mut self, entry: &Entry) {
+        match entry.kind {
+            Kind::Secret => {
+                if let Some(class) = Class::from_label(&entry.label) {
+                    self.0.insert(entry.text.clone(), class);
                 }
-                Kind::Input => {
-                    for value in pii_values(&entry.text) {
-                        secrets.entry(value).or_insert(Class::Pii);
-                    }
+            }
+            Kind::Input => {
+                for value in pii_values(&entry.text) {
+                    self.0.entry(value).or_insert(Class::Pii);
                 }
-                Kind::Log | Kind::Metric | Kind::Response => {}
+            }
+            Kind::Log | Kind::Metric | Kind::Response => {}
+        }
+    }
+
+    fn audit(self) -> Audit {
+        let mut report = Report::default();
+        let mut needles: Vec<String> = vec![];
+        let mut owners: Vec<(String, Class)> = vec![];
+        for (secret, class) in self.0 {
+            *report.secrets.entry(class).or_default() += 1;
+            for form in ends(&secret).into_iter().flat_map(encodings) {
+                needles.push(form);
+                owners.push((secret.clone(), class));
             }
         }
-    }
-    let mut report = Report::default();
-    for class in secrets.values() {
-        *report.secrets.entry(*class).or_default() += 1;
-    }
-    let mut needles: Vec<String> = vec![];
-    let mut owners: Vec<(String, Class)> = vec![];
-    for (secret, class) in &secrets {
-        for form in ends(secret).into_iter().flat_map(encodings) {
-            needles.push(form);
-            owners.push((secret.clone(), *class));
+        let matcher = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&needles)
+            .expect("an automaton over the secrets");
+        Audit {
+            matcher,
+            owners,
+            report,
         }
     }
-    let matcher = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build(&needles)
-        .expect("an automaton over the secrets");
-    for (program, entries) in files {
-        for entry in entries {
-            if matches!(entry.kind, Kind::Secret | Kind::Input) {
+}
+
+/// The second pass: every scanned line against every secret.
+struct Audit {
+    matcher: AhoCorasick,
+    owners: Vec<(String, Class)>,
+    report: Report,
+}
+
+impl Audit {
+    fn check(&mut self, program: &str, entry: &Entry) {
+        if matches!(entry.kind, Kind::Secret | Kind::Input) {
+            return;
+        }
+        let report = &mut self.report;
+        *report
+            .scanned
+            .entry((program.to_owned(), entry.kind))
+            .or_default() += 1;
+        if entry.kind == Kind::Response && is_error_status(&entry.label) {
+            *report.error_bodies.entry(program.to_owned()).or_default() += 1;
+        }
+        let setup_answer =
+            entry.kind == Kind::Response && entry.label.starts_with("GET /v1/setup 200");
+        let mut seen = HashSet::new();
+        for hit in self.matcher.find_overlapping_iter(&entry.text) {
+            let (secret, class) = &self.owners[hit.pattern().as_usize()];
+            if (setup_answer && *class == Class::ExternalId) || !seen.insert(secret) {
                 continue;
             }
-            *report
-                .scanned
-                .entry((program.clone(), entry.kind))
-                .or_default() += 1;
-            if entry.kind == Kind::Response && is_error_status(&entry.label) {
-                *report.error_bodies.entry(program.clone()).or_default() += 1;
-            }
-            let setup_answer =
-                entry.kind == Kind::Response && entry.label.starts_with("GET /v1/setup 200");
-            let mut seen = HashSet::new();
-            for hit in matcher.find_overlapping_iter(&entry.text) {
-                let (secret, class) = &owners[hit.pattern().as_usize()];
-                if (setup_answer && *class == Class::ExternalId) || !seen.insert(secret) {
-                    continue;
-                }
-                report.findings.push(Finding {
-                    program: program.clone(),
-                    kind: entry.kind,
-                    label: entry.label.clone(),
-                    class: *class,
-                    secret: secret.clone(),
-                    line: entry.text.clone(),
-                });
-            }
+            report.findings.push(Finding {
+                program: program.to_owned(),
+                kind: entry.kind,
+                label: entry.label.clone(),
+                class: *class,
+                secret: secret.clone(),
+                line: entry.text.clone(),
+            });
         }
     }
-    report
 }
 
 fn is_error_status(label: &str) -> bool {
@@ -371,7 +403,17 @@ fn pii_values(text: &str) -> Vec<String> {
         Ok(value) => strings_in(&value, &mut values),
         Err(_) => quoted_values(text, &mut values),
     }
-    values.retain(|v| v.trim().chars().count() >= MIN_PII_CHARS);
+    // What our code would log is the trimmed value (an email is trimmed
+    // and lowercased before hashing): look for both.
+    let trimmed: Vec<String> = values
+        .iter()
+        .filter(|v| v.trim().len() < v.len())
+        .map(|v| v.trim().to_owned())
+        .collect();
+    values.extend(trimmed);
+    values.retain(|v| v.chars().count() >= MIN_PII_CHARS);
+    values.sort();
+    values.dedup();
     values
 }
 
@@ -413,13 +455,20 @@ fn ends(secret: &str) -> Vec<&str> {
     vec![&secret[..head_end], &secret[tail_start..]]
 }
 
-/// The forms a secret takes in a log line: as is, JSON-escaped, and
-/// percent-encoded (a URL or header). Casing is handled by the matcher.
+/// The forms a secret takes in a log line: as is; JSON-escaped (a field
+/// of a JSON log line); Rust `Debug` of a string (a `?` field, an error)
+/// and of bytes (`b"..."` request bodies: non-ASCII as `\xc3`), each also
+/// JSON-escaped as the line's formatter then writes it; percent-encoded (a
+/// URL or header). ASCII casing is handled by the matcher.
 fn encodings(secret: &str) -> Vec<String> {
-    let mut forms = vec![secret.to_owned()];
-    if let Ok(json) = serde_json::to_string(secret) {
-        forms.push(json[1..json.len() - 1].to_owned());
-    }
+    let json = |text: &str| {
+        serde_json::to_string(text)
+            .map(|quoted| quoted[1..quoted.len() - 1].to_owned())
+            .unwrap_or_default()
+    };
+    let debug = format!("{secret:?}");
+    let debug = debug[1..debug.len() - 1].to_owned();
+    let bytes = secret.as_bytes().escape_ascii().to_string();
     let percent: String = secret
         .bytes()
         .map(|b| {
@@ -430,7 +479,18 @@ fn encodings(secret: &str) -> Vec<String> {
             }
         })
         .collect();
-    forms.push(percent);
+    let mut forms = vec![
+        secret.to_owned(),
+        // The matcher folds ASCII only: "Ë" needs its own lowercase form.
+        secret.to_lowercase(),
+        json(secret),
+        json(&debug),
+        json(&bytes),
+        debug,
+        bytes,
+        percent,
+    ];
+    forms.retain(|f| !f.is_empty());
     forms.sort();
     forms.dedup();
     forms
@@ -446,6 +506,19 @@ mod tests {
             label: label.into(),
             text: text.into(),
         }
+    }
+
+    fn scan_entries(files: &[(String, Vec<Entry>)]) -> Report {
+        let mut secrets = Secrets::default();
+        files
+            .iter()
+            .flat_map(|(_, e)| e)
+            .for_each(|e| secrets.learn(e));
+        let mut audit = secrets.audit();
+        for (program, entries) in files {
+            entries.iter().for_each(|e| audit.check(program, e));
+        }
+        audit.report
     }
 
     fn secrets_of(report: &Report) -> Vec<(&str, Class)> {
@@ -564,6 +637,41 @@ mod tests {
                     Class::Credential
                 ),
                 ("Broken.Body@Example.com", Class::Pii),
+            ]
+        );
+    }
+
+    #[test]
+    fn debug_and_byte_string_forms_and_trimmed_values_are_found() {
+        let input = r#"{"version":1,"recipient":{"email":" ZOË.Quote@Example.com "},"message":{"html_body":"<a href=\"x\">Café</a>\nline two"}}"#;
+        let files = vec![(
+            "archive_message".to_owned(),
+            vec![
+                entry(Kind::Input, "", input),
+                // tracing's `?` field: Debug, then JSON-escaped by the formatter.
+                entry(
+                    Kind::Log,
+                    "",
+                    r#"{"fields":{"body":"\"<a href=\\\"x\\\">Café</a>\\nline two\""}}"#,
+                ),
+                // the SDK's byte-string Debug of a request body.
+                entry(
+                    Kind::Log,
+                    "",
+                    r#"{"fields":{"request":"b\"<a href=\\\"x\\\">Caf\\xc3\\xa9</a>\\nline two\""}}"#,
+                ),
+                // the normalised identity our code hashes.
+                entry(Kind::Log, "", "identity zoë.quote@example.com"),
+            ],
+        )];
+        let report = scan_entries(&files);
+        let body = "<a href=\"x\">Café</a>\nline two";
+        assert_eq!(
+            secrets_of(&report),
+            vec![
+                (body, Class::Pii),
+                (body, Class::Pii),
+                ("ZOË.Quote@Example.com", Class::Pii),
             ]
         );
     }

@@ -83,6 +83,66 @@ fn field_str(fields: &Fields, name: &'static str) -> Result<String, InvalidField
     field(fields, name, "must be a string")?.ok_or(InvalidField::new(name, "is required"))
 }
 
+/// Proves `bytes` is JSON every reader of the archive can load, before any
+/// of it is kept as raw text: [`RawValue`] alone checks syntax only, and
+/// would let through a lone UTF-16 surrogate (`"\ud800"`), a number out of
+/// range (`1e400`) or nesting deeper than 128, which serde_json and others
+/// then refuse to read back. One walk, nothing built: strings are unescaped
+/// into serde_json's scratch buffer, numbers parsed, depth counted.
+fn strict_json(bytes: &[u8]) -> Result<(), Malformed> {
+    serde_json::from_slice::<Walk>(bytes)
+        .map(|_| ())
+        .map_err(|e| Malformed::Json {
+            line: e.line(),
+            column: e.column(),
+        })
+}
+
+/// A JSON value visited through `deserialize_any` (serde_json's full
+/// checks) and dropped as it goes, unlike `IgnoredAny`, which takes the
+/// lenient skipping path.
+struct Walk;
+
+impl<'de> serde::Deserialize<'de> for Walk {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Walk)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk {
+    type Value = Walk;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Walk, E> {
+        Ok(Walk)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Walk, E> {
+        Ok(Walk)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Walk, E> {
+        Ok(Walk)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Walk, E> {
+        Ok(Walk)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Walk, E> {
+        Ok(Walk)
+    }
+    fn visit_unit<E>(self) -> Result<Walk, E> {
+        Ok(Walk)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Walk, A::Error> {
+        while items.next_element::<Walk>()?.is_some() {}
+        Ok(Walk)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut fields: A) -> Result<Walk, A::Error> {
+        while fields.next_entry::<Walk, Walk>()?.is_some() {}
+        Ok(Walk)
+    }
+}
+
 /// Whether a value's JSON text is an object.
 fn is_object(raw: &RawValue) -> bool {
     raw.get().trim_start().starts_with('{')
@@ -90,15 +150,10 @@ fn is_object(raw: &RawValue) -> bool {
 
 impl ArchiveRequest {
     pub fn parse(body: &[u8]) -> Result<Self, Malformed> {
+        strict_json(body)?;
+        // Valid JSON by now: the only way left to fail is another type.
         let mut envelope: Fields =
-            serde_json::from_slice(body).map_err(|e| match e.classify() {
-                // Well-formed JSON of another type than an object.
-                serde_json::error::Category::Data => Malformed::NotAnObject,
-                _ => Malformed::Json {
-                    line: e.line(),
-                    column: e.column(),
-                },
-            })?;
+            serde_json::from_slice(body).map_err(|_| Malformed::NotAnObject)?;
 
         if field::<u64>(&envelope, "version", "must be 1")? != Some(1) {
             return Err(InvalidField::new("version", "must be 1").into());
@@ -202,6 +257,7 @@ impl ArchiveRequest {
 /// Parses the contents of a `message_ref` object: it must hold the message
 /// JSON object itself.
 pub fn parse_referenced_message(bytes: &[u8]) -> Result<Box<RawValue>, Malformed> {
+    strict_json(bytes)?;
     match serde_json::from_slice::<Box<RawValue>>(bytes) {
         Ok(message) if is_object(&message) => Ok(message),
         Ok(_) => Err(InvalidField::new(
@@ -407,7 +463,17 @@ pub(crate) mod tests {
                 "{body}"
             );
         }
-        for body in ["{", "{\"version\":1,}", "nope", ""] {
+        for body in [
+            "{",
+            "{\"version\":1,}",
+            "nope",
+            "",
+            "[",
+            "[1,",
+            "[}",
+            "\"x\" junk",
+            "7 x",
+        ] {
             assert!(
                 matches!(
                     ArchiveRequest::parse(body.as_bytes()).err(),
@@ -416,6 +482,43 @@ pub(crate) mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn json_other_readers_refuse_is_malformed_wherever_it_is() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for bad in [
+            r#""\ud800""#,
+            r#""\udc00x""#,
+            "1e400",
+            "-1e400",
+            deep.as_str(),
+        ] {
+            for place in ["message", "platform_trace"] {
+                let mut v = sample();
+                v[place] = json!({ "inner": "PLACEHOLDER" });
+                let body = v.to_string().replace(r#""PLACEHOLDER""#, bad);
+                assert!(
+                    matches!(
+                        ArchiveRequest::parse(body.as_bytes()).err(),
+                        Some(Malformed::Json { .. })
+                    ),
+                    "{place}: {}",
+                    &bad[..bad.len().min(20)]
+                );
+            }
+            let staged = format!(r#"{{"html_body":{bad}}}"#);
+            assert!(parse_referenced_message(staged.as_bytes()).is_err());
+        }
+        let mut v = sample();
+        v["message"] = json!({ "inner": "PLACEHOLDER", "n": 1e300 });
+        let paired = v
+            .to_string()
+            .replace(r#""PLACEHOLDER""#, r#""\ud83d\ude00""#);
+        assert!(
+            ArchiveRequest::parse(paired.as_bytes()).is_ok(),
+            "a surrogate pair and a large finite number are fine"
+        );
     }
 
     #[test]

@@ -101,6 +101,8 @@ async fn revoking_and_restoring_write_access_moves_status_and_logs_each_change_o
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
+        // Every level: this scope hides the leak audit's global subscriber.
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
