@@ -22,6 +22,7 @@
 //!   place a secret shows up, in any casing, JSON-, `Debug`- or
 //!   percent-encoded.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -51,13 +52,13 @@ pub enum Kind {
     Secret,
 }
 
-/// One line of an audit file.
+/// One line of an audit file; borrowed when written, owned when read back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Entry {
+pub struct Entry<'a> {
     pub kind: Kind,
     #[serde(default)]
-    pub label: String,
-    pub text: String,
+    pub label: Cow<'a, str>,
+    pub text: Cow<'a, str>,
 }
 
 static SINK: OnceLock<Option<Mutex<File>>> = OnceLock::new();
@@ -120,8 +121,8 @@ pub fn record(kind: Kind, label: &str, text: &str) {
     };
     let entry = Entry {
         kind,
-        label: label.to_owned(),
-        text: text.to_owned(),
+        label: Cow::Borrowed(label),
+        text: Cow::Borrowed(text),
     };
     let Ok(mut line) = serde_json::to_vec(&entry) else {
         return;
@@ -259,7 +260,7 @@ pub fn scan(dir: &Path) -> std::io::Result<Report> {
     Ok(audit.report)
 }
 
-fn each_entry(path: &Path, mut f: impl FnMut(&Entry)) -> std::io::Result<()> {
+fn each_entry(path: &Path, mut f: impl FnMut(&Entry<'_>)) -> std::io::Result<()> {
     use std::io::BufRead;
     let reader = std::io::BufReader::new(File::open(path)?);
     for line in reader.lines() {
@@ -300,11 +301,11 @@ fn program_of(path: &Path) -> String {
 struct Secrets(BTreeMap<String, Class>);
 
 impl Secrets {
-    fn learn(&mut self, entry: &Entry) {
+    fn learn(&mut self, entry: &Entry<'_>) {
         match entry.kind {
             Kind::Secret => {
                 if let Some(class) = Class::from_label(&entry.label) {
-                    self.0.insert(entry.text.clone(), class);
+                    self.0.insert(entry.text.clone().into_owned(), class);
                 }
             }
             Kind::Input => {
@@ -347,7 +348,7 @@ struct Audit {
 }
 
 impl Audit {
-    fn check(&mut self, program: &str, entry: &Entry) {
+    fn check(&mut self, program: &str, entry: &Entry<'_>) {
         if matches!(entry.kind, Kind::Secret | Kind::Input) {
             return;
         }
@@ -362,7 +363,7 @@ impl Audit {
         let setup_answer =
             entry.kind == Kind::Response && entry.label.starts_with("GET /v1/setup 200");
         let mut seen = HashSet::new();
-        for hit in self.matcher.find_overlapping_iter(&entry.text) {
+        for hit in self.matcher.find_overlapping_iter(entry.text.as_ref()) {
             let (secret, class) = &self.owners[hit.pattern().as_usize()];
             if (setup_answer && *class == Class::ExternalId) || !seen.insert(secret) {
                 continue;
@@ -370,10 +371,10 @@ impl Audit {
             report.findings.push(Finding {
                 program: program.to_owned(),
                 kind: entry.kind,
-                label: entry.label.clone(),
+                label: entry.label.clone().into_owned(),
                 class: *class,
                 secret: secret.clone(),
-                line: entry.text.clone(),
+                line: entry.text.clone().into_owned(),
             });
         }
     }
@@ -500,7 +501,7 @@ fn encodings(secret: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn entry(kind: Kind, label: &str, text: &str) -> Entry {
+    fn entry<'a>(kind: Kind, label: &'a str, text: impl Into<Cow<'a, str>>) -> Entry<'a> {
         Entry {
             kind,
             label: label.into(),
@@ -508,7 +509,7 @@ mod tests {
         }
     }
 
-    fn scan_entries(files: &[(String, Vec<Entry>)]) -> Report {
+    fn scan_entries(files: &[(String, Vec<Entry<'_>>)]) -> Report {
         let mut secrets = Secrets::default();
         files
             .iter()
@@ -576,12 +577,12 @@ mod tests {
                 entry(
                     Kind::Response,
                     "GET /v1/setup 200",
-                    &format!(r#"{{"external_id":"{id}"}}"#),
+                    format!(r#"{{"external_id":"{id}"}}"#),
                 ),
                 entry(
                     Kind::Response,
                     "POST /v1/destinations/validate 400",
-                    &format!(r#"{{"error":{{"message":"{id}"}}}}"#),
+                    format!(r#"{{"error":{{"message":"{id}"}}}}"#),
                 ),
                 entry(
                     Kind::Response,
