@@ -7,6 +7,7 @@
 //! Absolute figures on a shared 2-core machine are noise: read the ratios,
 //! all measured in one run.
 
+mod breakdown;
 mod function;
 mod procstat;
 mod report;
@@ -127,6 +128,7 @@ async fn run() -> Result<(), Error> {
     if wanted("throughput") {
         println!("## Throughput: one destination, gzip, SSE-S3, {CONCURRENCY} writes in flight\n");
         let mut rows = Vec::new();
+        let mut parts = Vec::new();
         for (i, shape) in SHAPES.iter().enumerate() {
             eprintln!("  throughput {}: ours, ceiling, boto3", shape.name);
             let ours = throughput(
@@ -160,10 +162,17 @@ async fn run() -> Result<(), Error> {
                 i,
             )
             .await?;
-            rows.push(report::throughput_row(shape, &ours, &ceiling, &theirs));
+            let row = report::throughput_row(shape, &ours, &ceiling, &theirs);
+            eprintln!("  throughput {}: each step alone", shape.name);
+            let steps = breakdown::measure(shape, &rust_destination, i as u64 + 2000)?;
+            parts.push(breakdown::row(&steps, &row));
+            rows.push(row);
         }
         report::throughput_table(&rows);
         results.insert("throughput".into(), Value::Array(rows));
+        println!("\n## Where our CPU per message goes: each step alone, and the SDK's PutObject\n");
+        report::breakdown_table(&parts);
+        results.insert("breakdown".into(), Value::Array(parts));
     }
 
     if wanted("sts") {

@@ -66,6 +66,32 @@ pub fn throughput_table(rows: &[Value]) {
     }
 }
 
+/// The steps of [`crate::breakdown`], with the floor they set: `floor` is
+/// the SQS event + gzip + the SDK's PutObject, which every archiver on
+/// aws-sdk-s3 pays, and `best vs boto3` the ratio one would reach if it did
+/// nothing else (no validation, no runtime API, no logs).
+pub fn breakdown_table(rows: &[Value]) {
+    println!("| batch | SQS event µs | validate µs | document + key µs | gzip µs | SDK PutObject µs | sum µs | ours measured µs | rest µs | floor (event + gzip + PUT) µs | boto3 / 10 µs | best vs boto3 per CPU-s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}x |",
+            r["batch"].as_str().unwrap_or("?"),
+            f(r, "event_us"),
+            f(r, "validate_us"),
+            f(r, "document_us"),
+            f(r, "gzip_us"),
+            f(r, "sdk_put_us"),
+            f(r, "steps_plus_put_us"),
+            f(r, "rust_cpu_us_per_msg"),
+            f(r, "rest_us"),
+            f(r, "floor_us"),
+            f(r, "boto3_tenth_us"),
+            f(r, "best_vs_boto3"),
+        );
+    }
+}
+
 pub fn sts_table(rows: &[Value]) {
     println!("| destinations | messages | STS calls, first batch | STS calls, next 99 batches | per 10,000 messages | one per destination |");
     println!("|---:|---:|---:|---:|---:|---|");
