@@ -221,6 +221,7 @@ async fn run() -> Result<(), Error> {
 
     let file = paths.out.join("results.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&Value::Object(results))?)?;
+    s3.remove().await?;
     println!("\nJSON: {}", file.display());
     Ok(())
 }
@@ -284,6 +285,7 @@ async fn throughput(
     let event_bytes = events.first().map_or(0, Bytes::len);
     let before_objects = s3.count(bucket, ".json.gz");
 
+    setup::settle();
     let function = Function::launch(subject, s3, sts, "archive-message").await?;
     function.invoke_batch(warm, 100).await?;
     let before = function.stats()?;
@@ -346,6 +348,7 @@ fn ceiling(
         })
         .collect::<Result<_, Error>>()?;
     let client = s3.client();
+    setup::settle();
     let puts = std::thread::spawn(move || -> Result<(Duration, Duration), Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
