@@ -22,11 +22,8 @@ pub const CEILING_BUCKET: &str = "bench-ceiling";
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Flushes the disk writes of earlier work (s3s-fs writes every object to a
-/// file; a run stores ~450,000 of them, 3 GB) so that writeback and the
-/// filesystem's deferred deletes do not land inside the next measurement.
-/// Without it, each `make bench` measured while the previous run's objects
-/// were still being deleted, at a third to half the msg/s of a run on an
-/// empty disk.
+/// file; a run stores ~450,000 of them, 3 GB) so that their writeback does
+/// not land inside the next measurement.
 pub fn settle() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
