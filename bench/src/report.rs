@@ -66,10 +66,7 @@ pub fn throughput_table(rows: &[Value]) {
     }
 }
 
-/// The steps of [`crate::breakdown`], with the floor they set: `floor` is
-/// the SQS event + gzip + the SDK's PutObject, which every archiver on
-/// aws-sdk-s3 pays, and `best vs boto3` the ratio one would reach if it did
-/// nothing else (no validation, no runtime API, no logs).
+/// The rows of [`crate::breakdown::row`] (where floor and best are defined).
 pub fn breakdown_table(rows: &[Value]) {
     println!("| batch | SQS event µs | validate µs | document + key µs | gzip µs | SDK PutObject µs | sum µs | ours measured µs | rest µs | floor (event + gzip + PUT) µs | boto3 / 10 µs | best vs boto3 per CPU-s |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
