@@ -75,7 +75,7 @@ pub fn measure(shape: &Shape, destination: &Destination, seed: u64) -> Result<St
         let (requests, cpu) = timed(|| {
             bodies
                 .iter()
-                .map(|b| ArchiveRequest::parse(b.as_bytes()))
+                .map(|b| ArchiveRequest::parse(b.as_bytes(), None))
                 .collect::<Result<Vec<_>, _>>()
         });
         let requests = requests.map_err(|e| e.to_string())?;
@@ -90,7 +90,7 @@ pub fn measure(shape: &Shape, destination: &Destination, seed: u64) -> Result<St
                         r.archived_document(message, now),
                         object_key(destination, r),
                     )),
-                    MessageBody::Ref { .. } => None,
+                    MessageBody::Staged(_) => None,
                 })
                 .collect::<Vec<_>>()
         });

@@ -340,7 +340,8 @@ fn ceiling(
     let objects: Vec<(String, Bytes)> = bodies
         .iter()
         .map(|body| {
-            let request = ArchiveRequest::parse(body.as_bytes()).map_err(|e| e.to_string())?;
+            let request =
+                ArchiveRequest::parse(body.as_bytes(), None).map_err(|e| e.to_string())?;
             Ok((
                 object_key(destination, &request),
                 encode(body.as_bytes(), Compression::Gzip).body,

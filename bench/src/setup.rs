@@ -155,7 +155,11 @@ pub async fn seed(
     for bucket in [CONTROL_BUCKET, STAGING_BUCKET, CEILING_BUCKET] {
         create_bucket(s3, bucket).await?;
     }
-    let registry = Registry::new(s3.clone(), CONTROL_BUCKET);
+    let registry = Registry::new(
+        s3.clone(),
+        CONTROL_BUCKET,
+        stored_messages::arn::AccountId::parse(crate::sts::BENCH_ACCOUNT).ok_or("bench account")?,
+    );
     registry
         .ensure_external_id(&OrgId::parse(ORG).map_err(|e| e.to_string())?)
         .await?;
@@ -197,7 +201,8 @@ pub async fn stage(
     for i in 0..count {
         let html = crate::workload::email_html(&mut rng, "Ada", bytes);
         let message = serde_json::json!({"subject": "Your statement", "html_body": html});
-        let key = format!("staged/{i:04}.json");
+        // Under the org's own prefix: the only place a message_ref may name (CONTRACT 2).
+        let key = format!("{}/staged/{i:04}.json", crate::workload::ORG);
         s3.put_object()
             .bucket(STAGING_BUCKET)
             .key(&key)
@@ -233,6 +238,7 @@ pub fn function_env(
         ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("CONTROL_BUCKET", CONTROL_BUCKET.to_owned()),
+        ("STAGING_BUCKET", STAGING_BUCKET.to_owned()),
         ("ARCHIVE_MAX_IN_FLIGHT", "64".to_owned()),
         ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "1".to_owned()),
         ("AWS_ENDPOINT_URL_S3", s3.endpoint.clone()),

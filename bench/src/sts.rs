@@ -1,5 +1,6 @@
 //! An STS stand-in answering AssumeRole with the local S3 server's keys,
-//! counting calls per role: the figure the bench checks.
+//! counting calls per role: the figure the bench checks. It also answers
+//! GetCallerIdentity, which every function asks once at cold start.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,6 +11,8 @@ use crate::serve::{respond, serve};
 /// The key pair the local S3 server accepts; every identity signs with it.
 pub const ACCESS_KEY: &str = "AKIABENCHBENCHBENCH0";
 pub const SECRET_KEY: &str = "benchbenchbenchbenchbenchbenchbenchbench";
+/// Our account as the stand-in reports it.
+pub const BENCH_ACCOUNT: &str = "123456789012";
 
 #[derive(Clone)]
 pub struct StsStub {
@@ -29,6 +32,16 @@ impl StsStub {
                     .map(|v| v.replace("%3A", ":").replace("%2F", "/"))
             };
             let answer = match (field("Action").as_deref(), field("RoleArn"), field("ExternalId")) {
+                (Some("GetCallerIdentity"), _, _) => respond(
+                    200,
+                    &[("content-type", "text/xml".to_owned())],
+                    format!(
+                        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>\
+                         <Arn>arn:aws:sts::{BENCH_ACCOUNT}:assumed-role/bench/bench</Arn><UserId>AROABENCH:bench</UserId>\
+                         <Account>{BENCH_ACCOUNT}</Account></GetCallerIdentityResult>\
+                         <ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+                    ),
+                ),
                 (Some("AssumeRole"), Some(role), Some(_)) => {
                     *counted
                         .lock()

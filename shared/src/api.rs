@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 use tracing::{error, info};
 
-use crate::arn::KmsKeyArn;
+use crate::arn::{AccountId, KmsKeyArn};
 use crate::checks::{
     all_passed, live_checks, static_checks, Check, LiveContext, Purpose, LIVE_CHECKS,
 };
@@ -149,9 +149,14 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(settings: &Settings, sdk: &aws_config::SdkConfig) -> Self {
+    /// `own_account` is [`crate::config::own_account`]: the owner of our buckets.
+    pub fn new(settings: &Settings, sdk: &aws_config::SdkConfig, own_account: AccountId) -> Self {
         Self {
-            registry: Registry::new(settings.s3_client(sdk), &settings.control_bucket),
+            registry: Registry::new(
+                settings.s3_client(sdk),
+                &settings.control_bucket,
+                own_account,
+            ),
             sts: aws_sdk_sts::Client::new(sdk),
             s3_config: settings.s3_config(sdk),
             // The `not_public` probe must be unsigned.
@@ -291,13 +296,11 @@ impl Api {
         let outcome = static_checks(org, body, &self.settings.role_name_prefix);
         let mut checks = outcome.checks;
         let Some(destination) = outcome.destination else {
-            checks.extend(LIVE_CHECKS.iter().map(|name| Check {
-                name,
-                status: crate::checks::CheckStatus::Skip,
-                code: None,
-                message: "Skipped: fix the failed checks above first.".into(),
-                remediation: None,
-            }));
+            checks.extend(
+                LIVE_CHECKS
+                    .iter()
+                    .map(|name| Check::skip(name, "Skipped: fix the failed checks above first.")),
+            );
             return Ok((checks, None));
         };
         let external_id = self.registry.ensure_external_id(org).await?;

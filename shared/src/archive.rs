@@ -14,7 +14,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::cache::TtlCache;
 use crate::credentials::{ExternalId, RoleSessions};
-use crate::destination::{Compression, Destination};
+use crate::destination::{BucketName, Compression, Destination};
 use crate::failure::FailureCode;
 use crate::ids::{OrgId, ProjectId};
 use crate::keys::{object_key, quarantine_key};
@@ -93,25 +93,24 @@ pub struct Archiver {
     destinations: TtlCache<(OrgId, ProjectId), Arc<Vec<Arc<Destination>>>>,
     external_ids: TtlCache<OrgId, Option<ExternalId>>,
     max_in_flight: usize,
+    /// `STAGING_BUCKET`: the one bucket a `message_ref` may name.
+    staging: Option<BucketName>,
 }
 
 impl Archiver {
-    pub fn new(registry: Registry, sessions: RoleSessions, max_in_flight: usize) -> Self {
-        Self::with_cache_ttl(registry, sessions, max_in_flight, DESTINATION_CACHE_TTL)
-    }
-
-    pub fn with_cache_ttl(
+    pub fn new(
         registry: Registry,
         sessions: RoleSessions,
         max_in_flight: usize,
-        ttl: Duration,
+        staging: Option<BucketName>,
     ) -> Self {
         Self {
             registry,
             sessions,
-            destinations: TtlCache::new(ttl),
-            external_ids: TtlCache::new(ttl),
+            destinations: TtlCache::new(DESTINATION_CACHE_TTL),
+            external_ids: TtlCache::new(DESTINATION_CACHE_TTL),
             max_in_flight: max_in_flight.max(1),
+            staging,
         }
     }
 
@@ -205,7 +204,7 @@ impl Archiver {
         staged: &Semaphore,
     ) -> RecordReport {
         let now = Utc::now();
-        let request = match ArchiveRequest::parse(record.body.as_bytes()) {
+        let request = match ArchiveRequest::parse(record.body.as_bytes(), self.staging.as_ref()) {
             Ok(request) => request,
             Err(reason) => return self.quarantine(record, now, &reason, permits).await,
         };
@@ -245,11 +244,11 @@ impl Archiver {
             let referenced;
             let message = match &request.body {
                 MessageBody::Inline(message) => message,
-                MessageBody::Ref { bucket, key } => {
+                MessageBody::Staged(staged_ref) => {
                     _staged_permit = staged.acquire().await.ok();
                     let fetched = {
                         let _permit = permits.acquire().await;
-                        self.registry.read(bucket.as_str(), key).await
+                        self.registry.read_staged(staged_ref).await
                     };
                     match fetched {
                         Ok(Some(bytes)) => match parse_referenced_message(&bytes) {

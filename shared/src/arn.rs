@@ -31,6 +31,16 @@ impl Partition {
             Self::AwsUsGov => "aws-us-gov",
         }
     }
+
+    /// The DNS suffix of the partition's service endpoints, as `kms:ViaService`
+    /// names them (`s3.cn-north-1.amazonaws.com.cn` in China; AWS KMS
+    /// Developer Guide, "kms:ViaService").
+    pub fn dns_suffix(self) -> &'static str {
+        match self {
+            Self::AwsCn => "amazonaws.com.cn",
+            Self::Aws | Self::AwsUsGov => "amazonaws.com",
+        }
+    }
 }
 
 /// A 12-digit AWS account id.
@@ -238,6 +248,30 @@ impl KmsKeyArn {
     pub fn is_alias(&self) -> bool {
         self.is_alias
     }
+
+    fn part(&self, index: usize) -> &str {
+        self.raw.split(':').nth(index).unwrap_or_default()
+    }
+
+    /// Parsed, so always one of the three.
+    pub fn partition(&self) -> Partition {
+        Partition::parse(self.part(1)).unwrap_or(Partition::Aws)
+    }
+
+    pub fn region(&self) -> &str {
+        self.part(3)
+    }
+
+    pub fn account(&self) -> &str {
+        self.part(4)
+    }
+
+    /// `alias/NAME` for an alias ARN, as `kms:ResourceAliases` lists it.
+    pub fn alias_name(&self) -> Option<&str> {
+        self.is_alias
+            .then(|| self.raw.splitn(6, ':').nth(5))
+            .flatten()
+    }
 }
 
 impl TryFrom<String> for KmsKeyArn {
@@ -369,11 +403,16 @@ mod tests {
         )
         .unwrap();
         assert!(!key.is_alias());
-        assert!(
-            KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:alias/archive/prod")
-                .unwrap()
-                .is_alias()
+        assert_eq!(key.alias_name(), None);
+        assert_eq!(
+            (key.partition(), key.region(), key.account()),
+            (Partition::Aws, "eu-west-1", "111122223333")
         );
+        let alias =
+            KmsKeyArn::parse("arn:aws-cn:kms:cn-north-1:111122223333:alias/archive/prod").unwrap();
+        assert!(alias.is_alias());
+        assert_eq!(alias.alias_name(), Some("alias/archive/prod"));
+        assert_eq!(alias.partition(), Partition::AwsCn);
         for bad in [
             "",
             "arn:aws:kms:eu-west-1:111122223333:key/",

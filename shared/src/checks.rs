@@ -10,10 +10,10 @@ use serde_json::{json, Map, Value};
 use crate::arn::{KmsKeyArn, RoleArn};
 use crate::credentials::{assume_role, AssumeRoleError, AssumeSpec, ExternalId, RoleSessions};
 use crate::destination::*;
-use crate::failure::FailureCode;
+use crate::failure::{DeniedBy, FailureCode};
 use crate::ids::{Channel, OrgId, ProjectId};
 use crate::keys::probe_key;
-use crate::writer::{encode, put, PutTarget, WriteError};
+use crate::writer::{encode, put, PutTarget, WriteError, Written};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,6 +31,11 @@ pub struct Check {
     pub code: Option<&'static str>,
     pub message: String,
     pub remediation: Option<String>,
+    /// A failure that retrying can fix (throttling, 5xx, timeouts, our own
+    /// control bucket): recorded, but never a reason to move a destination
+    /// to `failing` (CONTRACT section 6). Not part of the API answer.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 impl Check {
@@ -41,6 +46,7 @@ impl Check {
             code: None,
             message: message.into(),
             remediation: None,
+            transient: false,
         }
     }
 
@@ -56,16 +62,24 @@ impl Check {
             code: Some(code),
             message: message.into(),
             remediation: Some(remediation.into()),
+            transient: false,
         }
     }
 
-    fn skip(name: &'static str, message: impl Into<String>) -> Self {
+    /// A failure retrying can fix; see [`Check::transient`].
+    pub(crate) fn transient(mut self) -> Self {
+        self.transient = true;
+        self
+    }
+
+    pub(crate) fn skip(name: &'static str, message: impl Into<String>) -> Self {
         Self {
             name,
             status: CheckStatus::Skip,
             code: None,
             message: message.into(),
             remediation: None,
+            transient: false,
         }
     }
 }
@@ -247,7 +261,7 @@ pub fn static_checks(
             Some(Some(f))
         }
         Some(Err(e)) => {
-            checks.push(Check::fail("folder_path", "folder_path_invalid", format!("folder_path {e}."), "Use a path like archive/prod: segments of letters, digits and !_.*'()- separated by single slashes."));
+            checks.push(Check::fail("folder_path", "folder_path_invalid", format!("folder_path {e}."), "Use a path like archive/prod: segments of letters, digits and !_.'()- separated by single slashes (no '*': IAM policies would read it as a wildcard)."));
             None
         }
     };
@@ -437,48 +451,90 @@ fn assume_role_failure(err: &AssumeRoleError) -> Check {
             "We could not assume the role: AWS denied AssumeRole.",
             "Check the role's trust policy: it must allow sts:AssumeRole for the principal shown on the setup page, with a StringEquals condition on sts:ExternalId equal to your External ID (copy both from GET /v1/setup). A role created or changed in the last minute may not have propagated yet: wait a minute and retry.",
         ),
-        other => Check::fail(
-            "assume_role",
-            "assume_role_failed",
-            format!("We could not assume the role: {other}."),
-            "Retry in a minute. If it persists, check that STS is enabled in the role's account for our region and that the role exists.",
-        ),
+        other => {
+            let check = Check::fail(
+                "assume_role",
+                "assume_role_failed",
+                format!("We could not assume the role: {other}."),
+                "Retry in a minute. If it persists, check that STS is enabled in the role's account for our region and that the role exists.",
+            );
+            if other.is_retryable() {
+                check.transient()
+            } else {
+                check
+            }
+        }
     }
 }
 
 fn put_failure(err: &WriteError, destination: &Destination) -> Check {
     let bucket = destination.bucket.as_str();
-    let remediation = match err.code {
-        FailureCode::BucketNotFound => format!("Create the bucket '{bucket}' in account {}, or correct the bucket name.", destination.account_id),
-        FailureCode::BucketWrongRegion => format!(
-            "Set region to {} (the bucket's region), or point the destination at a bucket in {}.",
-            err.bucket_region.as_deref().unwrap_or("the bucket's region"),
-            destination.region
+    let account = &destination.account_id;
+    let folder = crate::policy::object_resource(
+        destination.role_arn.partition(),
+        bucket,
+        destination.folder_path.as_ref().map(FolderPath::as_str),
+    );
+    let (message, remediation) = match (err.code, err.denied_by) {
+        (FailureCode::BucketNotFound, _) => (
+            format!("The bucket '{bucket}' does not exist."),
+            format!("Create the bucket '{bucket}' in account {account}, or correct the bucket name."),
         ),
-        FailureCode::PutObjectDenied => format!(
-            "Give the role a permissions policy statement allowing s3:PutObject on {} (copy the permissions policy from GET /v1/setup). Also check the bucket belongs to account {} (the role's account) and that no bucket policy denies the role.",
-            crate::policy::object_resource(destination.role_arn.partition(), bucket, destination.folder_path.as_ref().map(FolderPath::as_str)),
-            destination.account_id
+        (FailureCode::BucketWrongRegion, _) => (
+            match &err.bucket_region {
+                Some(real) => format!("The bucket is in {real}, not {}.", destination.region),
+                None => format!("The bucket is not in {}.", destination.region),
+            },
+            format!(
+                "Set region to {} (the bucket's region), or point the destination at a bucket in {}.",
+                err.bucket_region.as_deref().unwrap_or("the bucket's region"),
+                destination.region
+            ),
         ),
-        FailureCode::KmsDenied => "Allow the role kms:GenerateDataKey, kms:Encrypt and kms:Decrypt on the key (the KMS statement from GET /v1/setup), in the role's policy and in the key policy.".to_owned(),
-        _ => "Retry in a minute; if it persists, check the bucket's policy and S3 Object Lock or ownership settings.".to_owned(),
+        // Real-setups B05: the role is fine; the bucket's own policy refuses
+        // the write, most often because it demands an encryption header.
+        (FailureCode::PutObjectDenied, Some(DeniedBy::ResourcePolicy)) => (
+            format!("A bucket policy on '{bucket}' denies the probe write (an explicit Deny in a resource-based policy); the role's own permissions are not the problem."),
+            format!(
+                "Read the Deny statements of the bucket policy of '{bucket}'. Policies that demand an encryption header (a condition on s3:x-amz-server-side-encryption) need the matching encryption.mode: aes256 for AES256, or kms with the key the policy names (its key ARN, not an alias) for aws:kms; bucket_default sends no header. Otherwise exempt the role {} from the Deny.",
+                destination.role_arn
+            ),
+        ),
+        (FailureCode::PutObjectDenied, Some(DeniedBy::IdentityPolicy)) => (
+            "S3 denied the probe write: the role's policies do not allow s3:PutObject here, or a Deny in them refuses it.".to_owned(),
+            format!("Give the role a permissions policy statement allowing s3:PutObject on {folder} (copy the permissions policy from GET /v1/setup) and remove any Deny that covers it. If you just revoked the role's active sessions, retry in a minute: we start a new session."),
+        ),
+        (FailureCode::PutObjectDenied | FailureCode::KmsDenied, Some(DeniedBy::SessionPolicy)) => (
+            "Our own session policy refused the write: this is a fault on our side, not in your account.".to_owned(),
+            "Nothing to change on your side; contact support with the destination id.".to_owned(),
+        ),
+        (FailureCode::PutObjectDenied | FailureCode::KmsDenied, Some(DeniedBy::OrganizationPolicy)) => (
+            "An AWS Organizations policy (a service or resource control policy) denies the write.".to_owned(),
+            "Ask the administrators of your AWS organization to allow the role to write to the bucket (and use its KMS key).".to_owned(),
+        ),
+        (FailureCode::PutObjectDenied, None) => (
+            "S3 denied the probe write (s3:PutObject).".to_owned(),
+            format!("Check that the bucket belongs to account {account} (the role's account; we refuse to write to a bucket anyone else owns), that the role allows s3:PutObject on {folder} (the permissions policy from GET /v1/setup), and that no bucket policy denies the role."),
+        ),
+        (FailureCode::KmsDenied, Some(DeniedBy::ResourcePolicy)) => (
+            "S3 could not encrypt the probe: the KMS key's policy does not allow the role to use the key.".to_owned(),
+            "Add the role to the key policy (or keep the default key policy statement that delegates to IAM in the key's own account), allowing kms:GenerateDataKey and kms:Decrypt.".to_owned(),
+        ),
+        (FailureCode::KmsDenied, _) => (
+            "S3 could not encrypt the probe with the KMS key: the role may not use the key.".to_owned(),
+            "Add the KMS statement from GET /v1/setup (kms_policy_statement, with the key your bucket encrypts with: for encryption.mode bucket_default, the bucket's default key) to the role's permissions policy. If the key policy does not delegate to IAM, also allow the role in the key policy.".to_owned(),
+        ),
+        _ => (
+            format!("The probe write failed: {}.", err.message),
+            "Retry in a minute; if it persists, check the bucket's policy and S3 Object Lock or ownership settings.".to_owned(),
+        ),
     };
-    let message = match (&err.code, &err.bucket_region) {
-        (FailureCode::BucketWrongRegion, Some(real)) => {
-            format!("The bucket is in {real}, not {}.", destination.region)
-        }
-        (FailureCode::BucketWrongRegion, None) => {
-            format!("The bucket is not in {}.", destination.region)
-        }
-        (FailureCode::BucketNotFound, _) => format!("The bucket '{bucket}' does not exist."),
-        (FailureCode::PutObjectDenied, _) => "S3 denied the probe write (s3:PutObject).".to_owned(),
-        (FailureCode::KmsDenied, _) => {
-            "S3 could not encrypt the probe with the KMS key: access to the key was denied."
-                .to_owned()
-        }
-        _ => format!("The probe write failed: {}.", err.message),
-    };
-    Check::fail("put_object", err.code.as_str(), message, remediation)
+    let check = Check::fail("put_object", err.code.as_str(), message, remediation);
+    if err.retryable {
+        check.transient()
+    } else {
+        check
+    }
 }
 
 /// Runs the live checks in order; the first failure skips the rest.
@@ -492,7 +548,8 @@ pub async fn live_checks(
     let mut results = Vec::new();
     let mut failed = false;
     let session = ctx.sessions.for_destination(destination, external_id);
-    let probe = probe_key(destination.folder_path.as_ref());
+    let now = Utc::now();
+    let probe = probe_key(destination.folder_path.as_ref(), now);
     for name in LIVE_CHECKS
         .into_iter()
         .filter(|n| checks_to_run.contains(n))
@@ -531,18 +588,22 @@ pub async fn live_checks(
                 }
             }
             "put_object" => {
-                let body = encode(&probe_body(purpose, Utc::now()), Compression::None);
+                let body = encode(&probe_body(purpose, now), Compression::None);
                 let target = PutTarget {
                     bucket: &destination.bucket,
                     key: &probe,
                     owner: destination.expected_owner(),
                     encryption: &destination.encryption,
-                    write_once: false,
+                    write_once: true,
                 };
                 match put(&session, target, &body).await {
-                    Ok(_) => Check::pass(
+                    Ok(Written::Created) => Check::pass(
                         name,
                         format!("We wrote s3://{}/{probe}.", destination.bucket),
+                    ),
+                    Ok(Written::AlreadyPresent) => Check::pass(
+                        name,
+                        format!("S3 authorised our write of s3://{}/{probe} (today's probe was already there).", destination.bucket),
                     ),
                     Err(err) => put_failure(&err, destination),
                 }

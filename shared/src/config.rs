@@ -6,6 +6,9 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::arn::AccountId;
+use crate::destination::BucketName;
+
 /// Why a function refuses to start. Shown in the Lambda init error.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -21,6 +24,8 @@ pub enum ConfigError {
          an endpoint override is for local emulation only"
     )]
     EndpointOverrideRefused(&'static str),
+    #[error("our own AWS account could not be learnt from sts:GetCallerIdentity ({0})")]
+    OwnAccount(String),
 }
 
 /// Everything the functions read from the environment.
@@ -29,6 +34,10 @@ pub struct Settings {
     pub control_bucket: String,
     pub role_name_prefix: String,
     pub vendor_principal_arn: Option<String>,
+    /// Our bucket for `message_ref` bodies and backfill manifests; `None`
+    /// makes every `message_ref` malformed (CONTRACT sections 1 and 2).
+    pub staging_bucket: Option<BucketName>,
+    /// AssumeRole duration, 900..=3600 s: see [`SESSION_DURATION_SECONDS`].
     pub session_duration: Duration,
     pub max_in_flight: usize,
     /// Set only for local emulation; then every service is reached there and
@@ -49,11 +58,9 @@ impl Settings {
     /// Same rules over any lookup, so tests need not touch the process env.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let control_bucket = get("CONTROL_BUCKET").ok_or(ConfigError::Missing("CONTROL_BUCKET"))?;
-        crate::destination::BucketName::parse(&control_bucket).map_err(|_| {
-            ConfigError::Invalid {
-                name: "CONTROL_BUCKET",
-                rule: "must be an S3 bucket name",
-            }
+        BucketName::parse(&control_bucket).map_err(|_| ConfigError::Invalid {
+            name: "CONTROL_BUCKET",
+            rule: "must be an S3 bucket name",
         })?;
         let role_name_prefix =
             get("ROLE_NAME_PREFIX").unwrap_or_else(|| "stored-messages".to_owned());
@@ -67,7 +74,21 @@ impl Settings {
                 rule: "must be non-empty IAM role name characters",
             });
         }
-        let session_seconds = number(&get, "ROLE_SESSION_DURATION_SECONDS", 3600, 900..=43200)?;
+        let session_seconds = number(&get, "ROLE_SESSION_DURATION_SECONDS", 3600, SESSION_DURATION_SECONDS)
+            .map_err(|_| ConfigError::Invalid {
+                name: "ROLE_SESSION_DURATION_SECONDS",
+                rule: "must be 900..3600 seconds: our functions run as a role session, so assuming a \
+                       customer role is role chaining, which AWS caps at one hour (a longer session \
+                       fails every AssumeRole with ValidationError)",
+            })?;
+        let staging_bucket = get("STAGING_BUCKET")
+            .map(|name| {
+                BucketName::parse(&name).map_err(|_| ConfigError::Invalid {
+                    name: "STAGING_BUCKET",
+                    rule: "must be an S3 bucket name",
+                })
+            })
+            .transpose()?;
         let max_in_flight = number(&get, "ARCHIVE_MAX_IN_FLIGHT", 64, 1..=1024)?;
         // The SDK itself honours the per-service variables, and one of them
         // would win over everything we configure: each needs the same consent.
@@ -99,6 +120,7 @@ impl Settings {
             control_bucket,
             role_name_prefix,
             vendor_principal_arn: get("VENDOR_PRINCIPAL_ARN"),
+            staging_bucket,
             session_duration: Duration::from_secs(session_seconds as u64),
             max_in_flight,
             endpoint_override,
@@ -159,6 +181,27 @@ impl Settings {
     pub fn s3_config(&self, sdk: &SdkConfig) -> aws_sdk_s3::config::Builder {
         aws_sdk_s3::config::Builder::from(sdk).force_path_style(self.local_endpoints)
     }
+}
+
+/// `ROLE_SESSION_DURATION_SECONDS` (CONTRACT section 1). A Lambda's own
+/// credentials are a role session, and a role session assuming another role
+/// is role chaining, which STS caps at one hour whatever the target role's
+/// `MaxSessionDuration` (STS API reference, AssumeRole, DurationSeconds).
+pub const SESSION_DURATION_SECONDS: std::ops::RangeInclusive<usize> = 900..=3600;
+
+/// Our own account: the `ExpectedBucketOwner` of every request to our
+/// control and staging buckets (CONTRACT section 7), so a bucket of ours
+/// deleted and re-created by someone else never receives customer data.
+/// Learnt once at cold start from the identity we run as, rather than
+/// configured, so it cannot be set wrong.
+pub async fn own_account(sts: &aws_sdk_sts::Client) -> Result<AccountId, ConfigError> {
+    let identity = sts.get_caller_identity().send().await.map_err(|err| {
+        ConfigError::OwnAccount(aws_sdk_sts::error::DisplayErrorContext(err).to_string())
+    })?;
+    identity
+        .account()
+        .and_then(AccountId::parse)
+        .ok_or_else(|| ConfigError::OwnAccount("no account in the answer".to_owned()))
 }
 
 /// The endpoint variables the SDK reads for the services we call.
@@ -261,7 +304,9 @@ mod tests {
     fn numbers_are_range_checked() {
         for (name, bad) in [
             ("ROLE_SESSION_DURATION_SECONDS", "899"),
-            ("ROLE_SESSION_DURATION_SECONDS", "43201"),
+            ("ROLE_SESSION_DURATION_SECONDS", "3601"),
+            ("ROLE_SESSION_DURATION_SECONDS", "7200"),
+            ("ROLE_SESSION_DURATION_SECONDS", "43200"),
             ("ROLE_SESSION_DURATION_SECONDS", "1h"),
             ("ARCHIVE_MAX_IN_FLIGHT", "0"),
             ("ARCHIVE_MAX_IN_FLIGHT", "-1"),
@@ -279,6 +324,50 @@ mod tests {
         .unwrap();
         assert_eq!(s.session_duration, Duration::from_secs(900));
         assert_eq!(s.max_in_flight, 8);
+    }
+
+    #[test]
+    fn a_session_longer_than_role_chaining_allows_refuses_to_start_and_says_why() {
+        // Real-setups B09: 7200 would fail every AssumeRole from a Lambda.
+        let err = settings(&[
+            ("CONTROL_BUCKET", "c-b"),
+            ("ROLE_SESSION_DURATION_SECONDS", "7200"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ROLE_SESSION_DURATION_SECONDS"), "{err}");
+        assert!(
+            err.contains("role chaining") && err.contains("one hour"),
+            "{err}"
+        );
+        let s = settings(&[
+            ("CONTROL_BUCKET", "c-b"),
+            ("ROLE_SESSION_DURATION_SECONDS", "3600"),
+        ])
+        .unwrap();
+        assert_eq!(s.session_duration, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn staging_bucket_is_optional_and_checked() {
+        assert_eq!(
+            settings(&[("CONTROL_BUCKET", "c-b")])
+                .unwrap()
+                .staging_bucket,
+            None
+        );
+        assert_eq!(
+            settings(&[("CONTROL_BUCKET", "c-b"), ("STAGING_BUCKET", "sm-staging")])
+                .unwrap()
+                .staging_bucket
+                .map(String::from),
+            Some("sm-staging".to_owned())
+        );
+        assert!(settings(&[
+            ("CONTROL_BUCKET", "c-b"),
+            ("STAGING_BUCKET", "Not A Bucket")
+        ])
+        .is_err());
     }
 
     #[test]

@@ -106,17 +106,30 @@ pub enum FolderPathError {
     Slashes,
     #[error("must not contain '.' or '..' segments")]
     DotSegment,
-    #[error("segments may contain only letters, digits and !_.*'()-")]
+    #[error("segments may contain only letters, digits and !_.'()-")]
     Characters,
+    /// Refused since contract v1.1: S3 takes `*` in a key, but IAM reads it
+    /// as a wildcard, so `folder_path: "*"` would turn every policy built from
+    /// the folder into `bucket/*/*` (any folder of the bucket).
+    #[error(
+        "must not contain '*': IAM policies built from the folder would read it as a wildcard"
+    )]
+    Wildcard,
 }
 
-/// The customer's prefix inside their bucket. Restricted to S3's "safe"
-/// characters so a key can never climb out of it or need encoding.
+/// The customer's prefix inside their bucket (CONTRACT section 3). Restricted
+/// to S3's "safe" characters so a key can never climb out of it or need
+/// encoding, minus `*`, which IAM matches as a wildcard: every policy we
+/// render from a folder (session policy, setup policies, the customer
+/// template) then names exactly that folder.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct FolderPath(String);
 
 impl FolderPath {
+    /// The punctuation a segment may hold besides ASCII letters and digits.
+    pub const PUNCTUATION: &'static str = "!_.'()-";
+
     pub fn parse(value: &str) -> Result<Self, FolderPathError> {
         if value.is_empty() || value.len() > 256 {
             return Err(FolderPathError::Length);
@@ -128,9 +141,12 @@ impl FolderPath {
             if segment == "." || segment == ".." {
                 return Err(FolderPathError::DotSegment);
             }
+            if segment.contains('*') {
+                return Err(FolderPathError::Wildcard);
+            }
             if !segment
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "!_.*'()-".contains(c))
+                .all(|c| c.is_ascii_alphanumeric() || Self::PUNCTUATION.contains(c))
             {
                 return Err(FolderPathError::Characters);
             }
@@ -392,7 +408,7 @@ mod tests {
         for ok in [
             "archive",
             "archive/prod",
-            "a!_.*'()-b/c",
+            "a!_.'()-b/c",
             "x/..y/z.",
             &"a".repeat(256),
         ] {
@@ -412,6 +428,10 @@ mod tests {
             ("a%2F..", FolderPathError::Characters),
             ("archive\u{2215}x", FolderPathError::Characters), // division slash look-alike
             ("a\u{0}", FolderPathError::Characters),
+            ("*", FolderPathError::Wildcard),
+            ("team*", FolderPathError::Wildcard),
+            ("archive/*", FolderPathError::Wildcard),
+            ("a/*/b", FolderPathError::Wildcard),
         ] {
             assert_eq!(FolderPath::parse(bad), Err(err), "{bad:?}");
         }

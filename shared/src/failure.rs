@@ -77,6 +77,49 @@ impl AwsErrorFacts<'_> {
     }
 }
 
+/// The kind of policy an AWS access-denied message says refused a request.
+///
+/// S3 and KMS name it in the message since 2023 ("... with an explicit deny
+/// in a resource-based policy", "... because no session policy allows the
+/// kms:GenerateDataKey action"; IAM User Guide, "Access denied error
+/// messages"). It decides whom the remediation addresses: a bucket policy is
+/// the customer's bucket admin, a session policy is us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeniedBy {
+    /// A bucket policy (or, for KMS, the key policy).
+    ResourcePolicy,
+    /// The role's own policies or permissions boundary, including the Deny
+    /// that "Revoke active sessions" attaches.
+    IdentityPolicy,
+    /// Our session policy: a bug on our side, never the customer's to fix.
+    SessionPolicy,
+    /// An AWS Organizations service or resource control policy.
+    OrganizationPolicy,
+}
+
+impl DeniedBy {
+    /// Reads an AWS access-denied message; `None` for the bare "Access
+    /// Denied" (for example an `ExpectedBucketOwner` mismatch).
+    pub fn from_message(message: &str) -> Option<Self> {
+        let (_, policy) = message
+            .split_once("explicit deny in a")
+            .or_else(|| message.split_once("because no "))?;
+        let policy = policy.trim_start_matches('n').trim_start();
+        if policy.starts_with("resource-based") {
+            Some(Self::ResourcePolicy)
+        } else if policy.starts_with("identity-based") || policy.starts_with("permissions boundary")
+        {
+            Some(Self::IdentityPolicy)
+        } else if policy.starts_with("session policy") {
+            Some(Self::SessionPolicy)
+        } else if policy.starts_with("service control") || policy.starts_with("resource control") {
+            Some(Self::OrganizationPolicy)
+        } else {
+            None
+        }
+    }
+}
+
 /// How AssumeRole went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StsFailure {
@@ -244,6 +287,74 @@ mod tests {
         ] {
             assert_eq!(classify_put(&f), expect, "{f:?}");
         }
+    }
+
+    #[test]
+    fn denials_name_the_policy_that_refused() {
+        let user = "User: arn:aws:sts::111122223333:assumed-role/stored-messages-acme/sm is not authorized to perform: s3:PutObject on resource: \"arn:aws:s3:::b/k\"";
+        for (tail, expect) in [
+            (
+                " with an explicit deny in a resource-based policy",
+                Some(DeniedBy::ResourcePolicy),
+            ),
+            (
+                " with an explicit deny in an identity-based policy",
+                Some(DeniedBy::IdentityPolicy),
+            ),
+            (
+                " because no identity-based policy allows the s3:PutObject action",
+                Some(DeniedBy::IdentityPolicy),
+            ),
+            (
+                " because no session policy allows the s3:PutObject action",
+                Some(DeniedBy::SessionPolicy),
+            ),
+            (
+                " with an explicit deny in a session policy",
+                Some(DeniedBy::SessionPolicy),
+            ),
+            (
+                " with an explicit deny in a service control policy",
+                Some(DeniedBy::OrganizationPolicy),
+            ),
+            (
+                " because no resource-based policy allows the kms:GenerateDataKey action",
+                Some(DeniedBy::ResourcePolicy),
+            ),
+            (
+                " with an explicit deny in a permissions boundary",
+                Some(DeniedBy::IdentityPolicy),
+            ),
+            ("", None),
+        ] {
+            assert_eq!(
+                DeniedBy::from_message(&format!("{user}{tail}")),
+                expect,
+                "{tail}"
+            );
+        }
+        assert_eq!(DeniedBy::from_message("Access Denied"), None);
+    }
+
+    #[test]
+    fn throttling_that_mentions_kms_is_transient_not_kms_denied() {
+        // Real-setups B08: KMS quota exhaustion surfaces as an S3 503.
+        assert_eq!(
+            classify_put(&facts(
+                503,
+                "SlowDown",
+                "Please reduce your request rate for operations involving AWS KMS."
+            )),
+            PutFailure::Transient
+        );
+        assert_eq!(
+            classify_put(&facts(
+                429,
+                "ServiceUnavailable",
+                "Reduce your concurrent request rate for the same object."
+            )),
+            PutFailure::Transient
+        );
     }
 
     #[test]

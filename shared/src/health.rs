@@ -53,6 +53,12 @@ pub struct HealthReport {
     pub max_check_ms: u64,
 }
 
+/// A failed check run: what the customer sees, and whether a retry can fix it.
+struct Failure {
+    error: HealthError,
+    transient: bool,
+}
+
 struct DestinationResult {
     healthy: bool,
     timed_out: bool,
@@ -143,16 +149,23 @@ impl HealthChecker {
             Ok(checks) => checks
                 .into_iter()
                 .find(|c| c.status == CheckStatus::Fail)
-                .map(|c| HealthError {
-                    code: c.code.unwrap_or("put_object_failed").to_owned(),
-                    message: c.message,
+                .map(|c| Failure {
+                    transient: c.transient,
+                    error: HealthError {
+                        code: c.code.unwrap_or("put_object_failed").to_owned(),
+                        message: c.message,
+                    },
                 }),
-            Err(_) => Some(HealthError {
-                code: "put_object_failed".to_owned(),
-                message: format!(
-                    "The check did not finish within {} s.",
-                    self.settings.per_destination_timeout.as_secs()
-                ),
+            // A timeout is the textbook transient failure.
+            Err(_) => Some(Failure {
+                transient: true,
+                error: HealthError {
+                    code: "put_object_failed".to_owned(),
+                    message: format!(
+                        "The check did not finish within {} s.",
+                        self.settings.per_destination_timeout.as_secs()
+                    ),
+                },
             }),
         };
         let elapsed = started.elapsed();
@@ -202,7 +215,8 @@ impl HealthChecker {
                     "assume_role_failed",
                     "The organisation's External ID could not be read.",
                     "Retry later; this is on our side.",
-                )]
+                )
+                .transient()]
             }
         };
         let ctx = LiveContext {
@@ -224,10 +238,16 @@ impl HealthChecker {
     /// Writes the new health, merging into whatever the record is now: a
     /// concurrent API update wins for every field but `health` and `status`.
     /// Returns whether the status changed (logged once, here).
+    ///
+    /// CONTRACT section 6: a pass moves the destination to `active`; only a
+    /// failure that retrying will not fix moves it to `failing`. A transient
+    /// one (throttling, 5xx, a timeout) is recorded in `health` and moves
+    /// nothing, so one `503 SlowDown` never flaps a destination (real-setups
+    /// B08).
     async fn record(
         &self,
         checked: &Destination,
-        failure: Option<HealthError>,
+        failure: Option<Failure>,
         at: DateTime<Utc>,
     ) -> bool {
         for _ in 0..5 {
@@ -251,10 +271,12 @@ impl HealthChecker {
                     current.health.last_error = None;
                     current.status = Status::Active;
                 }
-                Some(error) => {
+                Some(failure) => {
                     current.health.consecutive_failures += 1;
-                    current.health.last_error = Some(error.clone());
-                    current.status = Status::Failing;
+                    current.health.last_error = Some(failure.error.clone());
+                    if !failure.transient {
+                        current.status = Status::Failing;
+                    }
                 }
             }
             match self.registry.replace_destination(&current, &etag).await {
@@ -266,7 +288,7 @@ impl HealthChecker {
                             destination_id = %current.id,
                             from = from.as_str(),
                             to = current.status.as_str(),
-                            code = failure.as_ref().map_or("ok", |f| f.code.as_str()),
+                            code = failure.as_ref().map_or("ok", |f| f.error.code.as_str()),
                             "destination health changed"
                         );
                         return true;

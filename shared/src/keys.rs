@@ -56,11 +56,17 @@ fn folder_prefix(folder: Option<&FolderPath>) -> String {
     folder.map(|f| format!("{f}/")).unwrap_or_default()
 }
 
-/// The connection probe overwritten by validation and health checks.
-pub fn probe_key(folder: Option<&FolderPath>) -> String {
+/// The connection probe of validation, health checks and on-demand tests
+/// (CONTRACT section 4): one key per UTC day, written with `If-None-Match: *`
+/// like every archive write, so a bucket policy that demands conditional
+/// writes accepts it. The day's first probe writes (and so proves the KMS
+/// path); later ones get `412`, which S3 answers only after authorising the
+/// request, so it proves the grant too.
+pub fn probe_key(folder: Option<&FolderPath>, at: DateTime<Utc>) -> String {
     format!(
-        "{}_stored-messages/connection-test.json",
-        folder_prefix(folder)
+        "{}_stored-messages/connection-test/{}.json",
+        folder_prefix(folder),
+        at.format("%Y-%m-%d")
     )
 }
 
@@ -89,7 +95,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     fn request(v: &Value) -> ArchiveRequest {
-        ArchiveRequest::parse(v.to_string().as_bytes()).unwrap()
+        ArchiveRequest::parse(v.to_string().as_bytes(), None).unwrap()
     }
 
     fn folder(s: &str) -> FolderPath {
@@ -154,14 +160,17 @@ mod tests {
 
     #[test]
     fn probe_and_quarantine_keys() {
-        assert_eq!(probe_key(None), "_stored-messages/connection-test.json");
-        assert_eq!(
-            probe_key(Some(&folder("x/y"))),
-            "x/y/_stored-messages/connection-test.json"
-        );
         let at = DateTime::parse_from_rfc3339("2026-11-23T23:59:59Z")
             .unwrap()
             .with_timezone(&Utc);
+        assert_eq!(
+            probe_key(None, at),
+            "_stored-messages/connection-test/2026-11-23.json"
+        );
+        assert_eq!(
+            probe_key(Some(&folder("x/y")), at),
+            "x/y/_stored-messages/connection-test/2026-11-23.json"
+        );
         assert_eq!(
             quarantine_key(at, "059f36b4-87a3-44ab-83d2-661975830a7d"),
             "quarantine/2026-11-23/059f36b4-87a3-44ab-83d2-661975830a7d.json"

@@ -1,15 +1,23 @@
 //! The control bucket (CONTRACT section 7): org External IDs, destinations,
-//! quarantine. Our own private bucket, written with our own identity.
+//! quarantine, parked objects; and reads of staged bodies from the staging
+//! bucket. Our own private buckets, used with our own identity, and every
+//! request asserts that we own them (`ExpectedBucketOwner`): a bucket of ours
+//! deleted and re-created by another account is refused, never written to or
+//! read from.
 
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use tracing::warn;
+
+use crate::arn::AccountId;
 use crate::credentials::ExternalId;
 use crate::destination::{Destination, DestinationId};
 use crate::failure::{sdk_outcome, SdkOutcome};
 use crate::ids::{OrgId, ProjectId};
+use crate::request::StagedRef;
 
 /// Why the registry could not answer. Never carries record contents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +54,21 @@ where
             RegistryError::Unavailable("request could not be built".to_owned())
         }
     }
+}
+
+/// Whether a stored destination that failed to load holds a `folder_path`
+/// with `*` (valid in contract v1, refused since v1.1).
+fn has_wildcard_folder(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|record| {
+            let folder = record.get("folder_path")?.as_str()?.to_owned();
+            Some(
+                crate::destination::FolderPath::parse(&folder)
+                    == Err(crate::destination::FolderPathError::Wildcard),
+            )
+        })
+        .unwrap_or(false)
 }
 
 /// Conditional writes: how the registry stays race-safe without locks.
@@ -85,13 +108,16 @@ struct ExternalIdRecord {
 pub struct Registry {
     s3: aws_sdk_s3::Client,
     bucket: String,
+    /// Our account ([`crate::config::own_account`]), asserted on every request.
+    owner: AccountId,
 }
 
 impl Registry {
-    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>, owner: AccountId) -> Self {
         Self {
             s3,
             bucket: bucket.into(),
+            owner,
         }
     }
 
@@ -106,14 +132,29 @@ impl Registry {
         )
     }
 
-    /// An object's bytes from any bucket we own (control or staging), or None.
-    pub async fn read(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, RegistryError> {
-        Ok(self.fetch(bucket, key).await?.map(|f| f.body))
+    /// A staged body (`message_ref`) from our staging bucket, or None. The
+    /// location is already confined to the record's org by
+    /// [`crate::request::StagedRef`].
+    pub async fn read_staged(&self, staged: &StagedRef) -> Result<Option<Bytes>, RegistryError> {
+        Ok(self
+            .fetch(staged.bucket().as_str(), staged.key())
+            .await?
+            .map(|f| f.body))
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Bytes>, RegistryError> {
+        Ok(self.fetch(&self.bucket, key).await?.map(|f| f.body))
     }
 
     /// One GetObject: the body and the headers we use, or None when absent.
     async fn fetch(&self, bucket: &str, key: &str) -> Result<Option<Fetched>, RegistryError> {
-        let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
+        let request = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .expected_bucket_owner(self.owner.as_str());
+        let out = match request.send().await {
             Ok(out) => out,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 return Ok(None)
@@ -161,6 +202,7 @@ impl Registry {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .expected_bucket_owner(self.owner.as_str())
             .content_type("application/json")
             .set_content_encoding(content_encoding.map(str::to_owned))
             .body(ByteStream::from(body));
@@ -187,7 +229,7 @@ impl Registry {
 
     /// The org's External ID, if it has one yet.
     pub async fn external_id(&self, org: &OrgId) -> Result<Option<ExternalId>, RegistryError> {
-        let Some(bytes) = self.read(&self.bucket, &Self::external_id_key(org)).await? else {
+        let Some(bytes) = self.read(&Self::external_id_key(org)).await? else {
             return Ok(None);
         };
         let record: ExternalIdRecord = serde_json::from_slice(&bytes)
@@ -239,6 +281,7 @@ impl Registry {
                 .s3
                 .list_objects_v2()
                 .bucket(&self.bucket)
+                .expected_bucket_owner(self.owner.as_str())
                 .prefix(prefix)
                 .set_continuation_token(token)
                 .send()
@@ -262,11 +305,26 @@ impl Registry {
         let mut destinations = Vec::with_capacity(keys.len());
         for key in keys.iter().filter(|k| k.ends_with(".json")) {
             // Deleted between list and get: it is simply gone.
-            let Some(bytes) = self.read(&self.bucket, key).await? else {
+            let Some(bytes) = self.read(key).await? else {
                 continue;
             };
-            let destination: Destination =
-                serde_json::from_slice(&bytes).map_err(|_| RegistryError::Corrupt(key.clone()))?;
+            let destination: Destination = match serde_json::from_slice(&bytes) {
+                Ok(destination) => destination,
+                Err(_) if has_wildcard_folder(&bytes) => {
+                    // Saved under contract v1, which allowed `*` in a folder:
+                    // its session policy would cover other folders. Never
+                    // used, and said once per load so operators can ask the
+                    // customer to recreate it.
+                    warn!(
+                        event = "destination_skipped",
+                        registry_key = %key,
+                        reason = "folder_path contains '*', refused since contract v1.1",
+                        "stored destination skipped"
+                    );
+                    continue;
+                }
+                Err(_) => return Err(RegistryError::Corrupt(key.clone())),
+            };
             if !destination.is_consistent() || Self::destination_key(&destination) != *key {
                 return Err(RegistryError::Corrupt(key.clone()));
             }
@@ -376,6 +434,7 @@ impl Registry {
             .delete_object()
             .bucket(&self.bucket)
             .key(&parked.parked_key)
+            .expected_bucket_owner(self.owner.as_str())
             .send()
             .await
             .map_err(|e| unavailable(&e))?;
@@ -414,6 +473,7 @@ impl Registry {
             .delete_object()
             .bucket(&self.bucket)
             .key(Self::destination_key(destination))
+            .expected_bucket_owner(self.owner.as_str())
             .send()
             .await
             .map_err(|e| unavailable(&e))?;

@@ -34,7 +34,68 @@ pub enum Malformed {
 #[derive(Debug, Clone)]
 pub enum MessageBody {
     Inline(Box<RawValue>),
-    Ref { bucket: BucketName, key: String },
+    Staged(StagedRef),
+}
+
+/// Where a `message_ref` body waits: in `STAGING_BUCKET`, under the record's
+/// own `{org_id}/` (CONTRACT section 2). Only [`ArchiveRequest::parse`] makes
+/// one, after confining the tenant-supplied bucket and key, so a record can
+/// never make us read our control bucket, another org's staged bodies or a
+/// bucket we do not own, and archive what it holds into its own bucket
+/// (real-setups B15: org B naming `orgs/A/external-id.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedRef {
+    bucket: BucketName,
+    key: String,
+}
+
+impl StagedRef {
+    fn confine(
+        bucket: &str,
+        key: &str,
+        org: &OrgId,
+        staging: Option<&BucketName>,
+    ) -> Result<Self, InvalidField> {
+        let staging = staging.ok_or(InvalidField::new(
+            "message_ref",
+            "is not accepted: no staging bucket is configured",
+        ))?;
+        if bucket != staging.as_str() {
+            return Err(InvalidField::new(
+                "message_ref.bucket",
+                "must be the staging bucket",
+            ));
+        }
+        let within_org = key
+            .strip_prefix(org.as_str())
+            .and_then(|k| k.strip_prefix('/'));
+        // Dot segments and empty segments are refused as well: S3 keeps them
+        // literally, but HTTP stacks and proxies may normalise `a/../b`.
+        let confined = within_org.is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .split('/')
+                    .all(|s| !s.is_empty() && s != "." && s != "..")
+        });
+        if !confined || key.len() > 1024 {
+            return Err(InvalidField::new(
+                "message_ref.key",
+                "must be a key of at most 1024 bytes under the request's {org_id}/, without empty, '.' or '..' segments",
+            ));
+        }
+        Ok(Self {
+            bucket: staging.clone(),
+            key: key.to_owned(),
+        })
+    }
+
+    pub fn bucket(&self) -> &BucketName {
+        &self.bucket
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 /// The request's fields as sent, each as its JSON text.
@@ -149,7 +210,9 @@ fn is_object(raw: &RawValue) -> bool {
 }
 
 impl ArchiveRequest {
-    pub fn parse(body: &[u8]) -> Result<Self, Malformed> {
+    /// Parses one SQS body under CONTRACT section 2. `staging` is
+    /// `STAGING_BUCKET`: the only bucket a `message_ref` may name.
+    pub fn parse(body: &[u8], staging: Option<&BucketName>) -> Result<Self, Malformed> {
         strict_json(body)?;
         // Valid JSON by now: the only way left to fail is another type.
         let mut envelope: Fields =
@@ -186,18 +249,12 @@ impl ArchiveRequest {
                 let reference: Fields = serde_json::from_str(reference.get()).map_err(|_| {
                     InvalidField::new("message_ref", "must be an object with bucket and key")
                 })?;
-                let bucket = BucketName::parse(&field_str(&reference, "bucket").map_err(|_| {
-                    InvalidField::new("message_ref.bucket", "must be a bucket name")
-                })?)
-                .map_err(|_| InvalidField::new("message_ref.bucket", "must be a bucket name"))?;
+                let bucket = field_str(&reference, "bucket").map_err(|_| {
+                    InvalidField::new("message_ref.bucket", "must be the staging bucket")
+                })?;
                 let key = field_str(&reference, "key")
-                    .ok()
-                    .filter(|k| (1..=1024).contains(&k.len()))
-                    .ok_or(InvalidField::new(
-                        "message_ref.key",
-                        "must be a key of 1-1024 bytes",
-                    ))?;
-                MessageBody::Ref { bucket, key }
+                    .map_err(|_| InvalidField::new("message_ref.key", "must be a string"))?;
+                MessageBody::Staged(StagedRef::confine(&bucket, &key, &org_id, staging)?)
             }
             (None, Some(_)) => {
                 return Err(InvalidField::new(
@@ -312,8 +369,12 @@ pub(crate) mod tests {
         })
     }
 
+    fn staging() -> BucketName {
+        BucketName::parse("staging-bucket").unwrap()
+    }
+
     fn parse(v: &Value) -> Result<ArchiveRequest, Malformed> {
-        ArchiveRequest::parse(v.to_string().as_bytes())
+        ArchiveRequest::parse(v.to_string().as_bytes(), Some(&staging()))
     }
 
     fn sha(s: &str) -> String {
@@ -383,23 +444,57 @@ pub(crate) mod tests {
     #[test]
     fn message_and_message_ref_are_exclusive() {
         let mut v = sample();
-        v["message_ref"] = json!({"bucket": "staging-bucket", "key": "k/1.json"});
+        v["message_ref"] = json!({"bucket": "staging-bucket", "key": "acme/k/1.json"});
         assert!(parse(&v).is_err());
         v.as_object_mut().unwrap().remove("message");
         let req = parse(&v).unwrap();
-        let MessageBody::Ref { bucket, key } = req.body else {
+        let MessageBody::Staged(staged) = req.body else {
             panic!("a message_ref body")
         };
         assert_eq!(
-            (bucket, key.as_str()),
-            (BucketName::parse("staging-bucket").unwrap(), "k/1.json")
+            (staged.bucket(), staged.key()),
+            (&staging(), "acme/k/1.json")
         );
-        v["message_ref"] = json!({"bucket": "Bad_Bucket", "key": "k"});
-        assert!(parse(&v).is_err());
-        v["message_ref"] = json!({"bucket": "staging-bucket", "key": ""});
-        assert!(parse(&v).is_err());
         v.as_object_mut().unwrap().remove("message_ref");
         assert!(parse(&v).is_err());
+    }
+
+    #[test]
+    fn message_ref_is_confined_to_the_staging_bucket_and_the_orgs_own_prefix() {
+        // Real-setups B15: a record of one org naming our control data or
+        // another org's staged bodies is malformed, never read.
+        let mut v = sample();
+        v.as_object_mut().unwrap().remove("message");
+        for (bucket, key) in [
+            ("sm-control", "orgs/acme/external-id.json"),
+            ("sm-control", "acme/x.json"),
+            ("staging-bucket", "orgs/acme/external-id.json"),
+            ("staging-bucket", "other-org/x.json"),
+            ("staging-bucket", "acme-evil/x.json"),
+            ("staging-bucket", "acme"),
+            ("staging-bucket", "acme/"),
+            ("staging-bucket", "acme/../other-org/x.json"),
+            ("staging-bucket", "acme/./x.json"),
+            ("staging-bucket", "acme//x.json"),
+            ("staging-bucket", ""),
+            ("Bad_Bucket", "acme/x.json"),
+            ("some-public-bucket", "acme/x.json"),
+        ] {
+            v["message_ref"] = json!({ "bucket": bucket, "key": key });
+            assert!(
+                matches!(parse(&v), Err(Malformed::Field(_))),
+                "{bucket}/{key} must be malformed"
+            );
+        }
+        v["message_ref"] =
+            json!({ "bucket": "staging-bucket", "key": format!("acme/{}", "k".repeat(1020)) });
+        assert!(parse(&v).is_err(), "over 1024 bytes");
+        v["message_ref"] = json!({ "bucket": "staging-bucket", "key": "acme/2026/11/x.json" });
+        assert!(parse(&v).is_ok());
+        assert!(
+            ArchiveRequest::parse(v.to_string().as_bytes(), None).is_err(),
+            "no staging bucket configured: every message_ref is malformed"
+        );
     }
 
     #[test]
@@ -427,7 +522,7 @@ pub(crate) mod tests {
         let body = format!(
             r#"{{"version":1,"org_id":"acme","project_id":"p","message_id":"m","channel":"email","sent_at":"2026-11-22T23:12:28Z","recipient":{{"user_id":"u"}},"message":{message},"zeta":[1, 2]}}"#
         );
-        let req = ArchiveRequest::parse(body.as_bytes()).unwrap();
+        let req = ArchiveRequest::parse(body.as_bytes(), None).unwrap();
         let MessageBody::Inline(raw) = &req.body else {
             panic!("an inline body")
         };
@@ -458,7 +553,7 @@ pub(crate) mod tests {
     fn a_body_of_another_json_type_is_not_an_object_and_broken_json_is_json() {
         for body in ["[1]", "\"text\"", "7", "null"] {
             assert_eq!(
-                ArchiveRequest::parse(body.as_bytes()).err(),
+                ArchiveRequest::parse(body.as_bytes(), None).err(),
                 Some(Malformed::NotAnObject),
                 "{body}"
             );
@@ -476,7 +571,7 @@ pub(crate) mod tests {
         ] {
             assert!(
                 matches!(
-                    ArchiveRequest::parse(body.as_bytes()).err(),
+                    ArchiveRequest::parse(body.as_bytes(), None).err(),
                     Some(Malformed::Json { .. })
                 ),
                 "{body}"
@@ -500,7 +595,7 @@ pub(crate) mod tests {
                 let body = v.to_string().replace(r#""PLACEHOLDER""#, bad);
                 assert!(
                     matches!(
-                        ArchiveRequest::parse(body.as_bytes()).err(),
+                        ArchiveRequest::parse(body.as_bytes(), None).err(),
                         Some(Malformed::Json { .. })
                     ),
                     "{place}: {}",
@@ -516,7 +611,7 @@ pub(crate) mod tests {
             .to_string()
             .replace(r#""PLACEHOLDER""#, r#""\ud83d\ude00""#);
         assert!(
-            ArchiveRequest::parse(paired.as_bytes()).is_ok(),
+            ArchiveRequest::parse(paired.as_bytes(), None).is_ok(),
             "a surrogate pair and a large finite number are fine"
         );
     }
@@ -526,20 +621,20 @@ pub(crate) mod tests {
         let secret = "ada.lovelace@example.com";
         let body =
             format!("{{\"version\":1,\"recipient\":{{\"email\":\"{secret}\"}},\"org_id\":{{}} }}");
-        let err = ArchiveRequest::parse(body.as_bytes())
+        let err = ArchiveRequest::parse(body.as_bytes(), None)
             .unwrap_err()
             .to_string();
         assert!(!err.contains(secret), "{err}");
-        let err = ArchiveRequest::parse(format!("{{\"x\": \"{secret}").as_bytes())
+        let err = ArchiveRequest::parse(format!("{{\"x\": \"{secret}").as_bytes(), None)
             .unwrap_err()
             .to_string();
         assert!(!err.contains(secret), "{err}");
         assert!(matches!(
-            ArchiveRequest::parse(b"[1]"),
+            ArchiveRequest::parse(b"[1]", None),
             Err(Malformed::NotAnObject)
         ));
         assert!(matches!(
-            ArchiveRequest::parse(b"\xff"),
+            ArchiveRequest::parse(b"\xff", None),
             Err(Malformed::Json { .. })
         ));
     }

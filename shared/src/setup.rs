@@ -32,6 +32,10 @@ fn partition_of(principal_arn: &str) -> Partition {
         .unwrap_or(Partition::Aws)
 }
 
+/// The `GET /v1/setup` answer (CONTRACT section 5): every policy filled in
+/// where the query gives a value, a placeholder where it does not. A KMS
+/// alias is rendered through the keys it may point at, never as a
+/// `Resource` (see [`crate::policy::customer_kms_statement`]).
 pub fn render(
     external_id: &ExternalId,
     principal_arn: &str,
@@ -44,14 +48,17 @@ pub fn render(
         .as_ref()
         .map_or(BUCKET_PLACEHOLDER, BucketName::as_str);
     let folder = query.folder_path.as_ref().map(FolderPath::as_str);
-    let kms = query.kms_key_arn.as_ref().map(KmsKeyArn::as_str);
+    let kms = query.kms_key_arn.as_ref();
     json!({
         "external_id": external_id.expose(),
         "principal_arn": principal_arn,
         "role_name_prefix": role_name_prefix,
         "trust_policy": crate::policy::trust_policy(principal_arn, external_id),
         "permissions_policy": crate::policy::permissions_policy(partition, bucket, folder, kms),
-        "kms_policy_statement": crate::policy::kms_statement(kms.unwrap_or(KMS_PLACEHOLDER)),
+        "kms_policy_statement": kms.map_or_else(
+            || crate::policy::kms_statement(KMS_PLACEHOLDER),
+            crate::policy::customer_kms_statement,
+        ),
         // One-click alternative to pasting: deploy with the values above as parameters.
         "cloudformation_template": CUSTOMER_ROLE_TEMPLATE,
     })
@@ -97,6 +104,28 @@ mod tests {
             filled["kms_policy_statement"]["Resource"],
             "arn:aws:kms:eu-west-1:111122223333:key/k-1"
         );
+
+        let alias = SetupQuery {
+            kms_key_arn: Some(
+                KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:alias/message-archive")
+                    .unwrap(),
+            ),
+            ..SetupQuery::default()
+        };
+        let aliased = render(&xid, principal, "stored-messages", &alias);
+        for statement in [
+            &aliased["permissions_policy"]["Statement"][1],
+            &aliased["kms_policy_statement"],
+        ] {
+            assert_eq!(
+                statement["Resource"],
+                "arn:aws:kms:eu-west-1:111122223333:key/*"
+            );
+            assert_eq!(
+                statement["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"],
+                "alias/message-archive"
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::credentials::ExternalId;
 
 /// Our own account in the emulator (moto's default).
 pub const VENDOR_ACCOUNT: &str = "123456789012";
-pub const VENDOR_USER: &str = "stored-messages-vendor";
+/// Our functions' execution role. The harness runs as a session of it, as
+/// a Lambda does, so assuming a customer role is role chaining here too.
+pub const VENDOR_ROLE: &str = "stored-messages-functions";
 pub const CONTROL_BUCKET: &str = "sm-control";
 pub const STAGING_BUCKET: &str = "sm-staging";
 /// Where our functions run; customer buckets live elsewhere.
@@ -48,10 +50,13 @@ impl Drop for Emulator {
     }
 }
 
-/// What `Emulator::vendor` provisioned: our identity and settings.
+/// What `Emulator::vendor` provisioned: our identity (a session of our
+/// execution role) and settings.
 pub struct Vendor {
     pub access_key_id: String,
     pub secret_access_key: String,
+    pub session_token: String,
+    /// The role customers trust (`VENDOR_PRINCIPAL_ARN`).
     pub principal_arn: String,
 }
 
@@ -180,8 +185,10 @@ impl Emulator {
         assert_eq!(status, 200, "{body}");
     }
 
-    /// Our identity: an IAM user that may assume prefixed roles and use the
-    /// control and staging buckets, and those buckets.
+    /// Our identity: a session of our execution role, which may assume
+    /// prefixed roles and use the control and staging buckets, and those
+    /// buckets. A Lambda's credentials are such a session; being one here
+    /// is what makes the emulator apply AWS's role-chaining limits to us.
     pub fn vendor(&self) -> Vendor {
         let policy = json!({
             "Version": "2012-10-17",
@@ -193,28 +200,38 @@ impl Emulator {
                 ] },
             ],
         });
+        let trust = json!({
+            "Version": "2012-10-17",
+            "Statement": [{ "Effect": "Allow", "Principal": { "Service": "lambda.amazonaws.com" }, "Action": "sts:AssumeRole" }],
+        });
+        let principal_arn = format!("arn:aws:iam::{VENDOR_ACCOUNT}:role/{VENDOR_ROLE}");
         let results = self.aws(
             VENDOR_ACCOUNT,
             HOME_REGION,
             json!([
-                { "service": "iam", "op": "create_user", "args": { "UserName": VENDOR_USER } },
-                { "service": "iam", "op": "put_user_policy", "args": { "UserName": VENDOR_USER, "PolicyName": "stored-messages", "PolicyDocument": policy.to_string() } },
-                { "service": "iam", "op": "create_access_key", "args": { "UserName": VENDOR_USER } },
+                { "service": "iam", "op": "create_role", "args": { "RoleName": VENDOR_ROLE, "AssumeRolePolicyDocument": trust.to_string(), "MaxSessionDuration": 43200 } },
+                { "service": "iam", "op": "put_role_policy", "args": { "RoleName": VENDOR_ROLE, "PolicyName": "stored-messages", "PolicyDocument": policy.to_string() } },
+                // As Lambda does for its execution role (set-up: unenforced).
+                { "service": "sts", "op": "assume_role", "args": { "RoleArn": principal_arn, "RoleSessionName": "stored-messages-functions", "DurationSeconds": 43200 } },
                 { "service": "s3", "op": "create_bucket", "args": { "Bucket": CONTROL_BUCKET } },
                 { "service": "s3", "op": "create_bucket", "args": { "Bucket": STAGING_BUCKET } },
             ]),
         );
-        let key = &results[2]["AccessKey"];
-        if let Some(secret) = key["SecretAccessKey"].as_str() {
-            crate::leak_audit::record(crate::leak_audit::Kind::Secret, "credential", secret);
+        let credentials = &results[2]["Credentials"];
+        let field = |name: &str| {
+            credentials[name]
+                .as_str()
+                .expect("session credentials")
+                .to_owned()
+        };
+        for secret in [field("SecretAccessKey"), field("SessionToken")] {
+            crate::leak_audit::record(crate::leak_audit::Kind::Secret, "credential", &secret);
         }
         Vendor {
-            access_key_id: key["AccessKeyId"]
-                .as_str()
-                .expect("access key id")
-                .to_owned(),
-            secret_access_key: key["SecretAccessKey"].as_str().expect("secret").to_owned(),
-            principal_arn: format!("arn:aws:iam::{VENDOR_ACCOUNT}:user/{VENDOR_USER}"),
+            access_key_id: field("AccessKeyId"),
+            secret_access_key: field("SecretAccessKey"),
+            session_token: field("SessionToken"),
+            principal_arn,
         }
     }
 
@@ -251,17 +268,102 @@ impl Emulator {
         customer
     }
 
-    /// Grants the customer role its write policy (again).
+    /// Grants the customer role its write policy (again), as the setup page
+    /// renders it.
     pub fn allow_put(&self, customer: &Customer, folder: Option<&str>) {
+        self.allow_put_with_key(customer, folder, None);
+    }
+
+    /// [`Emulator::allow_put`] with the setup page's KMS statement for `key`.
+    pub fn allow_put_with_key(
+        &self,
+        customer: &Customer,
+        folder: Option<&str>,
+        key: Option<&crate::arn::KmsKeyArn>,
+    ) {
         let policy =
-            crate::policy::permissions_policy(Partition::Aws, &customer.bucket, folder, None);
+            crate::policy::permissions_policy(Partition::Aws, &customer.bucket, folder, key);
+        self.role_policy(customer, "stored-messages-write", &policy);
+    }
+
+    /// Puts an inline policy on the customer role.
+    pub fn role_policy(&self, customer: &Customer, name: &str, policy: &Value) {
         self.aws(
             &customer.account,
             &customer.region,
             json!([{ "service": "iam", "op": "put_role_policy", "args": {
-                "RoleName": customer.role_name, "PolicyName": "stored-messages-write", "PolicyDocument": policy.to_string(),
+                "RoleName": customer.role_name, "PolicyName": name, "PolicyDocument": policy.to_string(),
             } }]),
         );
+    }
+
+    /// A customer managed KMS key in the customer's account and region (with
+    /// moto's default key policy, which delegates to IAM), and an alias for
+    /// it when `alias` is given (`alias/NAME`). Returns the key ARN.
+    pub fn kms_key(&self, customer: &Customer, alias: Option<&str>) -> String {
+        let created = self.aws(
+            &customer.account,
+            &customer.region,
+            json!([{ "service": "kms", "op": "create_key", "args": { "Description": "archive key" } }]),
+        );
+        let arn = created[0]["KeyMetadata"]["Arn"]
+            .as_str()
+            .expect("a key ARN")
+            .to_owned();
+        if let Some(alias) = alias {
+            self.aws(
+                &customer.account,
+                &customer.region,
+                json!([{ "service": "kms", "op": "create_alias", "args": { "AliasName": alias, "TargetKeyId": arn } }]),
+            );
+        }
+        arn
+    }
+
+    /// Default encryption of the customer bucket: SSE-KMS with `key_arn`.
+    pub fn bucket_default_kms(&self, customer: &Customer, key_arn: &str, bucket_key: bool) {
+        self.aws(
+            &customer.account,
+            &customer.region,
+            json!([{ "service": "s3", "op": "put_bucket_encryption", "args": {
+                "Bucket": customer.bucket,
+                "ServerSideEncryptionConfiguration": { "Rules": [{
+                    "ApplyServerSideEncryptionByDefault": { "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn },
+                    "BucketKeyEnabled": bucket_key,
+                }] },
+            } }]),
+        );
+    }
+
+    /// Replaces the customer bucket's policy.
+    pub fn bucket_policy(&self, customer: &Customer, policy: &Value) {
+        self.aws(
+            &customer.account,
+            &customer.region,
+            json!([{ "service": "s3", "op": "put_bucket_policy", "args": {
+                "Bucket": customer.bucket, "Policy": policy.to_string(),
+            } }]),
+        );
+    }
+
+    /// "Revoke active sessions" on a role: every session issued before now
+    /// is denied from here on (see tools/emulator/server.py).
+    pub fn revoke_sessions(&self, role_arn: &str) {
+        let (status, body) = self.http(
+            "POST",
+            "/_sm/revoke-sessions",
+            &json!({ "role_arn": role_arn }).to_string(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// The registry of our control bucket, as the functions build it.
+    pub fn registry(&self, settings: &Settings, sdk: &SdkConfig) -> crate::registry::Registry {
+        crate::registry::Registry::new(
+            settings.s3_client(sdk),
+            CONTROL_BUCKET,
+            crate::arn::AccountId::parse(VENDOR_ACCOUNT).expect("an account id"),
+        )
     }
 
     /// Revokes the customer role's write policy.
@@ -353,7 +455,7 @@ impl Emulator {
             .credentials_provider(Credentials::new(
                 &vendor.access_key_id,
                 &vendor.secret_access_key,
-                None,
+                Some(vendor.session_token.clone()),
                 None,
                 "emulator",
             ))
@@ -367,6 +469,9 @@ impl Emulator {
             control_bucket: CONTROL_BUCKET.to_owned(),
             role_name_prefix: "stored-messages".to_owned(),
             vendor_principal_arn: Some(vendor.principal_arn.clone()),
+            staging_bucket: Some(
+                crate::destination::BucketName::parse(STAGING_BUCKET).expect("a bucket name"),
+            ),
             session_duration: Duration::from_secs(3600),
             max_in_flight: 16,
             endpoint_override: Some(self.endpoint()),
@@ -403,12 +508,13 @@ impl LambdaWatch {
             &env_file,
             format!(
                 "AWS_ENDPOINT_URL={}\nSTORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE=1\nCONTROL_BUCKET={CONTROL_BUCKET}\n\
-                 VENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nAWS_REGION={HOME_REGION}\n\
-                 AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\n",
+                 STAGING_BUCKET={STAGING_BUCKET}\nVENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n\
+                 AWS_SESSION_TOKEN={}\nAWS_REGION={HOME_REGION}\nAWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\n",
                 emulator.endpoint(),
                 vendor.principal_arn,
                 vendor.access_key_id,
-                vendor.secret_access_key
+                vendor.secret_access_key,
+                vendor.session_token,
             ),
         )
         .expect("write the watch env file");

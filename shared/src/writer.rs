@@ -11,7 +11,7 @@ use flate2::{Compress, Crc, FlushCompress, Status};
 use crate::arn::AccountId;
 use crate::credentials::{AssumeRoleError, RoleSession};
 use crate::destination::{BucketName, Compression, Encryption};
-use crate::failure::{classify_put, sdk_outcome, FailureCode, PutFailure, SdkOutcome};
+use crate::failure::{classify_put, sdk_outcome, DeniedBy, FailureCode, PutFailure, SdkOutcome};
 
 /// The bytes of one object and the `Content-Encoding` they need.
 #[derive(Debug, Clone)]
@@ -109,6 +109,8 @@ pub struct WriteError {
     pub retryable: bool,
     /// The bucket's real region, when S3 named it.
     pub bucket_region: Option<String>,
+    /// For a denial, the policy S3 said refused it.
+    pub denied_by: Option<DeniedBy>,
 }
 
 impl WriteError {
@@ -118,6 +120,7 @@ impl WriteError {
             message: message.into(),
             retryable: true,
             bucket_region: None,
+            denied_by: None,
         }
     }
 }
@@ -133,35 +136,45 @@ impl From<AssumeRoleError> for WriteError {
             retryable: err.is_retryable(),
             message: err.to_string(),
             bucket_region: None,
+            denied_by: None,
         }
     }
 }
 
-/// Writes one object with the session's identity. Credentials that expire
-/// between our cache check and S3 are refreshed and the write tried once more.
+/// Writes one object with the session's identity.
+///
+/// Two retries of our own, each at most once per write, beside the SDK's
+/// retries of throttling and 5xx: credentials that expire between our cache
+/// check and S3 are refreshed; and credentials S3 denies are renewed once
+/// when [`crate::credentials::RoleCredentials::renew_after_denial`] allows
+/// it (revoked sessions), before the denial is reported as permanent.
 pub async fn put(
     session: &RoleSession,
     target: PutTarget<'_>,
     body: &Encoded,
 ) -> Result<Written, WriteError> {
+    let expired_twice =
+        || WriteError::transient(FailureCode::PutObjectFailed, "credentials expired twice");
     for attempt in 0..2 {
-        session.credentials.get().await?;
+        let credentials = session.credentials.get().await?;
         match put_once(&session.s3, target, body).await {
-            Err(PutAttempt::Expired) if attempt == 0 => session.credentials.invalidate().await,
-            Err(PutAttempt::Expired) => {
-                return Err(WriteError::transient(
-                    FailureCode::PutObjectFailed,
-                    "credentials expired twice",
-                ))
-            }
-            Err(PutAttempt::Failed(err)) => return Err(err),
             Ok(written) => return Ok(written),
+            Err(PutAttempt::Expired) if attempt == 0 => session.credentials.invalidate().await,
+            Err(PutAttempt::Expired) => return Err(expired_twice()),
+            Err(PutAttempt::Failed(err))
+                if attempt == 0
+                    && matches!(
+                        err.code,
+                        FailureCode::PutObjectDenied | FailureCode::KmsDenied
+                    )
+                    && session
+                        .credentials
+                        .renew_after_denial(credentials.access_key_id())
+                        .await => {}
+            Err(PutAttempt::Failed(err)) => return Err(err),
         }
     }
-    Err(WriteError::transient(
-        FailureCode::PutObjectFailed,
-        "credentials expired twice",
-    ))
+    Err(expired_twice())
 }
 
 enum PutAttempt {
@@ -210,6 +223,7 @@ async fn put_once(
                 message: "the request could not be built".into(),
                 retryable: false,
                 bucket_region: None,
+                denied_by: None,
             }))
         }
     };
@@ -226,6 +240,7 @@ async fn put_once(
             message: format!("S3 answered {code_text}"),
             retryable: false,
             bucket_region: bucket_region(&err),
+            denied_by: facts.message.and_then(DeniedBy::from_message),
         })),
     }
 }

@@ -375,25 +375,24 @@ async fn s3_answers_are_classified() {
     let assume =
         mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
     let d = destination(Encryption::BucketDefault, None);
-    for (response, expect) in [
+    for (status, code, extra, expect) in [
+        (412, "PreconditionFailed", "", Ok(Written::AlreadyPresent)),
         (
-            s3_error(412, "PreconditionFailed", ""),
-            Ok(Written::AlreadyPresent),
-        ),
-        (
-            s3_error(404, "NoSuchBucket", ""),
+            404,
+            "NoSuchBucket",
+            "",
             Err((FailureCode::BucketNotFound, false, None)),
         ),
         (
-            s3_error(403, "AccessDenied", ""),
+            403,
+            "AccessDenied",
+            "",
             Err((FailureCode::PutObjectDenied, false, None)),
         ),
         (
-            s3_error(
-                400,
-                "AuthorizationHeaderMalformed",
-                "<Region>us-west-2</Region>",
-            ),
+            400,
+            "AuthorizationHeaderMalformed",
+            "<Region>us-west-2</Region>",
             Err((
                 FailureCode::BucketWrongRegion,
                 false,
@@ -401,9 +400,8 @@ async fn s3_answers_are_classified() {
             )),
         ),
     ] {
-        let response = Arc::new(Mutex::new(Some(response)));
         let put_rule = mock!(aws_sdk_s3::Client::put_object)
-            .then_http_response(move || response.lock().unwrap().take().unwrap());
+            .then_http_response(move || s3_error(status, code, extra));
         let sessions = sessions(&[&assume], &[&put_rule]);
         let got = put(
             &sessions.for_destination(&d, &external_id()),
@@ -412,6 +410,154 @@ async fn s3_answers_are_classified() {
         )
         .await
         .map_err(|e| (e.code, e.retryable, e.bucket_region));
-        assert_eq!(got, expect);
+        assert_eq!(got, expect, "{code}");
     }
+}
+
+/// Real-setups B11: a denied write with cached credentials assumes the role
+/// afresh and retries once, but only once per session per minute, never per
+/// message.
+#[tokio::test]
+async fn a_denied_write_renews_the_session_once_per_minute() {
+    let keys = Arc::new(Mutex::new(0u32));
+    let issued = Arc::clone(&keys);
+    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(move || {
+        let mut n = issued.lock().unwrap();
+        *n += 1;
+        let expiry = SystemTime::now() + Duration::from_secs(3600);
+        AssumeRoleOutput::builder()
+            .credentials(
+                StsCredentials::builder()
+                    .access_key_id(format!("ASIASESSION{n}"))
+                    .secret_access_key("secret")
+                    .session_token("token")
+                    .expiration(aws_smithy_types::DateTime::from(expiry))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    // The first session is revoked; every later one may write.
+    let put_rule = mock!(aws_sdk_s3::Client::put_object)
+        .then_http_response(|| s3_error(403, "AccessDenied", ""));
+    let denied = sessions(&[&assume], &[&put_rule]);
+    let d = destination(Encryption::BucketDefault, None);
+    let session = denied.for_destination(&d, &external_id());
+    let body = encode(b"{}", Compression::None);
+
+    // Denied with the first session, renewed, denied again: reported.
+    let got = put(&session, target(&d, "a"), &body).await;
+    assert_eq!(got.map_err(|e| e.code), Err(FailureCode::PutObjectDenied));
+    assert_eq!((assume.num_calls(), put_rule.num_calls()), (2, 2));
+    // Ten more denied writes within the minute: no more AssumeRole.
+    for key in 0..10 {
+        let got = put(&session, target(&d, &key.to_string()), &body).await;
+        assert!(got.is_err());
+    }
+    assert_eq!(assume.num_calls(), 2, "renewed at most once per minute");
+    assert_eq!(put_rule.num_calls(), 12, "one write each, no retry");
+
+    // Revoked sessions: the cached session is denied, a fresh one writes;
+    // the write succeeds at the cost of one AssumeRole.
+    let revoked = mock!(aws_sdk_s3::Client::put_object)
+        .sequence()
+        .http_response(|| s3_error(403, "AccessDenied", ""))
+        .output(|| PutObjectOutput::builder().build())
+        .repeatedly()
+        .build();
+    let renewed = sessions(&[&assume], &[&revoked]);
+    let session = renewed.for_destination(&d, &external_id());
+    assert_eq!(
+        put(&session, target(&d, "b"), &body).await,
+        Ok(Written::Created)
+    );
+    assert_eq!(
+        put(&session, target(&d, "c"), &body).await,
+        Ok(Written::Created)
+    );
+    assert_eq!(assume.num_calls(), 4, "one first session, one renewal");
+    assert_eq!(revoked.num_calls(), 3);
+}
+
+/// CONTRACT section 7, last line (real-setups B14): every request to our own
+/// buckets asserts that we own them, so a bucket of ours re-created by
+/// another account is refused instead of receiving customer data.
+#[tokio::test]
+async fn every_request_to_our_own_buckets_asserts_our_account() {
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+    use stored_messages::arn::AccountId;
+    use stored_messages::registry::Registry;
+    use stored_messages::request::{ArchiveRequest, MessageBody};
+
+    let owners: Seen<(&'static str, Option<String>)> = Seen::default();
+    let (a, b, c) = (
+        Arc::clone(&owners),
+        Arc::clone(&owners),
+        Arc::clone(&owners),
+    );
+    let put_rule = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |r| {
+            a.lock()
+                .unwrap()
+                .push(("put", r.expected_bucket_owner().map(String::from)));
+            true
+        })
+        .then_output(|| PutObjectOutput::builder().build());
+    let get_rule = mock!(aws_sdk_s3::Client::get_object)
+        .match_requests(move |r| {
+            b.lock()
+                .unwrap()
+                .push(("get", r.expected_bucket_owner().map(String::from)));
+            true
+        })
+        .then_output(|| {
+            GetObjectOutput::builder()
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                    br#"{"subject":"x"}"#,
+                ))
+                .build()
+        });
+    let list_rule = mock!(aws_sdk_s3::Client::list_objects_v2)
+        .match_requests(move |r| {
+            c.lock()
+                .unwrap()
+                .push(("list", r.expected_bucket_owner().map(String::from)));
+            true
+        })
+        .then_output(|| ListObjectsV2Output::builder().build());
+    let s3 = aws_smithy_mocks::mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        &[&put_rule, &get_rule, &list_rule]
+    );
+    let registry = Registry::new(s3, "sm-control", AccountId::parse("123456789012").unwrap());
+
+    registry
+        .quarantine("quarantine/2026-11-29/x.json", "{}")
+        .await
+        .unwrap();
+    // The canned body is no External ID record: only the request matters here.
+    let _ = registry.external_id(&OrgId::parse("acme").unwrap()).await;
+    registry.all_destinations().await.unwrap();
+    let staging = BucketName::parse("sm-staging").unwrap();
+    let body = serde_json::json!({
+        "version": 1, "org_id": "acme", "project_id": "p1", "message_id": "m1", "channel": "email",
+        "sent_at": "2026-11-22T23:12:28Z", "recipient": { "user_id": "u-1" },
+        "message_ref": { "bucket": "sm-staging", "key": "acme/m1.json" },
+    });
+    let request = ArchiveRequest::parse(body.to_string().as_bytes(), Some(&staging)).unwrap();
+    let MessageBody::Staged(staged) = &request.body else {
+        panic!("a staged body")
+    };
+    registry.read_staged(staged).await.unwrap();
+
+    let seen = owners.lock().unwrap().clone();
+    let kinds: Vec<&str> = seen.iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(kinds, ["put", "get", "list", "get"]);
+    assert!(
+        seen.iter()
+            .all(|(_, owner)| owner.as_deref() == Some("123456789012")),
+        "{seen:?}"
+    );
 }

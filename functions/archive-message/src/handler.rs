@@ -5,21 +5,28 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use stored_messages::archive::{Archiver, InboundRecord};
+use stored_messages::arn::AccountId;
 use stored_messages::config::Settings;
 use stored_messages::credentials::RoleSessions;
 use stored_messages::deadline::stop_at;
 use stored_messages::registry::Registry;
 
 /// Builds the container's archiver: one registry client, one STS client and
-/// the role-session cache, all over the one HTTP client of `sdk`.
-pub fn archiver(settings: &Settings, sdk: &aws_config::SdkConfig) -> Archiver {
-    let registry = Registry::new(settings.s3_client(sdk), &settings.control_bucket);
+/// the role-session cache, all over the one HTTP client of `sdk`; `account`
+/// is ours, the owner of the control and staging buckets.
+pub fn archiver(settings: &Settings, sdk: &aws_config::SdkConfig, account: AccountId) -> Archiver {
+    let registry = Registry::new(settings.s3_client(sdk), &settings.control_bucket, account);
     let sessions = RoleSessions::new(
         aws_sdk_sts::Client::new(sdk),
         settings.s3_config(sdk),
         settings.session_duration,
     );
-    Archiver::new(registry, sessions, settings.max_in_flight)
+    Archiver::new(
+        registry,
+        sessions,
+        settings.max_in_flight,
+        settings.staging_bucket.clone(),
+    )
 }
 
 pub async fn handle(

@@ -2,7 +2,7 @@
 //! active destination of its project. Wiring only; see `handler`.
 
 use lambda_runtime::{run, service_fn, tracing, Error};
-use stored_messages::config::Settings;
+use stored_messages::config::{own_account, Settings};
 
 mod handler;
 #[cfg(test)]
@@ -16,6 +16,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
     let sdk = settings.sdk_config().await;
-    let archiver = handler::archiver(&settings, &sdk);
+    let account = own_account(&aws_sdk_sts::Client::new(&sdk)).await?;
+    let archiver = handler::archiver(&settings, &sdk, account);
     run(service_fn(|event| handler::handle(&archiver, event))).await
 }

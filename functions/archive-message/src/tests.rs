@@ -40,7 +40,7 @@ async fn world() -> World {
     let vendor = emulator.vendor();
     let settings = emulator.settings(&vendor);
     let sdk = emulator.sdk_config(&vendor).await;
-    let registry = Registry::new(settings.s3_client(&sdk), CONTROL_BUCKET);
+    let registry = emulator.registry(&settings, &sdk);
     let external_id = registry
         .ensure_external_id(&OrgId::parse(ORG).unwrap())
         .await
@@ -87,7 +87,7 @@ impl World {
     }
 
     fn archiver(&self) -> Archiver {
-        handler::archiver(&self.settings, &self.sdk)
+        handler::archiver(&self.settings, &self.sdk, own())
     }
 
     fn assume_role_calls(&self) -> Vec<Value> {
@@ -985,4 +985,9 @@ async fn under_injected_faults_nothing_is_lost_or_duplicated() {
         "RELIABILITY sent={total}x5 landed={landed} duplicates={duplicates} lost={} rounds={rounds} worst_deliveries={worst} faults_fired={fired}",
         total * 5 - landed
     );
+}
+
+/// Our account, the owner of the control and staging buckets.
+fn own() -> stored_messages::arn::AccountId {
+    stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap()
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{json, Value};
+use stored_messages::arn::AccountId;
 use stored_messages::config::Settings;
 use stored_messages::credentials::RoleSessions;
 use stored_messages::deadline::stop_at;
@@ -15,10 +16,15 @@ use stored_messages::registry::Registry;
 /// time left, if less), so the run always finishes and records what it learned.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
-pub fn checker(settings: &Settings, sdk: &aws_config::SdkConfig) -> HealthChecker {
+/// `account` is ours, the owner of the control bucket.
+pub fn checker(
+    settings: &Settings,
+    sdk: &aws_config::SdkConfig,
+    account: AccountId,
+) -> HealthChecker {
     let sts = aws_sdk_sts::Client::new(sdk);
     HealthChecker::new(
-        Registry::new(settings.s3_client(sdk), &settings.control_bucket),
+        Registry::new(settings.s3_client(sdk), &settings.control_bucket, account),
         RoleSessions::new(
             sts.clone(),
             settings.s3_config(sdk),

@@ -38,7 +38,7 @@ async fn world(timeout: Duration) -> World {
     let mut settings = emulator.settings(&vendor);
     settings.health.per_destination_timeout = timeout;
     let sdk = emulator.sdk_config(&vendor).await;
-    let registry = Registry::new(settings.s3_client(&sdk), CONTROL_BUCKET);
+    let registry = emulator.registry(&settings, &sdk);
     let external_id = registry
         .ensure_external_id(&OrgId::parse(ORG).unwrap())
         .await
@@ -76,7 +76,7 @@ impl World {
     }
 
     fn checker(&self) -> HealthChecker {
-        handler::checker(&self.settings, &self.sdk)
+        handler::checker(&self.settings, &self.sdk, own())
     }
 
     async fn stored(&self, d: &Destination) -> Destination {
@@ -220,13 +220,13 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
         w.register(c, "p").await;
     }
     let archiver: Archiver = {
-        let registry = Registry::new(w.settings.s3_client(&w.sdk), CONTROL_BUCKET);
+        let registry = w.emulator.registry(&w.settings, &w.sdk);
         let sessions = RoleSessions::new(
             aws_sdk_sts::Client::new(&w.sdk),
             w.settings.s3_config(&w.sdk),
             w.settings.session_duration,
         );
-        Archiver::new(registry, sessions, 32)
+        Archiver::new(registry, sessions, 32, None)
     };
     let messages: Vec<(String, String)> = (0..1000)
         .map(|i| {
@@ -354,4 +354,9 @@ async fn a_run_finishes_with_the_healthy_checked_while_some_hang() {
         assert!(d.health.last_checked_at.is_some());
     }
     eprintln!("200 destinations, 20 hanging past a 2 s timeout: run took {elapsed:?}");
+}
+
+/// Our account, the owner of the control and staging buckets.
+fn own() -> stored_messages::arn::AccountId {
+    stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap()
 }

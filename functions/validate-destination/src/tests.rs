@@ -25,7 +25,11 @@ async fn world() -> World {
     let vendor = emulator.vendor();
     let settings = emulator.settings(&vendor);
     let sdk = emulator.sdk_config(&vendor).await;
-    let api = Api::new(&settings, &sdk);
+    let api = Api::new(
+        &settings,
+        &sdk,
+        stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap(),
+    );
     World {
         emulator,
         vendor,
