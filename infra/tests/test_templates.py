@@ -9,6 +9,7 @@ short forms (!Ref, !GetAtt, !Sub, !If) arrive as their JSON forms
 """
 
 import json
+import re
 import os
 import sys
 import tempfile
@@ -476,13 +477,27 @@ class CustomerTemplate(unittest.TestCase):
             {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"},
         ]})
         kms = by_sid["StoredMessagesEncryptArchive"]
-        self.assertEqual(sorted(as_list(kms["Action"])), ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"])
+        # What S3 calls under the role for SSE-KMS writes; never kms:Encrypt.
+        self.assertEqual(sorted(as_list(kms["Action"])), ["kms:Decrypt", "kms:GenerateDataKey"])
         self.assertEqual(kms["Resource"], {"Ref": "KmsKeyArn"})
         # The KMS statement exists only with a key.
         (conditional,) = [s for s in as_list(policy["PolicyDocument"]["Statement"]) if "Fn::If" in s]
         self.assertEqual(conditional["Fn::If"][0], "HasKmsKey")
         self.assertEqual(self.template["Conditions"]["HasKmsKey"],
                          {"Fn::Not": [{"Fn::Equals": [{"Ref": "KmsKeyArn"}, ""]}]})
+
+    def test_only_key_arns_and_wildcard_free_folders_are_accepted(self):
+        # IAM matches KMS keys by key ARN only, and reads '*' in a folder as a
+        # wildcard (contract v1.1, section 3); the Rust property test covers
+        # the rendering, this the parameters' own patterns.
+        parameters = self.template["Parameters"]
+        key = re.compile(parameters["KmsKeyArn"]["AllowedPattern"])
+        folder = re.compile(parameters["FolderPath"]["AllowedPattern"])
+        self.assertTrue(key.fullmatch("arn:aws:kms:eu-west-1:111122223333:key/1f2e3d4c-0000-4000-8000-00000000b01a"))
+        self.assertFalse(key.fullmatch("arn:aws:kms:eu-west-1:111122223333:alias/message-archive"))
+        for bad in ("*", "team*", "archive/*"):
+            self.assertFalse(folder.fullmatch(bad), bad)
+        self.assertTrue(folder.fullmatch("archive/prod"))
 
     def test_sessions_we_ask_for_fit_the_role(self):
         # validate-destination and archive-message ask for

@@ -7,16 +7,74 @@ refusals, not only the happy path, and moto 5.2.5 (tools/requirements.txt)
 lets most of them through. This server runs moto's own WSGI application with
 moto's IAM enforcement on from the first request, behind a middleware that adds:
 
+* IAM conditions, evaluated as AWS does, by one evaluator (`evaluate`,
+  `conditions_hold`) for every policy: trust, session, bucket, identity and
+  KMS key policies. moto evaluates only StringEquals on sts:ExternalId and
+  ignores every other condition: a conditional Allow grants, a conditional
+  Deny applies unconditionally (so a bucket's write-once Deny refused every
+  PUT). Operators: String[Not]Equals[IgnoreCase], String[Not]Like, Bool,
+  Null, Arn[Not]Equals, Arn[Not]Like, Date* and Numeric*, with the
+  ForAnyValue:/ForAllValues: prefixes and the IfExists suffix; keys
+  case-insensitive, values case-sensitive unless the operator says otherwise,
+  several values OR'ed (NOR'ed when negated), several keys and operators
+  AND'ed, and AWS's rules for absent keys (IAM User Guide, "IAM JSON policy
+  elements: Condition operators" and "Conditions with multiple context keys
+  or values"; details at CONDITION_OPERATORS). Anything not understood fails
+  closed: an Allow does not apply, a Deny does.
+  moto's own identity- and bucket-policy checks are routed to the same
+  evaluator, with the same request context (_install_moto_hooks).
 * Trust policies on sts:AssumeRole. moto checks trust only for roles in the
   caller's own account, never cross-account (our normal case), accepts a
-  missing ExternalId, evaluates only StringEquals and refuses an account `root`
-  principal. Here: Principal (ARN, role, account root or bare account id, "*"),
-  StringEquals/StringLike on sts:ExternalId and aws:PrincipalArn, explicit
-  Deny; anything else fails closed. Refusals use AWS's error shape.
+  missing ExternalId and refuses an account `root` principal. Here: Principal
+  (ARN, role, account root or bare account id, "*"), conditions, explicit
+  Deny. Refusals use AWS's error shape.
+* AssumeRole's session durations: DurationSeconds outside 900..43200 is a
+  400 ValidationError; above the role's MaxSessionDuration, or above an hour
+  when the caller is itself a role session (role chaining), too, with STS's
+  messages (STS API reference, AssumeRole, DurationSeconds; moto accepts any
+  duration).
 * STS errors in AWS's shape. moto wraps them as <ErrorResponse><Errors><Error>,
   which aws-sdk-rust cannot parse (the error code comes back empty).
-* Session policies: a `Policy` passed to AssumeRole limits that session's S3
-  calls, as AWS intersects it with the role's policies (moto ignores it).
+* Session policies: a `Policy` passed to AssumeRole limits what that session
+  may do, as AWS intersects it with the role's policies (moto ignores it):
+  its S3 calls, its AssumeRole (role chaining), and the KMS calls S3 makes on
+  its behalf (IAM User Guide, "Session policies"). Refusals carry AWS's current messages, e.g. `User:
+  arn:aws:sts::111122223333:assumed-role/ROLE/SESSION is not authorized to
+  perform: s3:PutObject on resource: "arn:aws:s3:::bucket/key" because no
+  session policy allows the s3:PutObject action` (or `with an explicit deny
+  in a session policy`).
+* Bucket policies with conditions on signed S3 requests: the statements
+  naming the caller (Principal "*", its user, role or session ARN, its
+  account) are evaluated in S3's request context (s3:if-none-match,
+  s3:if-match, s3:x-amz-server-side-encryption[-aws-kms-key-id] from the
+  headers as sent, absent without them; aws:SecureTransport "true", an
+  assumption: we stand in for AWS's HTTPS endpoints; aws:PrincipalArn,
+  aws:PrincipalAccount, aws:userid). An explicit Deny answers 403
+  AccessDenied `... with an explicit deny in a resource-based policy`; so
+  does an explicit Deny in the caller's identity-based policies (`... in an
+  identity-based policy`). (S3 User Guide, "Enforce conditional writes on
+  Amazon S3 buckets" and "Bucket policy examples using condition keys".)
+* SSE-KMS under the caller's identity. moto stores any KMS key id without
+  looking. Here a signed PutObject, CopyObject or CreateMultipartUpload that
+  S3 would encrypt with SSE-KMS (by header, or by the bucket's default
+  encryption) is refused as S3 refuses it: 400 KMS.NotFoundException for a
+  key that does not exist (a key id or alias name resolves in the caller's
+  account), 400 KMS.DisabledException for a disabled key, and 403
+  AccessDenied `User: CALLER is not authorized to perform:
+  kms:GenerateDataKey on resource: KEY_ARN because no identity-based policy
+  allows ...` (or resource-based, or session, or `with an explicit deny in
+  ...`) unless the key policy, the caller's IAM policies and its session
+  policy allow kms:GenerateDataKey on the key ARN, in KMS's request context
+  (kms:ViaService, kms:CallerAccount, kms:EncryptionContext:aws:s3:arn,
+  kms:ResourceAliases). The AWS managed key aws/s3 is made on first use,
+  with AWS's key policy. (S3 User Guide, "Using server-side encryption with
+  AWS KMS keys (SSE-KMS)"; KMS Developer Guide, "Specifying KMS keys in IAM
+  policy statements".) See Middleware.check_sse_kms and kms_refusal.
+* Revoked sessions: `POST /_sm/revoke-sessions` does what the IAM console's
+  "Revoke active sessions" does (the AWSRevokeOlderSessions inline policy);
+  sessions issued before it are refused everything but GetCallerIdentity,
+  `... with an explicit deny in an identity-based policy` (IAM User Guide,
+  "Revoke IAM role temporary security credentials").
 * `x-amz-expected-bucket-owner`: refused with 403 when the bucket belongs to
   another account (moto ignores the header).
 * Bucket regions: a request signed for another region than the bucket's gets
@@ -40,10 +98,26 @@ And for tests, JSON over HTTP on the same port (shapes in `Middleware.internal`)
 * a request recorder: `GET /_sm/requests`, `DELETE /_sm/requests`;
 * fault injection: `POST /_sm/faults`, `GET /_sm/faults`, `DELETE /_sm/faults`;
 * fixtures: `POST /_sm/aws` runs boto3 calls as any account with moto's
-  enforcement off for their duration (set-up only).
+  enforcement off for their duration (set-up only: IAM, S3, KMS keys and
+  aliases, key and bucket policies, bucket encryption, ...);
+* session revocation: `POST /_sm/revoke-sessions`.
 
 Enforcement (moto's and ours) applies only while moto's authentication is on;
 fixtures turn it off for everyone while they run, so do set-up first.
+
+Where AWS's exact behaviour is not documented, the emulator assumes (each one
+explained where it is implemented): aws:SecureTransport is "true"; a
+multivalued key under an operator without ForAnyValue/ForAllValues matches
+when any value does; ForAnyValue:...IfExists on an absent key is false (as
+AWS was seen to answer); s3:ObjectCreationOperation is "false" exactly for
+CreateMultipartUpload, UploadPart and UploadPartCopy; SSE-KMS by header
+without a key id uses aws/s3 even when the bucket's default names a key; a
+key ARN in another Region than the bucket's is not found; with S3 Bucket
+Keys kms:GenerateDataKey is still checked on every write; a key policy's
+Principal "*" does not exempt a grant from the session policy; and when
+several reasons to refuse apply, the message names the first of: explicit
+Deny (identity-based, resource-based, session), then no identity-based
+Allow, no resource-based Allow, no session-policy Allow.
 
 Usage: server.py [--port N]   (0, the default, picks a free port)
 Binds 127.0.0.1 only, prints `READY <port>` once listening, and exits on
@@ -81,8 +155,9 @@ import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 from moto import settings as moto_settings  # noqa: E402
 from moto.core.authorization import ActionAuthenticatorMixin  # noqa: E402
-from moto.iam.access_control import IAMRequestBase  # noqa: E402
+from moto.iam.access_control import IAMPolicy, IAMRequestBase, PermissionResult  # noqa: E402
 from moto.iam.models import get_account_id_from, iam_backends  # noqa: E402
+from moto.kms.models import KmsBackend, kms_backends  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -95,6 +170,7 @@ from werkzeug.serving import make_server  # noqa: E402
 DEFAULT_ACCOUNT = "123456789012"  # moto's own account
 PARTITION = "aws"
 FIXTURE_ROLE = "moto-fixture-admin"
+REVOCATION_POLICY = "AWSRevokeOlderSessions"  # the IAM console's name for it
 STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 SIGV4_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 
@@ -106,11 +182,47 @@ FIXTURE_TOKEN = secrets.token_hex(16)
 
 
 # ---------------------------------------------------------------------------
-# Two narrow hooks into moto, both keyed on a per-request thread-local flag that
-# only the middleware sets (each request is handled start to end on one thread).
+# Narrow hooks into moto, all keyed on per-request thread-local state that only
+# the middleware sets (each request is handled start to end on one thread).
 # ---------------------------------------------------------------------------
 
 _request_state = threading.local()
+
+REQUEST_STATE_DEFAULTS = {
+    "anonymous_granted": False,  # an unsigned read the middleware granted
+    "trust_checked": False,  # an AssumeRole whose trust policy the middleware checked
+    "policy_view": None,  # PolicyView: who calls, with what context
+    "after_authorized": None,  # a check to run once moto has authorised the request
+}
+
+
+def reset_request_state():
+    for name, value in REQUEST_STATE_DEFAULTS.items():
+        setattr(_request_state, name, value)
+
+
+class PolicyView:
+    """The caller (None: anonymous) and request context under which moto's
+    own policy checks of this request are evaluated."""
+
+    def __init__(self, caller, context):
+        self.caller = caller
+        self.context = context
+
+
+class Refusal(Exception):
+    """Raised from inside moto by an `after_authorized` check: the request is
+    answered with `answer`, not by moto. (moto's Flask app runs in debug mode,
+    so an exception it does not know reaches Middleware.forward.)"""
+
+    def __init__(self, answer):
+        super().__init__(answer.status)
+        self.answer = answer
+
+
+# moto asks bucket policies about these made-up actions for HEAD and POST on
+# an object; IAM knows them as these.
+MOTO_ACTION_NAMES = {"s3:HeadObject": "s3:GetObject", "s3:PostObject": "s3:PutObject"}
 
 
 def _install_moto_hooks():
@@ -123,9 +235,31 @@ def _install_moto_hooks():
       must not be checked again by moto's narrower evaluator (which refuses an
       account-root principal and StringLike, unlike AWS). moto still checks
       the signature and the caller's own identity policy.
+    * moto evaluates identity policies (every signed request) and bucket
+      policies (object requests) with its own IAMPolicy, which ignores
+      Principal and every condition it cannot fill (all but StringEquals on
+      sts:ExternalId): a conditional Allow grants and a conditional Deny
+      applies unconditionally. So a bucket policy's write-once Deny
+      (`Null s3:if-none-match`) refused every PUT, and the inline
+      AWSRevokeOlderSessions policy would refuse new sessions too. While the
+      middleware has set a PolicyView, IAMPolicy.is_action_permitted answers
+      with `evaluate` instead: the same evaluator, the caller's identities and
+      the request's context. (Trust policies, which moto evaluates with a
+      principal, keep moto's evaluator; the middleware checks them first.)
+    * Some checks must run only once moto has authorised the request, as AWS
+      makes them after authorising it: the KMS call S3 makes for SSE-KMS, and
+      AssumeRole's session-duration limits. The middleware leaves them in
+      `after_authorized`; they run right after moto's identity check passes
+      and refuse by raising Refusal.
+    * moto's KMS DisableKey, EnableKey, ScheduleKeyDeletion and
+      CancelKeyDeletion fail with a KeyError (a 500) for a key ARN, which
+      AWS accepts ("Specify the key ID or key ARN of the KMS key"); fixtures
+      name keys by ARN, so these take either.
     """
     authenticate = ActionAuthenticatorMixin._authenticate_and_authorize_action
     check_trust = IAMRequestBase._check_role_trust_relationship
+    check_permitted = IAMRequestBase.check_action_permitted
+    is_permitted = IAMPolicy.is_action_permitted
 
     def authenticate_unless_public(self, iam_request_cls, resource="*"):
         if getattr(_request_state, "anonymous_granted", False):
@@ -137,8 +271,36 @@ def _install_moto_hooks():
             return True
         return check_trust(self, role_arn)
 
+    def permitted_as_aws_decides(self, action, resource="*", principal=None, incoming_condition_values=None):
+        view = getattr(_request_state, "policy_view", None)
+        if view is None or principal is not None:
+            return is_permitted(self, action, resource, principal, incoming_condition_values)
+        found, _ = evaluate(
+            statements(self._policy_json), MOTO_ACTION_NAMES.get(action, action), resource, view.context, view.caller
+        )
+        return {"Deny": PermissionResult.DENIED, "Allow": PermissionResult.PERMITTED}.get(found, PermissionResult.NEUTRAL)
+
+    def check_then_follow_up(self, resource):
+        check_permitted(self, resource)
+        follow_up = getattr(_request_state, "after_authorized", None)
+        _request_state.after_authorized = None  # once per request
+        if follow_up is not None:
+            answer = follow_up()
+            if answer is not None:
+                raise Refusal(answer)
+
+    def by_key_id(method):
+        def accepting_arns(self, key_id, *args, **kwargs):
+            return method(self, self.get_key_id(key_id), *args, **kwargs)
+
+        return accepting_arns
+
+    for name in ("disable_key", "enable_key", "schedule_key_deletion", "cancel_key_deletion"):
+        setattr(KmsBackend, name, by_key_id(getattr(KmsBackend, name)))
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate_unless_public
     IAMRequestBase._check_role_trust_relationship = trust_unless_checked
+    IAMRequestBase.check_action_permitted = check_then_follow_up
+    IAMPolicy.is_action_permitted = permitted_as_aws_decides
 
 
 def moto_auth_on():
@@ -203,15 +365,26 @@ def xml_text(payload, tag):
 
 
 # ---------------------------------------------------------------------------
-# IAM policy evaluation, just as much as we need (everything else fails closed)
+# IAM policy evaluation: one evaluator for every policy the emulator decides
+# (trust, session, bucket, identity and key policies), and, through the hooks
+# above, for the identity and bucket policies moto decides itself.
 # ---------------------------------------------------------------------------
+
+UTC = datetime.timezone.utc
+
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def iso_time(moment):
+    """UTC, ISO 8601 with microseconds and a `Z`, as the emulator writes times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def wildcard_match(pattern, value, ignore_case=False):
-    """IAM wildcards: `*` any run of characters, `?` exactly one; no others."""
+    """IAM wildcards: `*` any run of characters (`/` and `:` included), `?`
+    exactly one; no others."""
     if not isinstance(pattern, str) or value is None:
         return False
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
@@ -236,6 +409,8 @@ def parse_policy(document):
 
 
 def statements(policy):
+    if not isinstance(policy, dict):
+        return []
     return [s for s in as_list(policy.get("Statement", [])) if isinstance(s, dict)]
 
 
@@ -251,95 +426,304 @@ def matches_element(statement, name, value, ignore_case=False, absent=False):
     return absent
 
 
-def conditions_hold(conditions, context, unsupported):
-    """A statement's Condition block against the request's context.
+# -- Condition operators ------------------------------------------------------
+#
+# AWS: "IAM JSON policy elements: Condition operators"
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html)
+# and "Conditions with multiple context keys or values"
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-logic-multiple-context-keys-or-values.html):
+#
+# * condition key names are case-insensitive; values are compared
+#   case-sensitively unless the operator says IgnoreCase (and Bool, whose
+#   values are the words true and false);
+# * several operators in a block, and several keys under one operator, are
+#   AND'ed; several values for one key are OR'ed, and NOR'ed for a negated
+#   operator (StringNotEquals, ArnNotLike, ... : true when none matches);
+# * "If the key that you specify in a policy condition is not present in the
+#   request context, the values do not match and the condition is false. If
+#   the policy condition requires that the key is not matched, such as
+#   StringNotLike or ArnNotLike, and the right key is not present, the
+#   condition is true. This logic applies to all condition operators except
+#   ...IfExists and Null check": ...IfExists is true when the key is absent,
+#   Null {"key": "true"} is true exactly when it is absent;
+# * ForAllValues: true when every value in the request matches, and "also
+#   returns true if there are no context keys in the request"; ForAnyValue:
+#   true when at least one does, so false when the key is absent or empty
+#   ("Single-valued vs. multivalued context keys"). ForAnyValue:...IfExists
+#   stays false on an absent key, as AWS answers (re:Post "ForAnyValue:
+#   StringEqualsIfExists behaving unexpectedly": a ListQueues without
+#   aws:TagKeys was refused);
+# * assumption: a multivalued key under an operator without a set prefix
+#   (which AWS advises against) matches when any of its values does, and a
+#   negated operator holds when none does;
+# * ArnEquals and ArnLike are the same test: "Each of the six colon-delimited
+#   components of the ARN is checked separately and each can include
+#   multi-character match wildcards (*) or single-character match wildcards
+#   (?)";
+# * Date operators take ISO 8601 or epoch seconds, on both sides.
+#
+# An operator (or a value) not listed here is not understood and fails
+# closed: an Allow statement carrying it does not apply, a Deny one does,
+# whatever its other conditions say.
 
-    Supports StringEquals and StringLike on the keys in `context` (names are
-    case-insensitive, values are not). A key whose value is None (a missing
-    ExternalId) never satisfies. Anything else is not understood and answers
-    `unsupported`: False for an Allow, True for a Deny, so both fail closed.
-    """
+def parse_time(text):
+    """ISO 8601 (a date, or a date and time with `Z` or an offset; naive is UTC)
+    or epoch seconds, as an aware datetime; None if it is neither."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+            return datetime.datetime.fromtimestamp(float(text), tz=UTC)
+        moment = datetime.datetime.fromisoformat(text)  # Python 3.11 reads `Z` and basic formats too
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def compared(parse, test):
+    """A matcher that parses both sides first; unparseable never matches."""
+
+    def match(actual, expected):
+        left, right = parse(actual), parse(expected)
+        return left is not None and right is not None and test(left, right)
+
+    return match
+
+
+def arn_match(actual, pattern):
+    actual_parts, pattern_parts = actual.split(":", 5), pattern.split(":", 5)
+    if len(actual_parts) != 6 or len(pattern_parts) != 6:
+        return False
+    return all(wildcard_match(p, a) for p, a in zip(pattern_parts, actual_parts))
+
+
+def string_equals(actual, expected):
+    return actual == expected
+
+
+def string_equals_ignore_case(actual, expected):
+    return actual.casefold() == expected.casefold()
+
+
+def string_like(actual, expected):
+    return wildcard_match(expected, actual)
+
+
+def bool_equals(actual, expected):
+    return actual.lower() == expected.lower()
+
+
+# operator -> (test of one request value against one policy value, negated)
+CONDITION_OPERATORS = {
+    "StringEquals": (string_equals, False),
+    "StringNotEquals": (string_equals, True),
+    "StringEqualsIgnoreCase": (string_equals_ignore_case, False),
+    "StringNotEqualsIgnoreCase": (string_equals_ignore_case, True),
+    "StringLike": (string_like, False),
+    "StringNotLike": (string_like, True),
+    "ArnEquals": (arn_match, False),
+    "ArnLike": (arn_match, False),
+    "ArnNotEquals": (arn_match, True),
+    "ArnNotLike": (arn_match, True),
+    "Bool": (bool_equals, False),
+    "DateEquals": (compared(parse_time, lambda a, e: a == e), False),
+    "DateNotEquals": (compared(parse_time, lambda a, e: a == e), True),
+    "DateLessThan": (compared(parse_time, lambda a, e: a < e), False),
+    "DateLessThanEquals": (compared(parse_time, lambda a, e: a <= e), False),
+    "DateGreaterThan": (compared(parse_time, lambda a, e: a > e), False),
+    "DateGreaterThanEquals": (compared(parse_time, lambda a, e: a >= e), False),
+    "NumericEquals": (compared(parse_number, lambda a, e: a == e), False),
+    "NumericNotEquals": (compared(parse_number, lambda a, e: a == e), True),
+    "NumericLessThan": (compared(parse_number, lambda a, e: a < e), False),
+    "NumericLessThanEquals": (compared(parse_number, lambda a, e: a <= e), False),
+    "NumericGreaterThan": (compared(parse_number, lambda a, e: a > e), False),
+    "NumericGreaterThanEquals": (compared(parse_number, lambda a, e: a >= e), False),
+}
+
+
+def policy_string(value):
+    """A condition value as policies write it: JSON true/false and numbers are
+    the same as their strings. None for anything else (not understood)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return None
+
+
+def request_values(context, key):
+    """The request's values for a condition key: None when absent (an empty
+    list counts as absent), else a list of strings. Context keys are stored
+    lower-cased: names are case-insensitive."""
+    value = context.get(key.lower())
+    if value is None:
+        return None
+    values = [policy_string(v) for v in as_list(value) if v is not None]
+    return [v for v in values if v is not None] or None
+
+
+def condition_holds(operator, key, expected, context):
+    """One operator on one key: True, False, or None when not understood."""
+    set_operator = None
+    for prefix in ("ForAnyValue:", "ForAllValues:"):
+        if operator.startswith(prefix):
+            set_operator, operator = prefix[:-1], operator[len(prefix):]
+    if_exists = operator.endswith("IfExists")
+    if if_exists:
+        operator = operator[: -len("IfExists")]
+    wanted = [policy_string(value) for value in as_list(expected)]
+    if not wanted or None in wanted:
+        return None
+    actual = request_values(context, key)
+
+    if operator == "Null":
+        if set_operator or if_exists:
+            return None
+        absent = actual is None
+        return any((w.lower() == "true" and absent) or (w.lower() == "false" and not absent) for w in wanted)
+
+    if operator not in CONDITION_OPERATORS:
+        return None
+    test, negated = CONDITION_OPERATORS[operator]
+
+    def value_holds(value):
+        matched = any(test(value, w) for w in wanted)
+        return not matched if negated else matched
+
+    if set_operator == "ForAllValues":
+        return all(value_holds(v) for v in actual or [])
+    if set_operator == "ForAnyValue":
+        return any(value_holds(v) for v in actual or [])
+    if actual is None:
+        return if_exists or negated
+    return all(value_holds(v) for v in actual) if negated else any(value_holds(v) for v in actual)
+
+
+def conditions_hold(conditions, context, effect):
+    """A statement's whole Condition block against the request's context.
+
+    Anything not understood (an unknown operator or a malformed block) fails
+    closed: the answer is then True for a Deny (it applies) and False for an
+    Allow (it grants nothing), whatever the block's other conditions say."""
     if not conditions:
         return True
+    fail_closed = effect == "Deny"
     if not isinstance(conditions, dict):
-        return unsupported
+        return fail_closed
+    results = []
     for operator, tests in conditions.items():
-        if operator not in ("StringEquals", "StringLike") or not isinstance(tests, dict):
-            if not unsupported:
-                return False
-            continue
+        if not isinstance(operator, str) or not isinstance(tests, dict) or not tests:
+            return fail_closed
         for key, expected in tests.items():
-            if key.lower() not in context:
-                if not unsupported:
-                    return False
-                continue
-            actual = context[key.lower()]
-            if actual is None:
-                return False
-            if operator == "StringEquals":
-                held = any(actual == str(e) for e in as_list(expected))
-            else:
-                held = any(wildcard_match(str(e), actual) for e in as_list(expected))
-            if not held:
-                return False
-    return True
+            held = condition_holds(operator, key, expected, context)
+            if held is None:
+                return fail_closed
+            results.append(held)
+    return all(results)
 
 
-def principal_matches(statement, identities):
-    """Principal/NotPrincipal against a caller's identities (AWS principals only)."""
+# -- Statements, principals and verdicts -------------------------------------
 
-    def listed(principal):
+# How a resource-based statement's Principal names a caller, weakest first.
+# "account": its account (root ARN or bare id), which delegates to the
+# account's identity-based policies; "direct": its user or role ARN, or
+# everyone ("*"); "session": the assumed-role session's own ARN, the one grant
+# a session policy does not limit.
+PRINCIPAL_STRENGTH = {None: 0, "account": 1, "identity": 1, "direct": 2, "session": 3}
+
+
+def principal_match(statement, caller):
+    """How a statement's Principal or NotPrincipal names the caller (see
+    PRINCIPAL_STRENGTH), or None. `caller` None is an anonymous request,
+    named only by "*". Only AWS principals can name our callers."""
+
+    def named(principal):
         if principal == "*":
-            return True
-        if isinstance(principal, dict):
-            return any(p == "*" or p in identities for p in as_list(principal.get("AWS", [])))
-        return False
+            return "direct"
+        if not isinstance(principal, dict):
+            return None
+        best = None
+        for entry in as_list(principal.get("AWS", [])):
+            if entry == "*":
+                kind = "direct"
+            elif caller is None:
+                continue
+            elif entry == caller.arn and caller.is_session:
+                kind = "session"
+            elif entry in (caller.arn, caller.principal_arn):
+                kind = "direct"
+            elif entry in (f"arn:{PARTITION}:iam::{caller.account}:root", caller.account):
+                kind = "account"
+            else:
+                continue
+            if PRINCIPAL_STRENGTH[kind] > PRINCIPAL_STRENGTH[best]:
+                best = kind
+        return best
 
     if "Principal" in statement:
-        return listed(statement["Principal"])
+        return named(statement["Principal"])
     if "NotPrincipal" in statement:
-        return not listed(statement["NotPrincipal"])
-    return False
+        return None if named(statement["NotPrincipal"]) else "direct"
+    return None
 
 
-def trust_allows(policy, identities, context):
-    """Whether a role's trust policy lets this caller assume it."""
-    allowed = False
-    for statement in statements(policy):
-        effect = statement.get("Effect")
-        if not matches_element(statement, "Action", "sts:AssumeRole", ignore_case=True):
-            continue
-        if not principal_matches(statement, identities):
-            continue
-        if effect == "Deny" and conditions_hold(statement.get("Condition"), context, unsupported=True):
-            return False  # an explicit Deny always wins
-        if effect == "Allow" and conditions_hold(statement.get("Condition"), context, unsupported=False):
-            allowed = True
-    return allowed
+def evaluate(candidates, action, resource, context, caller=None, resource_based=False):
+    """One policy's verdict on one request, as AWS evaluates a policy:
+    ("Deny", None) if an applicable statement denies (an explicit deny wins
+    whatever else applies), else ("Allow", how) if one allows, where `how` is
+    the strongest principal_match among the allowing statements ("identity"
+    for a statement without Principal: an identity-based or session policy),
+    else (None, None).
 
-
-def policy_allows(policy, action, resource):
-    """An identity-style policy (a session policy) on one S3 action.
-
-    Conditions are not supported: an Allow with one grants nothing and a Deny
-    with one applies (fail closed)."""
-    return verdict(statements(policy), action, resource) == "Allow"
-
-
-def verdict(candidates, action, resource):
-    """"Deny" if any statement on action and resource denies, else "Allow" if
-    one allows without conditions (conditions are not evaluated), else None."""
+    `resource` None skips Resource (trust policies have none). A statement
+    with Principal/NotPrincipal applies only to the callers it names; with
+    `resource_based`, a statement without one applies to nobody."""
     allowed = None
     for statement in candidates:
+        effect = statement.get("Effect")
+        if effect not in ("Allow", "Deny"):
+            continue
         if not matches_element(statement, "Action", action, ignore_case=True):
             continue
-        if not matches_element(statement, "Resource", resource):
+        if resource is not None and not matches_element(statement, "Resource", resource):
             continue
-        if statement.get("Effect") == "Deny":
-            return "Deny"
-        if statement.get("Effect") == "Allow" and not statement.get("Condition"):
-            allowed = "Allow"
-    return allowed
+        if "Principal" in statement or "NotPrincipal" in statement:
+            how = principal_match(statement, caller)
+            if how is None:
+                continue
+        elif resource_based:
+            continue
+        else:
+            how = "identity"
+        if not conditions_hold(statement.get("Condition"), context, effect):
+            continue
+        if effect == "Deny":
+            return "Deny", None
+        if PRINCIPAL_STRENGTH[how] > PRINCIPAL_STRENGTH[allowed]:
+            allowed = how
+    return ("Allow", allowed) if allowed else (None, None)
+
+
+def denial(caller_arn, action, resource, reason):
+    """AWS's current AccessDenied message ("Troubleshoot access denied error
+    messages", https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html):
+    `reason` is e.g. "with an explicit deny in a resource-based policy" or
+    "because no session policy allows the s3:PutObject action"."""
+    return f"User: {caller_arn} is not authorized to perform: {action} on resource: {resource} {reason}"
+
+
+def explicit_deny(kind):
+    return f"with an explicit deny in {'an' if kind[0] in 'aeiou' else 'a'} {kind} policy"
+
+
+def no_allow(kind, action):
+    return f"because no {kind} policy allows the {action} action"
 
 
 # ---------------------------------------------------------------------------
@@ -347,11 +731,36 @@ def verdict(candidates, action, resource):
 # ---------------------------------------------------------------------------
 
 class Caller:
-    def __init__(self, account, arn, principal_arn, identities):
+    """A signed request's IAM user or assumed-role session."""
+
+    def __init__(self, account, arn, principal_arn, user_id, access_key, user=None, session=None):
         self.account = account
-        self.arn = arn  # as AWS names it in error messages
-        self.principal_arn = principal_arn  # aws:PrincipalArn
-        self.identities = identities  # what a trust policy's Principal may name
+        self.arn = arn  # as AWS names it in error messages (the session ARN for a session)
+        self.principal_arn = principal_arn  # aws:PrincipalArn: the user, or the session's role
+        self.user_id = user_id  # aws:userid
+        self.access_key = access_key
+        self.user = user  # moto's User, for a user
+        self.session = session  # moto's AssumedRole, for a session
+        self.is_session = session is not None
+
+    def identity_statements(self):
+        """The statements of the caller's identity-based policies, as AWS
+        collects them: a user's inline and attached policies and its groups';
+        an assumed-role session's role's inline and attached policies.
+        (Permissions boundaries are not modelled.)"""
+        backend = iam_backends[self.account][PARTITION]
+        if self.is_session:
+            entities = [find_role(self.principal_arn)]
+        else:
+            entities = [self.user, *backend.get_groups_for_user(self.user.name)]
+        documents = []
+        for entity in entities:
+            if entity is None:
+                continue
+            documents += list(entity.policies.values())
+            for managed in entity.managed_policies.values():
+                documents += [version.document for version in managed.versions if version.is_default]
+        return [statement for document in documents for statement in statements(parse_policy(document))]
 
 
 def find_caller(access_key):
@@ -359,14 +768,13 @@ def find_caller(access_key):
     if not access_key:
         return None
     account = get_account_id_from(access_key)
-    account_ids = {f"arn:aws:iam::{account}:root", account}
     for user in list(iam_backends[account][PARTITION].users.values()):
         if any(key.access_key_id == access_key for key in user.access_keys):
-            return Caller(account, user.arn, user.arn, {user.arn} | account_ids)
+            return Caller(account, user.arn, user.arn, user.id, access_key, user=user)
     for session in list(sts_backends[account][PARTITION].assumed_roles):
         if session.access_key_id == access_key:
-            # A role ARN in a trust policy also trusts the sessions of that role.
-            return Caller(account, session.arn, session.role_arn, {session.arn, session.role_arn} | account_ids)
+            # A role ARN in a policy's Principal also names the sessions of that role.
+            return Caller(account, session.arn, session.role_arn, session.user_id, access_key, session=session)
     return None
 
 
@@ -381,6 +789,30 @@ def find_role(role_arn):
         return iam_backends[account][PARTITION].get_role_by_arn(role_arn)
     except Exception:  # moto's NotFoundException
         return None
+
+
+def check_session_duration(caller, role, seconds):
+    """AssumeRole's session-duration limits, once the caller is authorised
+    (AssumeRole API reference, DurationSeconds): with role chaining (the
+    caller is itself an assumed-role session) at most one hour, "if you assume
+    a role using role chaining and provide a DurationSeconds parameter value
+    greater than one hour, the operation fails"; otherwise at most the role's
+    MaxSessionDuration (default 3600). The messages are those STS answers."""
+    if caller.is_session and seconds > 3600:
+        return query_error(
+            400,
+            "ValidationError",
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+        )
+    try:
+        maximum = int(role.max_session_duration or 3600)
+    except (TypeError, ValueError):
+        maximum = 3600
+    if seconds > maximum:
+        return query_error(
+            400, "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+        )
+    return None
 
 
 def find_bucket(name):
@@ -454,6 +886,73 @@ def s3_action(method, bucket, key, query):
     ), resource
 
 
+# S3's condition keys that carry a request header of an object write, as sent
+# ("Amazon S3 condition key examples",
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html,
+# and "Enforce conditional writes on Amazon S3 buckets",
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
+# A key is absent when its header is not sent: the bucket's default encryption
+# does not set s3:x-amz-server-side-encryption, so a `Null ... true` Deny
+# refuses a PUT without the header even into a bucket that encrypts by default.
+S3_WRITE_CONDITION_HEADERS = {
+    "s3:if-none-match": "if-none-match",
+    "s3:if-match": "if-match",
+    "s3:x-amz-server-side-encryption": "x-amz-server-side-encryption",
+    "s3:x-amz-server-side-encryption-aws-kms-key-id": "x-amz-server-side-encryption-aws-kms-key-id",
+    "s3:x-amz-acl": "x-amz-acl",
+}
+# The operations that really create an object. S3 sets s3:ObjectCreationOperation
+# for every s3:PutObject request, "false" for the parts of a multipart upload,
+# which "don't accept conditional headers" (conditional-writes-enforce above;
+# assumption: "true" for the others, as that page's policies imply).
+OBJECT_CREATING_OPERATIONS = {"PutObject", "CopyObject", "CompleteMultipartUpload"}
+
+
+def object_write(request):
+    """Which S3 operation authorised as s3:PutObject a request is, or None."""
+    if request.key is None:
+        return None
+    query, copy = request.query_params, "x-amz-copy-source" in request.lower_headers
+    if request.method == "PUT":
+        if any(("PUT", name) in OBJECT_SUBRESOURCES for name in query):
+            return None
+        if "uploadId" in query and "partNumber" in query:
+            return "UploadPartCopy" if copy else "UploadPart"
+        return "CopyObject" if copy else "PutObject"
+    if request.method == "POST" and "uploads" in query:
+        return "CreateMultipartUpload"
+    if request.method == "POST" and "uploadId" in query:
+        return "CompleteMultipartUpload"
+    return None
+
+
+def creates_object(request):
+    """Whether S3 chooses the new object's encryption on this request (and so
+    calls KMS for SSE-KMS): PutObject, CopyObject, CreateMultipartUpload. The
+    parts and the completion of a multipart upload use the upload's choice."""
+    return object_write(request) in ("PutObject", "CopyObject", "CreateMultipartUpload")
+
+
+def s3_request_context(request):
+    """S3's own condition keys of a request (see S3_WRITE_CONDITION_HEADERS)."""
+    headers = request.lower_headers
+    context = {}
+    operation = object_write(request)
+    if operation is not None:
+        context.update({key: headers[header] for key, header in S3_WRITE_CONDITION_HEADERS.items() if header in headers})
+        context["s3:objectcreationoperation"] = "true" if operation in OBJECT_CREATING_OPERATIONS else "false"
+    if request.key is None and request.method == "GET" and not any(q in request.query_params for q in BUCKET_SUBRESOURCES):
+        # ListObjects(V2), ListObjectVersions: s3:prefix, s3:delimiter and
+        # s3:max-keys as sent (absent when not sent).
+        for name in ("prefix", "delimiter", "max-keys"):
+            if name in request.query_params:
+                context[f"s3:{name}"] = request.query_params[name][0]
+    if request.signed:
+        context["s3:signatureversion"] = "AWS4-HMAC-SHA256"
+        context["s3:authtype"] = "REST-HEADER" if "authorization" in headers else "REST-QUERY-STRING"
+    return context
+
+
 class Request:
     """What the middleware reads from one request (the body is buffered)."""
 
@@ -498,6 +997,136 @@ class Request:
 
 
 # ---------------------------------------------------------------------------
+# SSE-KMS: which key S3 would encrypt a new object with
+# ---------------------------------------------------------------------------
+
+_managed_key_lock = threading.Lock()
+
+
+def effective_encryption(headers, bucket):
+    """(KMS key reference or None for the AWS managed key, S3 Bucket Key on)
+    when S3 would encrypt a new object with SSE-KMS, else None (SSE-S3, which
+    needs no KMS permission).
+
+    The request's x-amz-server-side-encryption wins over the bucket's default
+    encryption. "If you specify x-amz-server-side-encryption:aws:kms ... but
+    do not provide x-amz-server-side-encryption-aws-kms-key-id, Amazon S3 uses
+    the AWS managed key (aws/s3)" (PutObject API reference; assumption: even
+    when the bucket's default names a key). Without the header, the bucket's
+    default applies: its SSEAlgorithm and KMSMasterKeyID (none: aws/s3). The
+    Bucket Key comes from x-amz-server-side-encryption-bucket-key-enabled,
+    else from the default's BucketKeyEnabled."""
+    rule = bucket.encryption.get("Rule") if isinstance(bucket.encryption, dict) else None
+    rule = next(iter(as_list(rule)), None) or {}
+    default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+    default_kms = str(default.get("SSEAlgorithm", "")).startswith("aws:kms")
+    algorithm = headers.get("x-amz-server-side-encryption")
+    if algorithm:
+        if not algorithm.startswith("aws:kms"):
+            return None
+        reference = headers.get("x-amz-server-side-encryption-aws-kms-key-id") or None
+    elif default_kms:
+        reference = default.get("KMSMasterKeyID") or None
+    else:
+        return None
+    bucket_key = headers.get("x-amz-server-side-encryption-bucket-key-enabled")
+    if bucket_key is None:
+        bucket_key = str(rule.get("BucketKeyEnabled", "")) if default_kms else ""
+    return reference, bucket_key.lower() == "true"
+
+
+def aws_managed_s3_policy(account, region):
+    """The key policy AWS gives every account's aws/s3 key: any principal of
+    the account may use it through S3, no IAM permission needed."""
+    return {
+        "Version": "2012-10-17",
+        "Id": "auto-s3-2",
+        "Statement": [
+            {
+                "Sid": "Allow access through S3 for all principals in the account that are authorized to use S3",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:CallerAccount": account, "kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            },
+            {
+                "Sid": "Allow direct access to key metadata to the account",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{PARTITION}:iam::{account}:root"},
+                "Action": ["kms:Describe*", "kms:Get*", "kms:List*"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def aws_managed_s3_key(backend):
+    """The account's AWS managed key for S3 (alias/aws/s3) in moto's KMS
+    backend of one account and region, made on first use as AWS does, with
+    AWS's key policy (moto's own default key would allow only the account
+    root, making every role need a KMS permission that AWS does not ask for)."""
+    with _managed_key_lock:
+        key = next((k for k in backend.keys.values() if "alias/aws/s3" in k.aliases), None)
+        if key is None:
+            description = "Default key that protects my S3 objects when no other key is defined"
+            key = backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", description, None)
+            backend.create_alias(key.id, "alias/aws/s3")
+        if key.key_manager != "AWS":
+            key.key_manager = "AWS"
+            key.policy = json.dumps(aws_managed_s3_policy(backend.account_id, backend.region_name))
+        return key
+
+
+def resolve_kms_key(reference, requester_account, region):
+    """(moto's KMS key, None), or (None, S3's error answer), for a key reference
+    in an S3 request or default encryption: a key id, key ARN, alias name
+    (alias/x), alias ARN, or None for the AWS managed key aws/s3.
+
+    A key id or alias name resolves "within the requester's account", not
+    the bucket owner's (ServerSideEncryptionByDefault, KMSMasterKeyID, S3 API
+    reference); an ARN names its account. S3 calls KMS in the bucket's
+    Region; assumption: a key ARN of another Region is not found there.
+    KMS's errors reach the caller as S3 400s with KMS's code prefixed."""
+    if reference is None:
+        reference = "alias/aws/s3"
+    if reference.startswith("arn:"):
+        parts = reference.split(":", 5)
+        if len(parts) != 6 or parts[2] != "kms":
+            return None, s3_error(400, "KMS.NotFoundException", f"Invalid arn {reference}")
+        key_region, account, name = parts[3], parts[4], parts[5]
+    else:
+        key_region, account = region, requester_account
+        name = reference if reference.startswith("alias/") else f"key/{reference}"
+    arn = f"arn:{PARTITION}:kms:{key_region}:{account}:{name}"
+    if name.startswith("alias/"):
+        missing = s3_error(400, "KMS.NotFoundException", f"Alias {arn} is not found.")
+    else:
+        missing = s3_error(400, "KMS.NotFoundException", f"Key '{arn}' does not exist")
+    if key_region != region or not re.fullmatch(r"\d{12}", account):
+        return None, missing
+    try:
+        backend = kms_backends[account][key_region]
+    except KeyError:  # not a Region moto knows
+        return None, missing
+    if name == "alias/aws/s3":
+        key = aws_managed_s3_key(backend)
+    elif name.startswith("alias/"):
+        key = next((k for k in list(backend.keys.values()) if name in k.aliases), None)
+    elif name.startswith("key/"):
+        key = backend.keys.get(name[len("key/"):])
+    else:
+        key = None
+    if key is None:
+        return None, missing
+    if key.key_state == "PendingDeletion":
+        return None, s3_error(400, "KMS.KMSInvalidStateException", f"{key.arn} is pending deletion.")
+    if not key.enabled or key.key_state != "Enabled":
+        return None, s3_error(400, "KMS.DisabledException", f"{key.arn} is disabled.")
+    return key, None
+
+
+# ---------------------------------------------------------------------------
 # The middleware
 # ---------------------------------------------------------------------------
 
@@ -505,7 +1134,7 @@ class Middleware:
     def __init__(self, app):
         self.app = app
         self.endpoint = None  # set once the port is known
-        self.lock = threading.Lock()  # recorder, faults, session policies
+        self.lock = threading.Lock()  # recorder, faults, session policies and issue times
         self.fixture_lock = threading.Lock()  # one fixture batch at a time
         self.recorded = []
         self.seed = 0
@@ -513,6 +1142,7 @@ class Middleware:
         self.fired = []
         self.random = random.Random(0)
         self.session_policies = {}  # access key id -> parsed session policy
+        self.session_issued = {}  # access key id -> when AssumeRole issued it (aws:TokenIssueTime)
         self.fixture_session = None  # fixtures' boto3 session, clients and keys
         self.fixture_clients = {}
         self.fixture_keys = {}
@@ -535,12 +1165,11 @@ class Middleware:
             return self.respond(start_response, request, self.internal(request))
 
         # Thread-locals outlive the request on a kept-alive connection.
-        _request_state.anonymous_granted = False
-        _request_state.trust_checked = False
+        reset_request_state()
         record = None if request.fixture else self.record(request)
         try:
             answer = None if request.fixture else self.inject_fault(request)
-            if answer is None and moto_auth_on():
+            if answer is None and not request.fixture and moto_auth_on():
                 answer = self.enforce(request, environ)
             if answer is None:
                 answer = self.forward(request, environ)
@@ -553,8 +1182,7 @@ class Middleware:
                 sock.shutdown(socket.SHUT_RDWR)
             raise ConnectionResetError("injected connection reset") from None
         finally:
-            _request_state.anonymous_granted = False
-            _request_state.trust_checked = False
+            reset_request_state()
         if record is not None:
             with self.lock:
                 record["status"] = answer.status
@@ -593,6 +1221,8 @@ class Middleware:
             finally:
                 if hasattr(chunks, "close"):
                     chunks.close()
+        except Refusal as refusal:  # an after_authorized check refused
+            return refusal.answer
         except Exception:  # noqa: BLE001 - a moto bug must still answer like AWS
             # e.g. a presigned URL while auth is on: moto looks for an
             # Authorization header and raises KeyError.
@@ -623,18 +1253,17 @@ class Middleware:
         if request.s3 and request.method == "PUT" and answer.status == 200 and request.path.endswith("/external-id.json"):
             match = EXTERNAL_ID_FIELD.search(request.body)
             self.audit_secret("external_id", match and match.group(1).decode())
-        if (
-            request.service == "sts"
-            and request.params.get("Action") == "AssumeRole"
-            and answer.status == 200
-            and request.params.get("Policy")
-        ):
-            # Remember the session policy for the credentials moto just issued.
+        if request.service == "sts" and request.params.get("Action") == "AssumeRole" and answer.status == 200:
+            # Remember, for the credentials moto just issued, when they were
+            # issued (aws:TokenIssueTime, which revocation compares) and their
+            # session policy.
             access_key = xml_text(answer.body, "AccessKeyId")
-            policy = parse_policy(request.params["Policy"])
-            if access_key and policy is not None:
+            policy = parse_policy(request.params["Policy"]) if request.params.get("Policy") else None
+            if access_key:
                 with self.lock:
-                    self.session_policies[access_key] = policy
+                    self.session_issued[access_key] = datetime.datetime.now(UTC)
+                    if policy is not None:
+                        self.session_policies[access_key] = policy
         return answer
 
     def audit_secret(self, kind, value):
@@ -712,18 +1341,128 @@ class Middleware:
     # ---- enforcement -------------------------------------------------------
 
     def enforce(self, request, environ):
-        """Our refusals, or None to let moto answer (and enforce its own)."""
+        """Our refusals, or None to let moto answer (and enforce its own).
+
+        For a signed request from a known caller, moto's own policy checks are
+        evaluated in the same request context (see _install_moto_hooks)."""
+        caller = find_caller(request.access_key) if request.signed else None
+        if caller is not None:
+            _request_state.policy_view = PolicyView(caller, self.request_context(request, caller))
         if request.service == "sts" and request.params.get("Action") == "AssumeRole":
-            return self.check_assume_role(request)
+            return self.check_assume_role(request, caller)
         if request.s3 and request.bucket:
-            return self.check_s3(request, environ)
+            return self.check_s3(request, environ, caller)
+        if request.service == "sts" and caller is not None:
+            return self.check_sts(request, caller)
         return None
 
-    def check_assume_role(self, request):
-        caller = find_caller(request.access_key)
+    def request_context(self, request, caller):
+        """The condition keys AWS would put in this request's context ("AWS
+        global condition context keys",
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html,
+        and each service's keys in the Service Authorization Reference); a
+        key absent here is absent from the request. `caller` None: anonymous."""
+        now = datetime.datetime.now(UTC)
+        context = {
+            "aws:currenttime": iso_time(now),
+            "aws:epochtime": str(int(now.timestamp())),
+            # Assumption: "true". The emulator is plain HTTP on loopback, but it
+            # stands in for AWS's HTTPS endpoints, and our clients speak only
+            # HTTPS outside emulation; "false" would fire every customer's
+            # `Bool aws:SecureTransport false` Deny.
+            "aws:securetransport": "true",
+        }
+        if request.region:
+            context["aws:requestedregion"] = request.region
+        if caller is not None:
+            context["aws:principalarn"] = caller.principal_arn
+            context["aws:principalaccount"] = caller.account
+            context["aws:userid"] = caller.user_id
+            if caller.is_session:
+                context["aws:principaltype"] = "AssumedRole"
+                with self.lock:
+                    issued = self.session_issued.get(caller.access_key)
+                if issued is not None:
+                    context["aws:tokenissuetime"] = iso_time(issued)
+            else:
+                context["aws:principaltype"] = "User"
+                context["aws:username"] = caller.user.name
+        if request.s3:
+            context.update(s3_request_context(request))
+        if request.service == "sts" and request.params.get("Action") == "AssumeRole":
+            context["sts:externalid"] = request.params.get("ExternalId")  # None (absent) when not sent
+            context["sts:rolesessionname"] = request.params.get("RoleSessionName")
+        return context
+
+    def identity_refusal(self, caller, action, resource, context):
+        """AWS's reason to refuse `action` for an explicit Deny in the caller's
+        identity-based policies (the inline AWSRevokeOlderSessions policy of
+        POST /_sm/revoke-sessions among them), or None."""
+        found, _ = evaluate(caller.identity_statements(), action, resource, context, caller)
+        return explicit_deny("identity-based") if found == "Deny" else None
+
+    def session_refusal(self, caller, action, resource, context):
+        """AWS's reason to refuse `action` because of the session policy passed
+        to AssumeRole, or None. A session policy limits everything the session
+        may do: what it does not allow, the session may not do, whatever the
+        role's policies say ("Session policies",
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session)."""
+        with self.lock:
+            policy = self.session_policies.get(caller.access_key)
+        if policy is None:
+            return None
+        found, _ = evaluate(statements(policy), action, resource, context, caller)
+        if found == "Deny":
+            return explicit_deny("session")
+        return None if found == "Allow" else no_allow("session", action)
+
+    def check_sts(self, request, caller):
+        """STS calls other than AssumeRole: explicit identity-based Denies
+        (a revoked session). sts:GetCallerIdentity stays allowed, as on AWS:
+        "No permissions are required to perform this operation. If an
+        administrator attaches a policy to your identity that explicitly
+        denies access to the sts:GetCallerIdentity action, you can still
+        perform this operation" (STS API reference, GetCallerIdentity)."""
+        name = request.params.get("Action")
+        if not name or name == "GetCallerIdentity":
+            return None
+        action = f"sts:{name}"
+        reason = self.identity_refusal(caller, action, "*", _request_state.policy_view.context)
+        if reason:
+            return query_error(403, "AccessDenied", denial(caller.arn, action, "*", reason))
+        return None
+
+    def check_assume_role(self, request, caller):
+        """sts:AssumeRole as AWS decides it, in this order: DurationSeconds
+        within 900..43200 (parameter validation comes first); explicit Denies
+        in the caller's identity-based policies (a revoked session), then in
+        its session policy; its session policy allowing sts:AssumeRole; the
+        role's trust policy. moto then checks the signature and that the
+        caller's identity policy allows sts:AssumeRole, and after that the
+        session-duration limits of check_session_duration apply."""
         if caller is None:
             return None  # an unknown key: moto answers InvalidClientTokenId
         role_arn = request.params.get("RoleArn", "")
+        duration = request.params.get("DurationSeconds")
+        if duration is not None and re.fullmatch(r"-?\d+", duration.strip()):
+            # STS's parameter validation: "Valid Range: Minimum value of 900.
+            # Maximum value of 43200." (AssumeRole API reference).
+            seconds = int(duration)
+            if not 900 <= seconds <= 43200:
+                bound = "greater than or equal to 900" if seconds < 900 else "less than or equal to 43200"
+                return query_error(
+                    400,
+                    "ValidationError",
+                    f"1 validation error detected: Value '{seconds}' at 'durationSeconds' "
+                    f"failed to satisfy constraint: Member must have value {bound}",
+                )
+        context = _request_state.policy_view.context
+        reason = self.identity_refusal(caller, "sts:AssumeRole", role_arn, context) or self.session_refusal(
+            caller, "sts:AssumeRole", role_arn, context
+        )
+        if reason:
+            return query_error(403, "AccessDenied", denial(caller.arn, "sts:AssumeRole", role_arn, reason))
+
         denied = query_error(
             403,
             "AccessDenied",
@@ -733,15 +1472,17 @@ class Middleware:
         policy = parse_policy(role.assume_role_policy_document) if role is not None else None
         if policy is None:
             return denied
-        context = {"sts:externalid": request.params.get("ExternalId"), "aws:principalarn": caller.principal_arn}
-        if not trust_allows(policy, caller.identities, context):
+        found, _ = evaluate(statements(policy), "sts:AssumeRole", None, context, caller, resource_based=True)
+        if found != "Allow":
             return denied
         if "Policy" in request.params and parse_policy(request.params["Policy"]) is None:
             return query_error(400, "MalformedPolicyDocument", "The session policy is not valid JSON.")
         _request_state.trust_checked = True
+        if duration is not None and re.fullmatch(r"\d+", duration.strip()):
+            _request_state.after_authorized = lambda: check_session_duration(caller, role, int(duration))
         return None
 
-    def check_s3(self, request, environ):
+    def check_s3(self, request, environ, caller):
         owner, bucket = find_bucket(request.bucket)
         action, resource = s3_action(request.method, request.bucket, request.key, request.query_params)
 
@@ -768,11 +1509,108 @@ class Middleware:
 
         if not request.signed:
             return self.check_anonymous(request, environ, bucket, action, resource)
+        if caller is None:
+            return None  # an unknown key: moto answers InvalidAccessKeyId
 
+        # AWS's policy evaluation: an explicit Deny in any policy wins, then
+        # the session policy must allow. Reported in this order: identity-
+        # based, resource-based (the bucket policy), session policy. moto then
+        # checks the identity-based Allow (evaluated by `evaluate` through the
+        # hooks), and after it check_sse_kms runs.
+        context = _request_state.policy_view.context
+        bucket_policy = parse_policy(bucket.policy) if bucket is not None and bucket.policy else None
+        bucket_verdict, _ = evaluate(statements(bucket_policy), action, resource, context, caller, resource_based=True)
+        reason = (
+            self.identity_refusal(caller, action, resource, context)
+            or (explicit_deny("resource-based") if bucket_verdict == "Deny" else None)
+            or self.session_refusal(caller, action, resource, context)
+        )
+        if reason:
+            return s3_error(403, "AccessDenied", denial(caller.arn, action, f'"{resource}"', reason))
+        if bucket is not None and request.key is not None and creates_object(request):
+            _request_state.after_authorized = lambda: self.check_sse_kms(request, caller, bucket)
+        return None
+
+    def check_sse_kms(self, request, caller, bucket):
+        """The KMS call S3 makes, as the caller, to encrypt a new object with
+        SSE-KMS (AWS: "Using server-side encryption with AWS KMS keys
+        (SSE-KMS)", https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html:
+        "To upload an object encrypted with an AWS KMS key to Amazon S3, you
+        need kms:GenerateDataKey permissions on the key"). None when the
+        object needs no KMS key or the caller may use it, else S3's answer.
+
+        Assumption: with an S3 Bucket Key, S3 reuses a bucket-level data key
+        for a while and need not call KMS for every object; we check every
+        write, so that a missing permission shows on the first one, not at
+        some later object."""
+        encryption = effective_encryption(request.lower_headers, bucket)
+        if encryption is None:
+            return None
+        key_reference, bucket_key = encryption
+        key, problem = resolve_kms_key(key_reference, caller.account, bucket.region_name)
+        if problem is not None:
+            return problem
+        object_arn = f"arn:aws:s3:::{bucket.name}/{request.key}"
+        context = dict(_request_state.policy_view.context)
+        context.update({
+            # "AWS KMS condition keys", https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html
+            "kms:viaservice": f"s3.{bucket.region_name}.amazonaws.com",
+            "kms:calleraccount": caller.account,
+            # With S3 Bucket Keys the encryption context is the bucket's ARN
+            # ("Reducing the cost of SSE-KMS with Amazon S3 Bucket Keys").
+            "kms:encryptioncontext:aws:s3:arn": f"arn:aws:s3:::{bucket.name}" if bucket_key else object_arn,
+            "kms:encryptioncontextkeys": ["aws:s3:arn"],
+            "kms:resourcealiases": sorted(key.aliases),
+        })
+        reason = self.kms_refusal(caller, key, "kms:GenerateDataKey", context)
+        if reason:
+            return s3_error(403, "AccessDenied", denial(caller.arn, "kms:GenerateDataKey", key.arn, reason))
+        return None
+
+    def kms_refusal(self, caller, key, action, context):
+        """Why AWS refuses `action` on a KMS key for this caller, or None.
+
+        "Determining access to AWS KMS keys"
+        (https://docs.aws.amazon.com/kms/latest/developerguide/determining-access.html)
+        and "Specifying KMS keys in IAM policy statements"
+        (https://docs.aws.amazon.com/kms/latest/developerguide/cmks-in-iam-policies.html):
+        the key policy must allow the caller, either by naming its principal
+        (role or user ARN, the session ARN, or "*") or by naming its account
+        (root ARN or id), which delegates to IAM: then the caller's
+        identity-based policies must allow too. A caller from another account
+        than the key's always needs both. Resource is matched against the KEY
+        ARN (an alias ARN in Resource matches no key). A session policy then
+        limits the result, except for a grant that names the session's own ARN
+        ("Session policies": such permissions "are not limited by the session
+        policy"); a key policy with Principal "*" counts as limited
+        (assumption: "*" does not name the session). An explicit Deny in any
+        of them wins.
+
+        Order of reasons when several apply (the message names one):
+        explicit Deny in an identity-based, then resource-based, then session
+        policy; then no identity-based Allow (where one is needed), no
+        resource-based Allow, no session-policy Allow."""
+        identity, _ = evaluate(caller.identity_statements(), action, key.arn, context, caller)
+        key_policy, named = evaluate(
+            statements(parse_policy(key.policy)), action, key.arn, context, caller, resource_based=True
+        )
         with self.lock:
-            session_policy = self.session_policies.get(request.access_key)
-        if session_policy is not None and not policy_allows(session_policy, action, resource):
-            return s3_error(403, "AccessDenied", "Access Denied")
+            session_policy = self.session_policies.get(caller.access_key)
+        session = evaluate(statements(session_policy), action, key.arn, context, caller)[0] if session_policy else None
+
+        if identity == "Deny":
+            return explicit_deny("identity-based")
+        if key_policy == "Deny":
+            return explicit_deny("resource-based")
+        if session == "Deny":
+            return explicit_deny("session")
+        key_grants_alone = key_policy == "Allow" and named in ("direct", "session") and key.account_id == caller.account
+        if not key_grants_alone and identity != "Allow":
+            return no_allow("identity-based", action)
+        if key_policy != "Allow":
+            return no_allow("resource-based", action)
+        if session_policy is not None and named != "session" and session != "Allow":
+            return no_allow("session", action)
         return None
 
     def check_anonymous(self, request, environ, bucket, action, resource):
@@ -784,28 +1622,30 @@ class Middleware:
                 "The specified bucket does not exist",
                 f"<BucketName>{escape(request.bucket)}</BucketName>",
             )
-        if action not in ("s3:GetObject", "s3:ListBucket") or not self.public(bucket, request.key, action, resource):
+        context = self.request_context(request, None)
+        if action not in ("s3:GetObject", "s3:ListBucket") or not self.public(bucket, request.key, action, resource, context):
             return s3_error(403, "AccessDenied", "Access Denied")
         if action == "s3:GetObject" and request.key not in bucket.keys:
             # S3 tells a missing key from a forbidden one only to those who
             # may list the bucket.
-            if not self.public(bucket, None, "s3:ListBucket", f"arn:aws:s3:::{request.bucket}"):
+            if not self.public(bucket, None, "s3:ListBucket", f"arn:aws:s3:::{request.bucket}", context):
                 return s3_error(403, "AccessDenied", "Access Denied")
-        # Public: moto serves it, its authentication skipped for this request.
-        # moto's own anonymous pre-check asks the bucket policy for
-        # "s3:HeadObject", so a HEAD goes in as a GET (the body is not sent).
+        # Public: moto serves it, its authentication skipped for this request,
+        # and its own anonymous pre-check of the bucket policy evaluated in
+        # the same context. It asks the bucket policy for "s3:HeadObject", so a
+        # HEAD goes in as a GET (the body is not sent).
         _request_state.anonymous_granted = True
+        _request_state.policy_view = PolicyView(None, context)
         if request.method == "HEAD" and request.key is not None:
             environ["REQUEST_METHOD"] = "GET"
         return None
 
     @staticmethod
-    def public(bucket, key_name, action, resource):
+    def public(bucket, key_name, action, resource, context):
         """Whether everyone may perform `action`, by bucket policy or ACL."""
         block = bucket.public_access_block
         policy = parse_policy(bucket.policy) if bucket.policy else None
-        public = [s for s in statements(policy) if principal_matches(s, {"*"})] if policy else []
-        found = verdict(public, action, resource)
+        found, _ = evaluate(statements(policy), action, resource, context, None, resource_based=True)
         if found == "Deny":
             return False
         granted = found == "Allow"
@@ -833,6 +1673,21 @@ class Middleware:
         DELETE /_sm/faults    -> the same, emptied
         POST   /_sm/aws       {"account", "region", "calls": [{"service", "op", "args"}]}
                               -> {"results": [...]} or 400 {"error", "index"}
+        POST   /_sm/revoke-sessions  {"role_arn": "arn:aws:iam::ACCOUNT:role/NAME"}
+                              -> {"role_arn", "revoked_before": "2025-01-31T12:34:56.789012Z"}
+                                 or 404 {"error"} for a role that does not exist
+
+        revoke-sessions is the IAM console's "Revoke active sessions"
+        (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_revoke-sessions.html):
+        it puts on the role the inline policy AWSRevokeOlderSessions that AWS
+        puts, denying every action to sessions whose aws:TokenIssueTime is
+        before `revoked_before` (now, to the microsecond; revoking again moves
+        it). From then on every signed request of such a session answers 403
+        AccessDenied, "User: SESSION_ARN is not authorized to perform: ACTION
+        on resource: RESOURCE with an explicit deny in an identity-based
+        policy" (S3's shape for S3, with the resource in double quotes; STS's
+        awsQuery shape for STS, as for AssumeRole). sts:GetCallerIdentity
+        still answers, as on AWS. Sessions issued afterwards work normally.
         """
         route = (request.method, request.path.rstrip("/"))
         try:
@@ -860,9 +1715,31 @@ class Middleware:
                     return json_answer(self.faults_state())
             if route == ("POST", "/_sm/aws"):
                 return self.fixtures(json.loads(request.body))
+            if route == ("POST", "/_sm/revoke-sessions"):
+                return self.revoke_sessions(json.loads(request.body)["role_arn"])
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             return json_answer({"error": f"bad request: {err}"}, 400)
         return json_answer({"error": f"no route {request.method} {request.path}"}, 404)
+
+    def revoke_sessions(self, role_arn):
+        """POST /_sm/revoke-sessions (see `internal`)."""
+        role = find_role(str(role_arn))
+        if role is None:
+            return json_answer({"error": f"no role {role_arn}"}, 404)
+        revoked_before = iso_time(datetime.datetime.now(UTC))
+        # As the IAM console writes it (with microseconds: sessions issued in
+        # the same second before and after the revocation must differ).
+        revocation = {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Deny",
+                "Action": ["*"],
+                "Resource": ["*"],
+                "Condition": {"DateLessThan": {"aws:TokenIssueTime": revoked_before}},
+            }],
+        }
+        role.put_policy(REVOCATION_POLICY, json.dumps(revocation))
+        return json_answer({"role_arn": role.arn, "revoked_before": revoked_before})
 
     # ---- fixtures ----------------------------------------------------------
 

@@ -7,6 +7,7 @@ Run from the repository root:
 """
 
 import http.client
+import importlib.util
 import json
 import os
 import random
@@ -131,6 +132,29 @@ class EmulatorTest(unittest.TestCase):
             {"service": "iam", "op": "put_role_policy", "args": {"RoleName": name, "PolicyName": "write", "PolicyDocument": permissions}},
         ])
 
+    @classmethod
+    def bucket(cls, name, account=CUSTOMER, region=REGION):
+        cls.fixture(account, region, [
+            {"service": "s3", "op": "create_bucket", "args": {"Bucket": name, "CreateBucketConfiguration": {"LocationConstraint": region}}},
+        ])
+
+    @classmethod
+    def kms_key(cls, account=CUSTOMER, region=REGION, key_policy=None, alias=None):
+        """A KMS key made by fixture (moto's default key policy: the account
+        root may do kms:*); its KeyMetadata."""
+        args = {"Description": "emulator test key"}
+        if key_policy is not None:
+            args["Policy"] = key_policy
+        metadata = cls.fixture(account, region, [{"service": "kms", "op": "create_key", "args": args}])[0]["KeyMetadata"]
+        if alias:
+            cls.fixture(account, region, [
+                {"service": "kms", "op": "create_alias", "args": {"AliasName": alias, "TargetKeyId": metadata["KeyId"]}},
+            ])
+        return metadata
+
+    def session_arn(self, role, account=CUSTOMER):
+        return f"arn:aws:sts::{account}:assumed-role/{role}/tests"
+
     def client(self, service, credentials, region="us-east-1", **config):
         return boto3.client(
             service,
@@ -206,7 +230,7 @@ class EmulatorTest(unittest.TestCase):
         self.customer_role("sm-root", trust({"AWS": [root]}, {"StringEquals": {"sts:ExternalId": XID}}))
         self.customer_role("sm-star", trust("*", {"StringLike": {"aws:PrincipalArn": f"arn:aws:iam::{VENDOR_ACCOUNT}:user/ven*"}}))
         self.customer_role("sm-other-user", trust({"AWS": f"arn:aws:iam::{VENDOR_ACCOUNT}:user/someone-else"}))
-        self.customer_role("sm-unsupported", trust({"AWS": VENDOR_ARN}, {"StringNotEquals": {"sts:ExternalId": "x"}}))
+        self.customer_role("sm-unsupported", trust({"AWS": VENDOR_ARN}, {"StringFuzzyEquals": {"sts:ExternalId": "x"}}))
         self.customer_role("sm-other-action", trust({"AWS": VENDOR_ARN}, action="sts:TagSession"))
         blocked = {"StringEquals": {"sts:ExternalId": "blocked-blocked"}}
         self.customer_role("sm-deny", trust({"AWS": VENDOR_ARN}), trust({"AWS": "*"}, blocked, effect="Deny"))
@@ -323,6 +347,343 @@ class EmulatorTest(unittest.TestCase):
         status, _, payload = self.raw("GET", "/acme-nowhere/k.json")
         self.assertEqual((status, ElementTree.fromstring(payload).findtext("Code")), (404, "NoSuchBucket"))
 
+    # ---- IAM conditions (rule: one evaluator, AWS's semantics) --------------
+
+    def test_condition_operators_in_trust_policies(self):
+        # The same evaluator decides trust, session, bucket, identity and key
+        # policies; trust policies are the quickest to probe end to end.
+        vendor = {"AWS": VENDOR_ARN}
+        self.customer_role("sm-cond-not-equals", trust(vendor, {"StringNotEquals": {"sts:ExternalId": ["blocked-1", "blocked-2"]}}))
+        self.customer_role("sm-cond-ignore-case", trust(vendor, {"StringEqualsIgnoreCase": {"STS:EXTERNALID": "MiXeD-CaSe-Id"}}))
+        self.customer_role("sm-cond-arn", trust("*", {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:user/ven*"}}))
+        self.customer_role("sm-cond-null", trust(vendor, {"Null": {"sts:ExternalId": "false"}}))
+        self.customer_role("sm-cond-if-exists", trust(vendor, {"StringEqualsIfExists": {"sts:ExternalId": XID}}))
+        self.customer_role("sm-cond-past", trust(vendor, {"DateLessThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"}}))
+        self.customer_role("sm-cond-epoch", trust(vendor, {"DateGreaterThan": {"aws:CurrentTime": "946684800"}, "Bool": {"aws:SecureTransport": True}}))
+        self.customer_role("sm-cond-any-missing", trust(vendor, {"ForAnyValue:StringLike": {"aws:TagKeys": "*"}}))
+        self.customer_role("sm-cond-all-missing", trust(vendor, {"ForAllValues:StringEquals": {"aws:TagKeys": "x"}}))
+        self.customer_role("sm-cond-and-or", trust(vendor, {"StringEquals": {"sts:ExternalId": ["first-value", "second-value"], "aws:PrincipalAccount": VENDOR_ACCOUNT}}))
+        self.customer_role("sm-cond-deny-unknown", trust(vendor), trust("*", {"NumericFuzzy": {"aws:EpochTime": "1"}}, effect="Deny"))
+
+        self.assertTrue(self.assume("sm-cond-not-equals", ExternalId="anything-else").access_key)
+        self.assertRefused(lambda: self.assume("sm-cond-not-equals", ExternalId="blocked-2"))  # NOR of the values
+        self.assertTrue(self.assume("sm-cond-not-equals").access_key)  # negated operator, absent key: true
+        self.assertTrue(self.assume("sm-cond-ignore-case", ExternalId="mixed-case-id").access_key)
+        self.assertTrue(self.assume("sm-cond-arn").access_key)
+        self.assertRefused(lambda: self.assume("sm-cond-null"))
+        self.assertTrue(self.assume("sm-cond-null", ExternalId="some-external-id").access_key)
+        self.assertTrue(self.assume("sm-cond-if-exists").access_key)
+        self.assertTrue(self.assume("sm-cond-if-exists", ExternalId=XID).access_key)
+        self.assertRefused(lambda: self.assume("sm-cond-if-exists", ExternalId="WrongExternalIdWrongExternalId"))
+        self.assertRefused(lambda: self.assume("sm-cond-past"))
+        self.assertTrue(self.assume("sm-cond-epoch").access_key)
+        self.assertRefused(lambda: self.assume("sm-cond-any-missing"))
+        self.assertTrue(self.assume("sm-cond-all-missing").access_key)
+        self.assertTrue(self.assume("sm-cond-and-or", ExternalId="second-value").access_key)
+        self.assertRefused(lambda: self.assume("sm-cond-and-or", ExternalId="third-value"))
+        self.assertRefused(lambda: self.assume("sm-cond-deny-unknown"))  # a Deny not understood applies
+
+    def test_identity_policy_conditions_are_evaluated_not_ignored(self):
+        # moto alone applies a conditional Deny unconditionally and a
+        # conditional Allow unconditionally; the hook makes it evaluate them.
+        bucket = f"arn:aws:s3:::{BUCKET}"
+        permissions = policy(
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"{bucket}/*",
+             "Condition": {"StringEquals": {"s3:x-amz-server-side-encryption": "AES256"}}},
+            {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"{bucket}/*",
+             "Condition": {"StringLike": {"s3:x-amz-server-side-encryption": "aws:kms*"}}},
+        )
+        self.customer_role("sm-cond-identity", trust({"AWS": VENDOR_ARN}), permissions=permissions)
+        s3 = self.s3(self.assume("sm-cond-identity"))
+        s3.put_object(Bucket=BUCKET, Key="identity/1.json", Body=b"{}", ServerSideEncryption="AES256")
+        self.assertRefused(lambda: s3.put_object(Bucket=BUCKET, Key="identity/2.json", Body=b"{}"))
+        error = self.assertRefused(lambda: s3.put_object(Bucket=BUCKET, Key="identity/3.json", Body=b"{}", ServerSideEncryption="aws:kms"))
+        self.assertEqual(
+            error["Error"]["Message"],
+            f'User: {self.session_arn("sm-cond-identity")} is not authorized to perform: s3:PutObject on resource: '
+            f'"{bucket}/identity/3.json" with an explicit deny in an identity-based policy',
+        )
+
+    # ---- session policies with conditions ------------------------------------
+
+    def test_session_policy_conditions_and_messages(self):
+        bucket = f"arn:aws:s3:::{BUCKET}"
+        scope = policy(
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"{bucket}/*",
+             "Condition": {"StringEquals": {"s3:x-amz-server-side-encryption": "AES256"}}},
+            {"Effect": "Deny", "Action": "s3:*", "Resource": f"{bucket}/secret/*",
+             "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+        )
+        s3 = self.s3(self.assume(ROLE, ExternalId=XID, Policy=scope))
+        s3.put_object(Bucket=BUCKET, Key="scoped/1.json", Body=b"{}", ServerSideEncryption="AES256")
+        caller = self.session_arn(ROLE)
+        error = self.assertRefused(lambda: s3.put_object(Bucket=BUCKET, Key="scoped/2.json", Body=b"{}"))
+        self.assertEqual(
+            error["Error"]["Message"],
+            f'User: {caller} is not authorized to perform: s3:PutObject on resource: "{bucket}/scoped/2.json" '
+            "because no session policy allows the s3:PutObject action",
+        )
+        error = self.assertRefused(
+            lambda: s3.put_object(Bucket=BUCKET, Key="secret/1.json", Body=b"{}", ServerSideEncryption="AES256")
+        )
+        self.assertEqual(
+            error["Error"]["Message"],
+            f'User: {caller} is not authorized to perform: s3:PutObject on resource: "{bucket}/secret/1.json" '
+            "with an explicit deny in a session policy",
+        )
+
+    # ---- SSE-KMS under the caller's identity ---------------------------------
+
+    def test_sse_kms_needs_kms_permission_on_the_key(self):
+        bucket = "acme-kms-keys"
+        self.bucket(bucket)
+        key = self.kms_key(alias="alias/sm-archive")
+        alias_arn = f"arn:aws:kms:{REGION}:{CUSTOMER}:alias/sm-archive"
+        put = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
+        use_key = {"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": key["Arn"]}
+        self.customer_role("sm-kms-none", trust({"AWS": VENDOR_ARN}), permissions=policy(put))
+        self.customer_role("sm-kms-key", trust({"AWS": VENDOR_ARN}), permissions=policy(put, use_key))
+        self.customer_role("sm-kms-alias-arn", trust({"AWS": VENDOR_ARN}), permissions=policy(put, dict(use_key, Resource=alias_arn)))
+        self.customer_role("sm-kms-scoped", trust({"AWS": VENDOR_ARN}), permissions=policy(put, {
+            "Effect": "Allow", "Action": "kms:GenerateDataKey*", "Resource": "*", "Condition": {
+                "StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com", "kms:CallerAccount": CUSTOMER},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket}/archive/*"},
+                "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/sm-archive"},
+            }}))
+
+        def put_with(s3, name, **encryption):
+            return lambda: s3.put_object(Bucket=bucket, Key=name, Body=b"{}", **encryption)
+
+        kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key["Arn"]}
+        none = self.s3(self.assume("sm-kms-none"))
+        error = self.assertRefused(put_with(none, "archive/1.json", **kms))
+        self.assertEqual(
+            error["Error"]["Message"],
+            f"User: {self.session_arn('sm-kms-none')} is not authorized to perform: kms:GenerateDataKey on resource: "
+            f"{key['Arn']} because no identity-based policy allows the kms:GenerateDataKey action",
+        )
+        self.assertRefused(lambda: none.create_multipart_upload(Bucket=bucket, Key="archive/big.json", **kms))
+        put_with(none, "archive/sse-s3.json", ServerSideEncryption="AES256")()  # SSE-S3: no KMS
+        put_with(none, "archive/default.json")()
+
+        with_key = self.s3(self.assume("sm-kms-key"))
+        for reference in (key["Arn"], key["KeyId"], "alias/sm-archive", alias_arn):
+            answer = put_with(with_key, "archive/2.json", ServerSideEncryption="aws:kms", SSEKMSKeyId=reference)()
+            self.assertEqual(answer["ResponseMetadata"]["HTTPStatusCode"], 200, reference)
+        self.assertTrue(with_key.create_multipart_upload(Bucket=bucket, Key="archive/big.json", **kms)["UploadId"])
+
+        # An alias ARN in an IAM policy's Resource matches no key.
+        self.assertRefused(put_with(self.s3(self.assume("sm-kms-alias-arn")), "archive/3.json", **kms))
+
+        scoped = self.s3(self.assume("sm-kms-scoped"))
+        put_with(scoped, "archive/4.json", **kms)()
+        self.assertRefused(put_with(scoped, "elsewhere/4.json", **kms))
+
+    def test_sse_kms_key_policy_accounts_and_key_states(self):
+        bucket = "acme-kms-policy"
+        self.bucket(bucket)
+        other = "444455556666"
+        named_arn = f"arn:aws:iam::{CUSTOMER}:role/sm-kms-named"
+        put = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
+        self.customer_role("sm-kms-named", trust({"AWS": VENDOR_ARN}), permissions=policy(put))
+        # Named directly in the key policy: no IAM permission needed in the same account.
+        named = self.kms_key(key_policy=policy(
+            {"Effect": "Allow", "Principal": {"AWS": named_arn}, "Action": "kms:GenerateDataKey", "Resource": "*"}))
+        guarded = self.kms_key(key_policy=policy(
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{CUSTOMER}:root"}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "kms:GenerateDataKey*", "Resource": "*",
+             "Condition": {"StringLike": {"kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket}/denied/*"}}}))
+        shared = self.kms_key(other, key_policy=policy(
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other}:root"}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": CUSTOMER}, "Action": "kms:GenerateDataKey", "Resource": "*"}))
+        unshared = self.kms_key(other)
+        disabled = self.kms_key()
+        self.fixture(CUSTOMER, REGION, [{"service": "kms", "op": "disable_key", "args": {"KeyId": disabled["Arn"]}}])
+        may_use = [guarded["Arn"], shared["Arn"], unshared["Arn"], disabled["Arn"]]
+        self.customer_role("sm-kms-user", trust({"AWS": VENDOR_ARN}), permissions=policy(
+            put, {"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": may_use}))
+
+        def put_with(s3, name, key_id):
+            return lambda: s3.put_object(Bucket=bucket, Key=name, Body=b"{}", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id)
+
+        only_named = self.s3(self.assume("sm-kms-named"))
+        put_with(only_named, "ok/1.json", named["Arn"])()
+        user = self.s3(self.assume("sm-kms-user"))
+        self.assertRefused(put_with(user, "ok/1.json", named["Arn"]))  # neither names it nor delegates to IAM
+        put_with(user, "ok/2.json", guarded["Arn"])()
+        error = self.assertRefused(put_with(user, "denied/2.json", guarded["Arn"]))
+        self.assertTrue(error["Error"]["Message"].endswith(f"on resource: {guarded['Arn']} with an explicit deny in a resource-based policy"))
+
+        # Another account's key: its key policy and the caller's IAM policy must both allow.
+        put_with(user, "ok/3.json", shared["Arn"])()
+        error = self.assertRefused(put_with(only_named, "ok/3.json", shared["Arn"]))
+        self.assertTrue(error["Error"]["Message"].endswith("because no identity-based policy allows the kms:GenerateDataKey action"))
+        error = self.assertRefused(put_with(user, "ok/4.json", unshared["Arn"]))
+        self.assertTrue(error["Error"]["Message"].endswith("because no resource-based policy allows the kms:GenerateDataKey action"))
+        # A key id alone resolves in the caller's account, where this one does not exist.
+        error = self.assertRefused(put_with(user, "ok/5.json", shared["KeyId"]), "KMS.NotFoundException", 400)
+        self.assertEqual(error["Error"]["Message"], f"Key 'arn:aws:kms:{REGION}:{CUSTOMER}:key/{shared['KeyId']}' does not exist")
+        self.assertRefused(put_with(user, "ok/6.json", "alias/sm-no-such-alias"), "KMS.NotFoundException", 400)
+        error = self.assertRefused(put_with(user, "ok/7.json", disabled["Arn"]), "KMS.DisabledException", 400)
+        self.assertEqual(error["Error"]["Message"], f"{disabled['Arn']} is disabled.")
+
+    def test_sse_kms_bucket_default_aws_managed_key_and_session_policy(self):
+        keyed, managed = "acme-kms-default", "acme-kms-managed"
+        self.bucket(keyed)
+        self.bucket(managed)
+        key = self.kms_key()
+        self.fixture(CUSTOMER, REGION, [
+            {"service": "s3", "op": "put_bucket_encryption", "args": {"Bucket": keyed, "ServerSideEncryptionConfiguration": {"Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]}, "BucketKeyEnabled": True}]}}},
+            {"service": "s3", "op": "put_bucket_encryption", "args": {"Bucket": managed, "ServerSideEncryptionConfiguration": {"Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]}}},
+        ])
+        put = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": ["arn:aws:s3:::acme-kms-*/*"]}
+        # With an S3 Bucket Key the encryption context is the bucket's ARN.
+        self.customer_role("sm-kms-bucket-key", trust({"AWS": VENDOR_ARN}), permissions=policy(put, {
+            "Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": key["Arn"],
+            "Condition": {"StringEquals": {"kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{keyed}"}}}))
+        self.customer_role("sm-kms-s3-only", trust({"AWS": VENDOR_ARN}), permissions=policy(put))
+
+        self.s3(self.assume("sm-kms-bucket-key")).put_object(Bucket=keyed, Key="a/1.json", Body=b"{}")
+        s3_only = self.s3(self.assume("sm-kms-s3-only"))
+        self.assertRefused(lambda: s3_only.put_object(Bucket=keyed, Key="a/1.json", Body=b"{}"))
+        # The AWS managed key aws/s3 lets every principal of its account use it through S3.
+        s3_only.put_object(Bucket=managed, Key="a/1.json", Body=b"{}")
+        s3_only.put_object(Bucket=managed, Key="a/2.json", Body=b"{}", ServerSideEncryption="aws:kms")
+        # ... but a session policy limits that too.
+        limited = self.s3(self.assume("sm-kms-s3-only", Policy=policy(put)))
+        error = self.assertRefused(lambda: limited.put_object(Bucket=managed, Key="a/3.json", Body=b"{}"))
+        self.assertRegex(
+            error["Error"]["Message"],
+            rf"^User: {self.session_arn('sm-kms-s3-only')} is not authorized to perform: kms:GenerateDataKey on resource: "
+            rf"arn:aws:kms:{REGION}:{CUSTOMER}:key/[0-9a-f-]+ because no session policy allows the kms:GenerateDataKey action$",
+        )
+        use_kms = {"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": f"arn:aws:kms:{REGION}:{CUSTOMER}:key/*"}
+        self.s3(self.assume("sm-kms-s3-only", Policy=policy(put, use_kms))).put_object(Bucket=managed, Key="a/3.json", Body=b"{}")
+        limited.put_object(Bucket=managed, Key="a/4.json", Body=b"{}", ServerSideEncryption="AES256")
+
+    # ---- bucket policies with conditions ----------------------------------------
+
+    def test_bucket_policy_write_once(self):
+        bucket = "acme-write-once"
+        self.bucket(bucket)
+        self.fixture(CUSTOMER, REGION, [{"service": "s3", "op": "put_bucket_policy", "args": {"Bucket": bucket, "Policy": policy(
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/archive/*",
+             "Condition": {"Null": {"s3:if-none-match": "true"}}})}}])
+        self.customer_role("sm-write-once", trust({"AWS": VENDOR_ARN}), permissions=policy(
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}))
+        s3 = self.s3(self.assume("sm-write-once"))
+        error = self.assertRefused(lambda: s3.put_object(Bucket=bucket, Key="archive/1.json", Body=b"{}"))
+        self.assertEqual(
+            error["Error"]["Message"],
+            f'User: {self.session_arn("sm-write-once")} is not authorized to perform: s3:PutObject on resource: '
+            f'"arn:aws:s3:::{bucket}/archive/1.json" with an explicit deny in a resource-based policy',
+        )
+        answer = s3.put_object(Bucket=bucket, Key="archive/1.json", Body=b"{}", IfNoneMatch="*")
+        self.assertEqual(answer["ResponseMetadata"]["HTTPStatusCode"], 200)
+        self.assertRefused(lambda: s3.put_object(Bucket=bucket, Key="archive/1.json", Body=b"{}", IfNoneMatch="*"), "PreconditionFailed", 412)
+        s3.put_object(Bucket=bucket, Key="elsewhere/1.json", Body=b"{}")  # outside the Deny's Resource
+        # As AWS warns, CreateMultipartUpload cannot send If-None-Match, so
+        # this policy also refuses multipart uploads under archive/.
+        self.assertRefused(lambda: s3.create_multipart_upload(Bucket=bucket, Key="archive/big.json"))
+
+    def test_bucket_policy_encryption_headers_and_secure_transport(self):
+        bucket = "acme-enc-policy"
+        self.bucket(bucket)
+        objects = f"arn:aws:s3:::{bucket}/*"
+        self.fixture(CUSTOMER, REGION, [{"service": "s3", "op": "put_bucket_policy", "args": {"Bucket": bucket, "Policy": policy(
+            {"Sid": "DenyIncorrectEncryptionHeader", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": objects,
+             "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}},
+            {"Sid": "DenyUnencryptedObjectUploads", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": objects,
+             "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}},
+            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": [f"arn:aws:s3:::{bucket}", objects], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        )}}])
+        self.customer_role("sm-enc-policy", trust({"AWS": VENDOR_ARN}), permissions=policy(
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": objects}))
+        s3 = self.s3(self.assume("sm-enc-policy"))
+        for encryption in ({}, {"ServerSideEncryption": "AES256"}):
+            error = self.assertRefused(lambda: s3.put_object(Bucket=bucket, Key="k.json", Body=b"{}", **encryption))
+            self.assertTrue(error["Error"]["Message"].endswith("with an explicit deny in a resource-based policy"), encryption)
+        # aws:kms without a key id: the AWS managed key, usable through S3 by the account.
+        s3.put_object(Bucket=bucket, Key="k.json", Body=b"{}", ServerSideEncryption="aws:kms")
+
+    # ---- revoked sessions -----------------------------------------------------
+
+    def test_revoked_sessions_are_refused(self):
+        role_arn = f"arn:aws:iam::{CUSTOMER}:role/sm-revoke"
+        self.customer_role("sm-revoke", trust({"AWS": VENDOR_ARN}), permissions=policy(
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}))
+        self.customer_role("sm-revoke-next", trust({"AWS": role_arn}))
+        old = self.assume("sm-revoke")
+        self.s3(old).put_object(Bucket=BUCKET, Key="revoked/1.json", Body=b"{}")
+
+        status, answer = self.call("POST", "/_sm/revoke-sessions", {"role_arn": role_arn})
+        self.assertEqual((status, answer["role_arn"]), (200, role_arn))
+        self.assertRegex(answer["revoked_before"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+        error = self.assertRefused(lambda: self.s3(old).put_object(Bucket=BUCKET, Key="revoked/1.json", Body=b"{}"))
+        self.assertEqual(
+            error["Error"]["Message"],
+            f'User: {self.session_arn("sm-revoke")} is not authorized to perform: s3:PutObject on resource: '
+            f'"arn:aws:s3:::{BUCKET}/revoked/1.json" with an explicit deny in an identity-based policy',
+        )
+        error = self.assertRefused(lambda: self.assume("sm-revoke-next", caller=old))
+        self.assertEqual(
+            error["Error"]["Message"],
+            f"User: {self.session_arn('sm-revoke')} is not authorized to perform: sts:AssumeRole on resource: "
+            f"arn:aws:iam::{CUSTOMER}:role/sm-revoke-next with an explicit deny in an identity-based policy",
+        )
+        # As on AWS, GetCallerIdentity ignores even an explicit Deny.
+        self.assertEqual(self.client("sts", old).get_caller_identity()["Arn"], self.session_arn("sm-revoke"))
+
+        new = self.assume("sm-revoke")
+        self.s3(new).put_object(Bucket=BUCKET, Key="revoked/2.json", Body=b"{}")
+        self.assertTrue(self.assume("sm-revoke-next", caller=new).access_key)
+        # The revocation is the inline policy AWS's console attaches.
+        document = self.fixture(CUSTOMER, REGION, [
+            {"service": "iam", "op": "get_role_policy", "args": {"RoleName": "sm-revoke", "PolicyName": "AWSRevokeOlderSessions"}},
+        ])[0]["PolicyDocument"]
+        self.assertEqual(document["Statement"][0]["Condition"], {"DateLessThan": {"aws:TokenIssueTime": answer["revoked_before"]}})
+        self.assertEqual(self.call("POST", "/_sm/revoke-sessions", {"role_arn": f"arn:aws:iam::{CUSTOMER}:role/sm-none"})[0], 404)
+
+    # ---- session durations --------------------------------------------------------
+
+    def test_session_duration_limits(self):
+        hop_arn = f"arn:aws:iam::{CUSTOMER}:role/sm-duration-hop"
+        self.customer_role("sm-duration-hop", trust({"AWS": VENDOR_ARN}), permissions=policy(
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}))
+        self.fixture(CUSTOMER, REGION, [
+            {"service": "iam", "op": "create_role", "args": {"RoleName": "sm-duration-long", "MaxSessionDuration": 43200,
+                                                            "AssumeRolePolicyDocument": policy(trust({"AWS": [VENDOR_ARN, hop_arn]}))}},
+        ])
+        self.assertTrue(self.assume("sm-duration-long", DurationSeconds=7200).access_key)
+        hop = self.assume("sm-duration-hop")
+        error = self.assertRefused(lambda: self.assume("sm-duration-long", caller=hop, DurationSeconds=3601), "ValidationError", 400)
+        self.assertEqual(
+            error["Error"]["Message"],
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+        )
+        self.assertTrue(self.assume("sm-duration-long", caller=hop, DurationSeconds=3600).access_key)
+        error = self.assertRefused(lambda: self.assume("stored-messages-open", DurationSeconds=3601), "ValidationError", 400)
+        self.assertEqual(error["Error"]["Message"], "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+        # Outside 900..43200 (boto3 checks this itself, so raw): STS's validation error.
+        form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+        for seconds, bound in ((899, "greater than or equal to 900"), (43201, "less than or equal to 43200")):
+            body = urllib.parse.urlencode({
+                "Action": "AssumeRole", "Version": "2011-06-15", "RoleSessionName": "raw",
+                "RoleArn": f"arn:aws:iam::{CUSTOMER}:role/sm-duration-long", "DurationSeconds": seconds,
+            }).encode()
+            status, _, payload = self.signed("POST", "/", "sts", "us-east-1", self.vendor_key, body, form)
+            error = ElementTree.fromstring(payload).find(f"{STS_XMLNS}Error")
+            self.assertEqual((status, error.findtext(f"{STS_XMLNS}Code"), error.findtext(f"{STS_XMLNS}Type")), (400, "ValidationError", "Sender"))
+            self.assertEqual(
+                error.findtext(f"{STS_XMLNS}Message"),
+                f"1 validation error detected: Value '{seconds}' at 'durationSeconds' failed to satisfy constraint: Member must have value {bound}",
+            )
+
     # ---- faults -------------------------------------------------------------
 
     def test_status_faults_are_aws_shaped_and_counted(self):
@@ -429,6 +790,34 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(cleared, len(recorded))
         self.assertEqual(self.requests(), [])
 
+    def test_fixtures_manage_kms_keys_and_bucket_settings(self):
+        # Set-up the KMS and bucket-policy tests rely on, in a customer account.
+        bucket = "acme-fixture-settings"
+        key = self.fixture(CUSTOMER, REGION, [{"service": "kms", "op": "create_key", "args": {"Description": "fixture"}}])[0]["KeyMetadata"]
+        self.assertTrue(key["Arn"].startswith(f"arn:aws:kms:{REGION}:{CUSTOMER}:key/"))
+        key_policy = policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{CUSTOMER}:root"}, "Action": "kms:*", "Resource": "*"})
+        encryption = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]},
+                                 "BucketKeyEnabled": True}]}
+        bucket_policy = policy({"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject", "Resource": f"arn:aws:s3:::{bucket}/*"})
+        results = self.fixture(CUSTOMER, REGION, [
+            {"service": "kms", "op": "create_alias", "args": {"AliasName": "alias/sm-fixture", "TargetKeyId": key["KeyId"]}},
+            {"service": "kms", "op": "put_key_policy", "args": {"KeyId": key["KeyId"], "PolicyName": "default", "Policy": key_policy}},
+            {"service": "kms", "op": "disable_key", "args": {"KeyId": key["Arn"]}},  # by ARN, as AWS takes it
+            {"service": "kms", "op": "describe_key", "args": {"KeyId": "alias/sm-fixture"}},
+            {"service": "kms", "op": "get_key_policy", "args": {"KeyId": key["KeyId"], "PolicyName": "default"}},
+            {"service": "s3", "op": "create_bucket", "args": {"Bucket": bucket, "CreateBucketConfiguration": {"LocationConstraint": REGION}}},
+            {"service": "s3", "op": "put_bucket_encryption", "args": {"Bucket": bucket, "ServerSideEncryptionConfiguration": encryption}},
+            {"service": "s3", "op": "put_bucket_policy", "args": {"Bucket": bucket, "Policy": bucket_policy}},
+            {"service": "s3", "op": "get_bucket_encryption", "args": {"Bucket": bucket}},
+            {"service": "s3", "op": "get_bucket_policy", "args": {"Bucket": bucket}},
+        ])
+        self.assertEqual((results[3]["KeyMetadata"]["KeyId"], results[3]["KeyMetadata"]["KeyState"]), (key["KeyId"], "Disabled"))
+        self.assertEqual(json.loads(results[4]["Policy"]), json.loads(key_policy))
+        self.assertEqual(results[8]["ServerSideEncryptionConfiguration"], encryption)
+        self.assertEqual(json.loads(results[9]["Policy"]), json.loads(bucket_policy))
+        # None of it was recorded as traffic of the system under test.
+        self.assertFalse([r for r in self.requests() if r["service"] == "kms" or bucket in r["path"]])
+
     def test_fixture_errors_name_the_failing_call(self):
         status, answer = self.call("POST", "/_sm/aws", {"account": CUSTOMER, "region": REGION, "calls": [
             {"service": "s3", "op": "head_bucket", "args": {"Bucket": BUCKET}},
@@ -439,6 +828,115 @@ class EmulatorTest(unittest.TestCase):
         # Enforcement is back on afterwards: moto refuses an unknown key.
         unknown = self.client("s3", Credentials("AKIAUNKNOWNUNKNOWN00", "secret"), REGION)
         self.assertRefused(lambda: unknown.list_objects_v2(Bucket=BUCKET), "InvalidAccessKeyId", 403)
+
+
+class ConditionEvaluatorTest(unittest.TestCase):
+    """The Condition evaluator case by case against AWS's documented
+    semantics ("IAM JSON policy elements: Condition operators", "Conditions
+    with multiple context keys or values", "Single-valued vs. multivalued
+    context keys"), on the server module itself: every policy the emulator
+    decides goes through it."""
+
+    @classmethod
+    def setUpClass(cls):
+        spec = importlib.util.spec_from_file_location("emulator_server", SERVER)
+        cls.server = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(cls.server)
+
+    def holds(self, operator, key, expected, context):
+        return self.server.condition_holds(operator, key, expected, context)
+
+    def test_operators(self):
+        cases = [
+            # operator, key, policy values, request context, expected
+            ("StringEquals", "sts:ExternalId", "abc", {"sts:externalid": "abc"}, True),
+            ("StringEquals", "STS:EXTERNALID", "abc", {"sts:externalid": "abc"}, True),  # key names: any case
+            ("StringEquals", "sts:ExternalId", "ABC", {"sts:externalid": "abc"}, False),  # values: case-sensitive
+            ("StringEquals", "sts:ExternalId", ["x", "abc"], {"sts:externalid": "abc"}, True),  # values OR'ed
+            ("StringEquals", "sts:ExternalId", "abc", {}, False),  # absent: no match
+            ("StringNotEquals", "sts:ExternalId", ["x", "abc"], {"sts:externalid": "abc"}, False),  # NOR
+            ("StringNotEquals", "sts:ExternalId", ["x", "y"], {"sts:externalid": "abc"}, True),
+            ("StringNotEquals", "sts:ExternalId", "x", {}, True),  # negated, absent: true
+            ("StringEqualsIgnoreCase", "k", "AbC", {"k": "aBc"}, True),
+            ("StringNotEqualsIgnoreCase", "k", "AbC", {"k": "aBc"}, False),
+            ("StringLike", "k", "arn:aws:s3:::b/*", {"k": "arn:aws:s3:::b/x/y.json"}, True),  # * crosses /
+            ("StringLike", "k", "a?c", {"k": "abc"}, True),
+            ("StringLike", "k", "a?c", {"k": "abbc"}, False),
+            ("StringNotLike", "k", "a*", {}, True),
+            ("StringNotLike", "k", "a*", {"k": "abc"}, False),
+            ("Bool", "aws:SecureTransport", "false", {"aws:securetransport": "true"}, False),
+            ("Bool", "aws:SecureTransport", True, {"aws:securetransport": "true"}, True),  # JSON true
+            ("Bool", "aws:SecureTransport", "true", {}, False),
+            ("Null", "s3:if-none-match", "true", {}, True),
+            ("Null", "s3:if-none-match", "true", {"s3:if-none-match": "*"}, False),
+            ("Null", "s3:if-none-match", "false", {"s3:if-none-match": "*"}, True),
+            ("Null", "aws:TagKeys", "true", {"aws:tagkeys": []}, True),  # an empty list is absent
+            ("ArnLike", "aws:PrincipalArn", "arn:aws:iam::*:role/x*", {"aws:principalarn": "arn:aws:iam::111122223333:role/xyz"}, True),
+            ("ArnEquals", "aws:PrincipalArn", "arn:aws:iam::*:role/x*", {"aws:principalarn": "arn:aws:iam::111122223333:role/xyz"}, True),
+            ("ArnLike", "aws:PrincipalArn", "arn:aws:iam::*:role/x*", {"aws:principalarn": "arn:aws:iam::111122223333:user/xyz"}, False),
+            ("ArnLike", "aws:PrincipalArn", "arn:aws:*", {"aws:principalarn": "not-an-arn"}, False),
+            ("ArnNotLike", "aws:PrincipalArn", "arn:aws:iam::*:role/x*", {}, True),
+            ("ArnNotEquals", "aws:PrincipalArn", "arn:aws:iam::*:role/x*", {"aws:principalarn": "arn:aws:iam::1:role/xyz"}, False),
+            ("DateLessThan", "aws:TokenIssueTime", "2024-01-01T00:00:00Z", {"aws:tokenissuetime": "2023-12-31T23:59:59.999999Z"}, True),
+            ("DateLessThan", "aws:TokenIssueTime", "2024-01-01T00:00:00Z", {"aws:tokenissuetime": "2024-01-01T00:00:00Z"}, False),
+            ("DateLessThan", "aws:CurrentTime", "1704067200", {"aws:currenttime": "2023-12-31T00:00:00Z"}, True),  # epoch
+            ("DateGreaterThan", "aws:CurrentTime", "2024-01-01", {"aws:currenttime": "2024-01-02T00:00:00Z"}, True),
+            ("DateGreaterThan", "aws:CurrentTime", "2024-01-01", {}, False),
+            ("NumericLessThan", "s3:max-keys", "10", {"s3:max-keys": "9"}, True),
+            ("StringEqualsIfExists", "k", "a", {}, True),
+            ("StringEqualsIfExists", "k", "a", {"k": "b"}, False),
+            ("StringNotEqualsIfExists", "k", "a", {"k": "a"}, False),
+            ("ForAnyValue:StringEquals", "aws:TagKeys", ["a", "b"], {"aws:tagkeys": ["c", "b"]}, True),
+            ("ForAnyValue:StringEquals", "aws:TagKeys", ["a", "b"], {"aws:tagkeys": ["c", "d"]}, False),
+            ("ForAnyValue:StringEquals", "aws:TagKeys", "a", {}, False),  # absent: false
+            ("ForAnyValue:StringEqualsIfExists", "aws:TagKeys", "a", {}, False),  # still false
+            ("ForAllValues:StringEquals", "aws:TagKeys", ["a", "b"], {"aws:tagkeys": ["a", "b"]}, True),
+            ("ForAllValues:StringEquals", "aws:TagKeys", ["a", "b"], {"aws:tagkeys": ["a", "c"]}, False),
+            ("ForAllValues:StringEquals", "aws:TagKeys", "a", {}, True),  # absent: true
+            ("ForAllValues:StringEquals", "aws:TagKeys", "a", {"aws:tagkeys": []}, True),  # empty: true
+            # The IAM guide's table for ForAllValues:StringNotLike "key1*".
+            ("ForAllValues:StringNotLike", "aws:TagKeys", "key1*", {"aws:tagkeys": ["key1:legal"]}, False),
+            ("ForAllValues:StringNotLike", "aws:TagKeys", "key1*", {"aws:tagkeys": ["key2:audit"]}, True),
+            ("ForAllValues:StringNotLike", "aws:TagKeys", "key1*", {}, True),
+            # A multivalued key without a set operator (assumption): any value / none.
+            ("StringEquals", "kms:ResourceAliases", "alias/a", {"kms:resourcealiases": ["alias/b", "alias/a"]}, True),
+            ("StringNotEquals", "kms:ResourceAliases", "alias/a", {"kms:resourcealiases": ["alias/b", "alias/a"]}, False),
+            # Not understood: None, which fails closed.
+            ("StringFuzzyEquals", "k", "a", {"k": "a"}, None),
+            ("ForAnyValue:Null", "k", "true", {}, None),
+            ("IpAddress", "aws:SourceIp", "10.0.0.0/8", {}, None),
+            ("StringEquals", "k", {"nested": "object"}, {"k": "a"}, None),
+        ]
+        for operator, key, expected, context, result in cases:
+            with self.subTest(operator=operator, key=key, expected=expected, context=context):
+                self.assertIs(self.holds(operator, key, expected, context), result)
+
+    def test_blocks_and_failing_closed(self):
+        conditions_hold = self.server.conditions_hold
+        context = {"a": "1", "b": "2"}
+        both = {"StringEquals": {"a": "1", "b": "2"}}
+        self.assertTrue(conditions_hold(both, context, "Allow"))  # keys AND'ed
+        self.assertFalse(conditions_hold({"StringEquals": {"a": "1", "b": "3"}}, context, "Allow"))
+        self.assertFalse(conditions_hold({"StringEquals": {"a": "1"}, "Null": {"b": "true"}}, context, "Allow"))  # operators AND'ed
+        unknown = {"StringEquals": {"a": "9"}, "Fuzzy": {"b": "2"}}
+        self.assertFalse(conditions_hold(unknown, context, "Allow"))  # an Allow not understood grants nothing
+        self.assertTrue(conditions_hold(unknown, context, "Deny"))  # a Deny not understood applies
+        self.assertTrue(conditions_hold({}, context, "Allow"))
+
+    def test_statements_principals_and_wildcards(self):
+        evaluate = self.server.evaluate
+        caller = self.server.Caller("111122223333", "arn:aws:sts::111122223333:assumed-role/r/s",
+                                    "arn:aws:iam::111122223333:role/r", "AROA:s", "ASIA", session=object())
+        allow = {"Effect": "Allow", "Action": "s3:Put*", "Resource": "arn:aws:s3:::b/*"}
+        self.assertEqual(evaluate([allow], "s3:putobject", "arn:aws:s3:::b/x/y", {}, caller), ("Allow", "identity"))
+        self.assertEqual(evaluate([allow], "s3:GetObject", "arn:aws:s3:::b/x", {}, caller), (None, None))
+        named = [dict(allow, Principal={"AWS": p}) for p in ("111122223333", "arn:aws:iam::111122223333:role/r", caller.arn)]
+        kinds = [evaluate([s], "s3:PutObject", "arn:aws:s3:::b/k", {}, caller, resource_based=True)[1] for s in named]
+        self.assertEqual(kinds, ["account", "direct", "session"])
+        self.assertEqual(evaluate([allow], "s3:PutObject", "arn:aws:s3:::b/k", {}, caller, resource_based=True), (None, None))
+        deny = {"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*", "Condition": {"Null": {"s3:if-none-match": "true"}}}
+        self.assertEqual(evaluate([named[1], deny], "s3:PutObject", "arn:aws:s3:::b/k", {}, caller)[0], "Deny")
+        self.assertEqual(evaluate([named[1], deny], "s3:PutObject", "arn:aws:s3:::b/k", {"s3:if-none-match": "*"}, caller)[0], "Allow")
 
 
 class LifecycleTest(unittest.TestCase):

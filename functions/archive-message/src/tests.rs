@@ -694,14 +694,14 @@ async fn staged_message_refs_are_inlined() {
         VENDOR_ACCOUNT,
         "us-east-1",
         json!([{ "service": "s3", "op": "put_object", "args": {
-        "Bucket": STAGING_BUCKET, "Key": "staged/m1.json", "Body": staged } }]),
+        "Bucket": STAGING_BUCKET, "Key": "acme/staged/m1.json", "Body": staged } }]),
     );
     let mut body = message("p", "m1", "email", 1);
     body.as_object_mut().unwrap().remove("message");
-    body["message_ref"] = json!({ "bucket": STAGING_BUCKET, "key": "staged/m1.json" });
+    body["message_ref"] = json!({ "bucket": STAGING_BUCKET, "key": "acme/staged/m1.json" });
     let mut missing = message("p", "m2", "email", 2);
     missing.as_object_mut().unwrap().remove("message");
-    missing["message_ref"] = json!({ "bucket": STAGING_BUCKET, "key": "staged/gone.json" });
+    missing["message_ref"] = json!({ "bucket": STAGING_BUCKET, "key": "acme/staged/gone.json" });
     let records = vec![
         ("sqs-1".to_owned(), body.to_string()),
         ("sqs-2".to_owned(), missing.to_string()),
@@ -991,3 +991,5 @@ async fn under_injected_faults_nothing_is_lost_or_duplicated() {
 fn own() -> stored_messages::arn::AccountId {
     stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap()
 }
+
+mod real_setups;

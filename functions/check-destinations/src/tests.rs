@@ -360,3 +360,5 @@ async fn a_run_finishes_with_the_healthy_checked_while_some_hang() {
 fn own() -> stored_messages::arn::AccountId {
     stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap()
 }
+
+mod real_setups;

@@ -967,3 +967,5 @@ async fn hostile_api_inputs_get_a_4xx_or_a_failed_check_never_a_5xx() {
     println!("hostile API inputs: {tried} tried, {server_errors} answered 5xx");
     assert_eq!(server_errors, 0);
 }
+
+mod real_setups;
