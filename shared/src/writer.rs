@@ -114,6 +114,17 @@ pub struct WriteError {
 }
 
 impl WriteError {
+    /// A refusal of the request's identity (S3's `AccessDenied`, for the
+    /// write or for S3's KMS call), as opposed to a missing bucket or key.
+    pub fn is_access_denied(&self) -> bool {
+        match self.code {
+            FailureCode::PutObjectDenied => true,
+            // A KMS.NotFoundException is no denial; a kms: action refused is.
+            FailureCode::KmsDenied => self.denied_by.is_some(),
+            _ => false,
+        }
+    }
+
     fn transient(code: FailureCode, message: impl Into<String>) -> Self {
         Self {
             code,
@@ -163,10 +174,7 @@ pub async fn put(
             Err(PutAttempt::Expired) => return Err(expired_twice()),
             Err(PutAttempt::Failed(err))
                 if attempt == 0
-                    && matches!(
-                        err.code,
-                        FailureCode::PutObjectDenied | FailureCode::KmsDenied
-                    )
+                    && err.is_access_denied()
                     && session
                         .credentials
                         .renew_after_denial(credentials.access_key_id())

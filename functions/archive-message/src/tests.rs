@@ -282,7 +282,11 @@ async fn a_large_batch_over_three_destinations_lands_whole_with_one_sts_call_eac
         "stored-messages-plain",
     );
     w.emulator.allow_put(&by_date, Some("exports/messages"));
-    let key_arn = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    // A real key the role may use: the emulator, like S3, resolves it and
+    // asks KMS under our session.
+    let key_arn = &w.emulator.kms_key(&kms, None);
+    w.emulator
+        .allow_put_with_key(&kms, None, Some(&KmsKeyArn::parse(key_arn).unwrap()));
     let d1 = w
         .register(&by_date, "p1", |d| {
             d.folder_path = Some(FolderPath::parse("exports/messages").unwrap());
@@ -413,7 +417,7 @@ async fn a_large_batch_over_three_destinations_lands_whole_with_one_sts_call_eac
         );
         assert_eq!(
             header(&put, "x-amz-server-side-encryption-aws-kms-key-id"),
-            Some(key_arn)
+            Some(key_arn.as_str())
         );
     }
     for put in w.puts_to("acme-plain") {

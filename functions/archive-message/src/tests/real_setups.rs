@@ -13,7 +13,12 @@ const ATTACKER: &str = "444455556666";
 fn batch(project: &str, ids: &[&str]) -> Vec<(String, String)> {
     ids.iter()
         .enumerate()
-        .map(|(i, id)| (format!("sqs-{id}"), message(project, id, "email", i).to_string()))
+        .map(|(i, id)| {
+            (
+                format!("sqs-{id}"),
+                message(project, id, "email", i).to_string(),
+            )
+        })
         .collect()
 }
 
@@ -28,16 +33,24 @@ fn parked(w: &World) -> usize {
 #[tokio::test]
 async fn bucket_default_kms_encryption_archives_instead_of_parking() {
     let w = world().await;
-    let c = w.customer(ACCOUNT, REGION, "acme-kms-default", "stored-messages-kms-default");
+    let c = w.customer(
+        ACCOUNT,
+        REGION,
+        "acme-kms-default",
+        "stored-messages-kms-default",
+    );
     let key = w.emulator.kms_key(&c, None);
     w.emulator.bucket_default_kms(&c, &key, false);
     w.emulator
         .allow_put_with_key(&c, None, Some(&KmsKeyArn::parse(&key).unwrap()));
     w.register(&c, "12345", |d| d.encryption = Encryption::BucketDefault)
         .await;
-    let response = handler::handle(&w.archiver(), sqs_event(&batch("12345", &["m1", "m2", "m3"])))
-        .await
-        .unwrap();
+    let response = handler::handle(
+        &w.archiver(),
+        sqs_event(&batch("12345", &["m1", "m2", "m3"])),
+    )
+    .await
+    .unwrap();
     assert!(failures(&response).is_empty());
     assert_eq!(w.emulator.objects(&c, "").len(), 3);
     assert_eq!(parked(&w), 0, "nothing parked");
@@ -59,7 +72,9 @@ async fn a_write_once_bucket_policy_takes_archive_writes_and_redeliveries() {
     w.register(&c, "12345", |_| {}).await;
     let records = batch("12345", &["m1", "m2"]);
     for round in ["first delivery", "redelivery"] {
-        let response = handler::handle(&w.archiver(), sqs_event(&records)).await.unwrap();
+        let response = handler::handle(&w.archiver(), sqs_event(&records))
+            .await
+            .unwrap();
         assert!(failures(&response).is_empty(), "{round}");
     }
     assert_eq!(w.emulator.objects(&c, "").len(), 2);
@@ -123,16 +138,46 @@ async fn a_message_ref_outside_the_orgs_staging_prefix_is_never_read() {
         .to_string()
     };
     let records = vec![
-        ("sqs-1".to_owned(), reference("ref-1", CONTROL_BUCKET, "orgs/acme/external-id.json")),
-        ("sqs-2".to_owned(), reference("ref-2", CONTROL_BUCKET, &format!("destinations/{ORG}/12345/{}.json", d.id))),
-        ("sqs-3".to_owned(), reference("ref-3", STAGING_BUCKET, "acme/staged/secret.json")),
-        ("sqs-4".to_owned(), reference("ref-4", STAGING_BUCKET, "evil-org/../acme/staged/secret.json")),
+        (
+            "sqs-1".to_owned(),
+            reference("ref-1", CONTROL_BUCKET, "orgs/acme/external-id.json"),
+        ),
+        (
+            "sqs-2".to_owned(),
+            reference(
+                "ref-2",
+                CONTROL_BUCKET,
+                &format!("destinations/{ORG}/12345/{}.json", d.id),
+            ),
+        ),
+        (
+            "sqs-3".to_owned(),
+            reference("ref-3", STAGING_BUCKET, "acme/staged/secret.json"),
+        ),
+        (
+            "sqs-4".to_owned(),
+            reference(
+                "ref-4",
+                STAGING_BUCKET,
+                "evil-org/../acme/staged/secret.json",
+            ),
+        ),
     ];
     w.emulator.clear_requests();
-    let response = handler::handle(&w.archiver(), sqs_event(&records)).await.unwrap();
-    assert!(failures(&response).is_empty(), "acknowledged: malformed is final");
-    assert!(w.emulator.objects(&evil, "").is_empty(), "nothing archived into the record's bucket");
-    let quarantined = w.emulator.keys(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, "quarantine/");
+    let response = handler::handle(&w.archiver(), sqs_event(&records))
+        .await
+        .unwrap();
+    assert!(
+        failures(&response).is_empty(),
+        "acknowledged: malformed is final"
+    );
+    assert!(
+        w.emulator.objects(&evil, "").is_empty(),
+        "nothing archived into the record's bucket"
+    );
+    let quarantined = w
+        .emulator
+        .keys(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, "quarantine/");
     assert_eq!(quarantined.len(), 4);
     let reads: Vec<Value> = w
         .emulator
@@ -149,13 +194,18 @@ async fn a_message_ref_outside_the_orgs_staging_prefix_is_never_read() {
 #[tokio::test]
 async fn a_control_bucket_recreated_by_another_account_receives_nothing() {
     let w = world().await;
-    let keys = w.emulator.keys(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, "");
+    let keys = w
+        .emulator
+        .keys(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, "");
     let mut calls: Vec<Value> = keys
         .iter()
         .map(|k| json!({ "service": "s3", "op": "delete_object", "args": { "Bucket": CONTROL_BUCKET, "Key": k } }))
         .collect();
-    calls.push(json!({ "service": "s3", "op": "delete_bucket", "args": { "Bucket": CONTROL_BUCKET } }));
-    w.emulator.aws(VENDOR_ACCOUNT, "us-east-1", Value::Array(calls));
+    calls.push(
+        json!({ "service": "s3", "op": "delete_bucket", "args": { "Bucket": CONTROL_BUCKET } }),
+    );
+    w.emulator
+        .aws(VENDOR_ACCOUNT, "us-east-1", Value::Array(calls));
     w.emulator.aws(ATTACKER, "us-east-1", json!([
         { "service": "s3", "op": "create_bucket", "args": { "Bucket": CONTROL_BUCKET } },
         { "service": "s3", "op": "put_bucket_policy", "args": { "Bucket": CONTROL_BUCKET, "Policy": json!({
@@ -164,17 +214,32 @@ async fn a_control_bucket_recreated_by_another_account_receives_nothing() {
             "Resource": [format!("arn:aws:s3:::{CONTROL_BUCKET}"), format!("arn:aws:s3:::{CONTROL_BUCKET}/*")] }] }).to_string() } },
     ]));
     let records = vec![("sqs-bad".to_owned(), "{\"not\": \"a request\"}".to_owned())];
-    let response = handler::handle(&w.archiver(), sqs_event(&records)).await.unwrap();
-    assert_eq!(failures(&response), ["sqs-bad"], "retried, not acknowledged into their bucket");
-    assert!(w.emulator.keys(ATTACKER, "us-east-1", CONTROL_BUCKET, "").is_empty());
+    let response = handler::handle(&w.archiver(), sqs_event(&records))
+        .await
+        .unwrap();
+    assert_eq!(
+        failures(&response),
+        ["sqs-bad"],
+        "retried, not acknowledged into their bucket"
+    );
+    assert!(w
+        .emulator
+        .keys(ATTACKER, "us-east-1", CONTROL_BUCKET, "")
+        .is_empty());
     let ours: Vec<Value> = w
         .emulator
         .requests()
         .into_iter()
-        .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with(&format!("/{CONTROL_BUCKET}"))))
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(&format!("/{CONTROL_BUCKET}")))
+        })
         .collect();
     assert!(!ours.is_empty());
-    assert!(ours.iter().all(|r| header(r, "x-amz-expected-bucket-owner") == Some(VENDOR_ACCOUNT)));
+    assert!(ours
+        .iter()
+        .all(|r| header(r, "x-amz-expected-bucket-owner") == Some(VENDOR_ACCOUNT)));
 }
 
 /// B14 for the staging bucket: a staged body read from a re-created bucket
@@ -184,7 +249,11 @@ async fn a_staging_bucket_recreated_by_another_account_is_never_read() {
     let w = world().await;
     let c = w.customer(ACCOUNT, REGION, "acme-staged", "stored-messages-staged");
     w.register(&c, "12345", |_| {}).await;
-    w.emulator.aws(VENDOR_ACCOUNT, "us-east-1", json!([{ "service": "s3", "op": "delete_bucket", "args": { "Bucket": STAGING_BUCKET } }]));
+    w.emulator.aws(
+        VENDOR_ACCOUNT,
+        "us-east-1",
+        json!([{ "service": "s3", "op": "delete_bucket", "args": { "Bucket": STAGING_BUCKET } }]),
+    );
     w.emulator.aws(ATTACKER, "us-east-1", json!([
         { "service": "s3", "op": "create_bucket", "args": { "Bucket": STAGING_BUCKET } },
         { "service": "s3", "op": "put_object", "args": { "Bucket": STAGING_BUCKET, "Key": "acme/m1.json", "Body": "{\"subject\":\"planted\"}" } },
@@ -193,7 +262,9 @@ async fn a_staging_bucket_recreated_by_another_account_is_never_read() {
     body.as_object_mut().unwrap().remove("message");
     body["message_ref"] = json!({ "bucket": STAGING_BUCKET, "key": "acme/m1.json" });
     let records = vec![("sqs-1".to_owned(), body.to_string())];
-    let response = handler::handle(&w.archiver(), sqs_event(&records)).await.unwrap();
+    let response = handler::handle(&w.archiver(), sqs_event(&records))
+        .await
+        .unwrap();
     assert_eq!(failures(&response), ["sqs-1"]);
     assert!(w.emulator.objects(&c, "").is_empty());
 }
@@ -204,7 +275,12 @@ async fn a_staging_bucket_recreated_by_another_account_is_never_read() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_stored_wildcard_folder_destination_is_skipped_and_reported() {
     let w = world().await;
-    let c = w.customer(ACCOUNT, REGION, "acme-v1-folder", "stored-messages-v1-folder");
+    let c = w.customer(
+        ACCOUNT,
+        REGION,
+        "acme-v1-folder",
+        "stored-messages-v1-folder",
+    );
     let d = stored_messages::testing::destination(&c, ORG, "12345");
     let mut record = serde_json::to_value(&d).unwrap();
     record["folder_path"] = json!("*");
@@ -232,5 +308,8 @@ async fn a_stored_wildcard_folder_destination_is_skipped_and_reported() {
         .filter(|l| l["fields"]["event"] == "destination_skipped")
         .collect();
     assert_eq!(skipped.len(), 1, "{logs}");
-    assert!(skipped[0]["fields"]["registry_key"].as_str().unwrap().contains(d.id.as_str()));
+    assert!(skipped[0]["fields"]["registry_key"]
+        .as_str()
+        .unwrap()
+        .contains(d.id.as_str()));
 }

@@ -72,7 +72,11 @@ async fn transient_probe_failures_are_recorded_but_never_move_status() {
         handler::handle(&checker, scheduled()).await.unwrap();
     }
     let stored = w.stored(&d).await;
-    assert_eq!(stored.status, Status::Active, "a transient failure never moves status");
+    assert_eq!(
+        stored.status,
+        Status::Active,
+        "a transient failure never moves status"
+    );
     assert_eq!(stored.health.consecutive_failures, 2);
     assert_eq!(
         stored.health.last_error.as_ref().map(|e| e.code.as_str()),
@@ -88,14 +92,25 @@ async fn transient_probe_failures_are_recorded_but_never_move_status() {
     handler::handle(&checker, scheduled()).await.unwrap();
     drop(guard);
     let stored = w.stored(&d).await;
-    assert_eq!((stored.status, stored.health.consecutive_failures), (Status::Active, 0));
+    assert_eq!(
+        (stored.status, stored.health.consecutive_failures),
+        (Status::Active, 0)
+    );
     let moves: Vec<(String, String)> = transitions(&captured.text())
         .iter()
-        .map(|t| (t["fields"]["from"].as_str().unwrap().to_owned(), t["fields"]["to"].as_str().unwrap().to_owned()))
+        .map(|t| {
+            (
+                t["fields"]["from"].as_str().unwrap().to_owned(),
+                t["fields"]["to"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         moves,
-        [("active".to_owned(), "failing".to_owned()), ("failing".to_owned(), "active".to_owned())],
+        [
+            ("active".to_owned(), "failing".to_owned()),
+            ("failing".to_owned(), "active".to_owned())
+        ],
         "exactly the permanent failure and the recovery"
     );
 }

@@ -96,8 +96,13 @@ async fn bucket_default_encryption_with_a_customer_key_validates() {
         failed_code(&answer),
         [("put_object".to_owned(), "kms_denied".to_owned())]
     );
-    let remediation = check(&answer, "put_object")["remediation"].as_str().unwrap();
-    assert!(remediation.contains("kms_policy_statement"), "{remediation}");
+    let remediation = check(&answer, "put_object")["remediation"]
+        .as_str()
+        .unwrap();
+    assert!(
+        remediation.contains("kms_policy_statement"),
+        "{remediation}"
+    );
 }
 
 /// B02: the customer names their key by alias and pastes the policy
@@ -120,8 +125,11 @@ async fn a_pasted_setup_policy_for_a_kms_alias_grants_the_key() {
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    w.emulator
-        .role_policy(&c, "stored-messages-write", &answer.body["permissions_policy"]);
+    w.emulator.role_policy(
+        &c,
+        "stored-messages-write",
+        &answer.body["permissions_policy"],
+    );
 
     let body = json!({
         "project_id": "12345", "role_arn": c.role_arn(), "region": REGION, "bucket": c.bucket,
@@ -138,7 +146,14 @@ async fn a_pasted_setup_policy_for_a_kms_alias_grants_the_key() {
 async fn a_wildcard_folder_is_refused_everywhere() {
     let w = world().await;
     let xid = external_id(&w, "acme").await;
-    let c = customer(&w, Some(&xid), "acme-wild", "stored-messages-wild", REGION, true);
+    let c = customer(
+        &w,
+        Some(&xid),
+        "acme-wild",
+        "stored-messages-wild",
+        REGION,
+        true,
+    );
     for folder in ["*", "team*", "archive/*"] {
         let answer = validate(&w, with(body_for(&c), "folder_path", json!(folder))).await;
         assert_eq!(
@@ -151,7 +166,10 @@ async fn a_wildcard_folder_is_refused_everywhere() {
     }
     assert!(
         w.emulator.requests().iter().all(|r| r["method"] != "PUT"
-            || !r["path"].as_str().unwrap_or_default().starts_with("/acme-wild")),
+            || !r["path"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("/acme-wild")),
         "nothing was written for a refused folder"
     );
 }
@@ -163,7 +181,14 @@ async fn a_wildcard_folder_is_refused_everywhere() {
 async fn a_write_once_bucket_policy_accepts_the_probe() {
     let w = world().await;
     let xid = external_id(&w, "acme").await;
-    let c = customer(&w, Some(&xid), "acme-write-once", "stored-messages-write-once", REGION, true);
+    let c = customer(
+        &w,
+        Some(&xid),
+        "acme-write-once",
+        "stored-messages-write-once",
+        REGION,
+        true,
+    );
     w.emulator.bucket_policy(
         &c,
         &json!({ "Version": "2012-10-17", "Statement": [
@@ -184,12 +209,23 @@ async fn a_write_once_bucket_policy_accepts_the_probe() {
         .emulator
         .requests()
         .into_iter()
-        .filter(|r| r["method"] == "PUT" && r["path"].as_str().unwrap_or_default().contains("/_stored-messages/connection-test/"))
+        .filter(|r| {
+            r["method"] == "PUT"
+                && r["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("/_stored-messages/connection-test/")
+        })
         .collect();
     assert_eq!(probes.len(), 2);
-    assert!(probes.iter().all(|r| header(r, "if-none-match") == Some("*")));
+    assert!(probes
+        .iter()
+        .all(|r| header(r, "if-none-match") == Some("*")));
     assert_eq!(
-        probes.iter().map(|r| r["status"].as_u64()).collect::<Vec<_>>(),
+        probes
+            .iter()
+            .map(|r| r["status"].as_u64())
+            .collect::<Vec<_>>(),
         [Some(200), Some(412)]
     );
 }
@@ -229,7 +265,11 @@ async fn an_encryption_demanding_bucket_policy_is_named_as_the_cause() {
         ("e2", json!({ "mode": "aes256" }), false),
         ("e3", json!({ "mode": "kms", "kms_key_arn": key }), true),
     ] {
-        let body = with(with(body_for(&c), "folder_path", json!(folder)), "encryption", encryption);
+        let body = with(
+            with(body_for(&c), "folder_path", json!(folder)),
+            "encryption",
+            encryption,
+        );
         let answer = validate(&w, body).await;
         assert_eq!(answer.body["valid"], valid, "{folder}: {}", answer.body);
         if !valid {
@@ -238,7 +278,10 @@ async fn an_encryption_demanding_bucket_policy_is_named_as_the_cause() {
                 [("put_object".to_owned(), "put_object_denied".to_owned())]
             );
             let put = check(&answer, "put_object");
-            let (message, remediation) = (put["message"].as_str().unwrap(), put["remediation"].as_str().unwrap());
+            let (message, remediation) = (
+                put["message"].as_str().unwrap(),
+                put["remediation"].as_str().unwrap(),
+            );
             assert!(message.contains("bucket policy"), "{message}");
             assert!(remediation.contains("encryption.mode"), "{remediation}");
             assert!(!remediation.starts_with("Give the role"), "{remediation}");
@@ -256,7 +299,9 @@ async fn a_session_above_one_hour_is_refused_at_start_and_by_sts() {
         "ROLE_SESSION_DURATION_SECONDS" => Some("7200".to_owned()),
         _ => None,
     });
-    let err = config.expect_err("7200 s must be refused at start").to_string();
+    let err = config
+        .expect_err("7200 s must be refused at start")
+        .to_string();
     assert!(err.contains("role chaining"), "{err}");
 
     // What the refusal prevents, shown against the emulator's STS.
@@ -270,9 +315,20 @@ async fn a_session_above_one_hour_is_refused_at_start_and_by_sts() {
         &sdk,
         stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap(),
     );
-    let w = World { emulator, vendor, api };
+    let w = World {
+        emulator,
+        vendor,
+        api,
+    };
     let xid = external_id(&w, "acme").await;
-    let c = customer(&w, Some(&xid), "acme-chained", "stored-messages-chained", REGION, true);
+    let c = customer(
+        &w,
+        Some(&xid),
+        "acme-chained",
+        "stored-messages-chained",
+        REGION,
+        true,
+    );
     let answer = validate(&w, body_for(&c)).await;
     assert_eq!(
         failed_code(&answer),
