@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv test lint leak-audit emulator-test fuzz-api demo bench
+.PHONY: venv test lint leak-audit emulator-test fuzz-api demo bench revert-check
 
 $(VENV)/.installed: tools/requirements.txt infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -64,3 +64,8 @@ bench: venv $(S3S_FS)
 	cargo build --release --locked -p bench -p archive-message -p validate-destination -p check-destinations
 	target/release/bench --release target/release --s3s-fs $(S3S_FS) --python $(PY) \
 		--comparator bench/boto3_handler.py --out target/bench
+
+## Each issue-13 regression test fails once its fix is reverted (a scratch
+## worktree of HEAD; tools/revert_check/run.py). Not part of `make test`.
+revert-check: venv
+	$(PY) tools/revert_check/run.py
