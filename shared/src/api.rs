@@ -228,9 +228,18 @@ impl Api {
             }
             Route::Item(id) => {
                 let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
-                let destination = self.registry.destination(&org, &id).await?;
+                let found = self.registry.destination(&org, &id).await;
                 if request.method == "DELETE" {
-                    self.registry.delete_destination(&destination).await?;
+                    match found {
+                        Ok(destination) => self.registry.delete_destination(&destination).await?,
+                        // Not loadable (a v1 folder with `*`): still the org's to remove.
+                        Err(RegistryError::NotFound) => {
+                            if !self.registry.delete_unusable_destination(&org, &id).await? {
+                                return Err(ApiError::NotFound);
+                            }
+                        }
+                        Err(err) => return Err(err.into()),
+                    }
                     info!(org_id = %org, destination_id = %id, "destination deleted");
                     Ok(ApiResponse {
                         status: 204,
@@ -238,6 +247,7 @@ impl Api {
                         allow: None,
                     })
                 } else {
+                    let destination = found?;
                     Ok(ApiResponse::json(
                         200,
                         json!({ "destination": destination }),

@@ -516,6 +516,16 @@ fn put_failure(err: &WriteError, destination: &Destination) -> Check {
             "S3 denied the probe write (s3:PutObject).".to_owned(),
             format!("Check that the bucket belongs to account {account} (the role's account; we refuse to write to a bucket anyone else owns), that the role allows s3:PutObject on {folder} (the permissions policy from GET /v1/setup), and that no bucket policy denies the role."),
         ),
+        // Not a denial: the key itself cannot be used. Sending the admin to
+        // the KMS statement again would be a loop (real-setups B02).
+        (FailureCode::KmsDenied, None) if err.message.contains("KMS.NotFoundException") => (
+            "S3 could not encrypt the probe: the KMS key does not exist in the bucket's region (or the alias points nowhere).".to_owned(),
+            format!("Check the key ARN (for encryption.mode kms) or the bucket's default encryption key: it must be an existing key in {}, the bucket's region.", destination.region),
+        ),
+        (FailureCode::KmsDenied, None) if err.message.contains("KMS.DisabledException") || err.message.contains("KMS.KMSInvalidStateException") => (
+            "S3 could not encrypt the probe: the KMS key is disabled or pending deletion.".to_owned(),
+            "Enable the key (or cancel its deletion) in the KMS console, or point the destination at a key in use.".to_owned(),
+        ),
         (FailureCode::KmsDenied, Some(DeniedBy::ResourcePolicy)) => (
             "S3 could not encrypt the probe: the KMS key's policy does not allow the role to use the key.".to_owned(),
             "Add the role to the key policy (or keep the default key policy statement that delegates to IAM in the key's own account), allowing kms:GenerateDataKey and kms:Decrypt.".to_owned(),
@@ -629,6 +639,8 @@ async fn not_public(ctx: &LiveContext<'_>, destination: &Destination, probe: &st
         .get_object()
         .bucket(destination.bucket.as_str())
         .key(probe)
+        // Never read a bucket someone else re-created under the same name.
+        .expected_bucket_owner(destination.expected_owner().as_str())
         .send()
         .await;
     let name = "not_public";
@@ -639,6 +651,14 @@ async fn not_public(ctx: &LiveContext<'_>, destination: &Destination, probe: &st
             "Anyone on the internet can read objects in this bucket: an unsigned GET of our probe object succeeded.",
             "Turn on S3 Block Public Access for the bucket and remove any bucket policy or ACL that grants access to everyone (Principal \"*\"), then retry.",
         ),
+        // S3 refuses any unsigned read of an SSE-KMS object with 400
+        // InvalidArgument ("... require AWS Signature Version 4"), whatever
+        // the bucket policy: our objects cannot leak that way, but the answer
+        // says nothing about the rest of the bucket, and the message says so.
+        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 400)
+            && err.as_service_error().and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e)) == Some("InvalidArgument") => {
+            Check::pass(name, "An unsigned GET of the probe object was refused because it is encrypted with KMS, as every object we write here will be: S3 never serves those unsigned. This does not show that the rest of the bucket is private; keep S3 Block Public Access on.")
+        }
         Err(err) if err.raw_response().is_some_and(|r| (400..500).contains(&r.status().as_u16())) => {
             Check::pass(name, "An unsigned GET of the probe object was refused: the bucket is not public.")
         }
@@ -935,6 +955,147 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn probe_failures_address_whoever_can_fix_them() {
+        let d = run(&valid()).destination.unwrap();
+        let failure = |code, denied_by, message: &str, retryable| {
+            put_failure(
+                &WriteError {
+                    code,
+                    message: message.to_owned(),
+                    retryable,
+                    bucket_region: Some("us-west-2".to_owned()),
+                    denied_by,
+                },
+                &d,
+            )
+        };
+        use FailureCode::*;
+        // (failure, words the message must hold, words the remediation must hold)
+        let cases = [
+            (
+                failure(
+                    PutObjectDenied,
+                    Some(DeniedBy::ResourcePolicy),
+                    "S3 answered AccessDenied",
+                    false,
+                ),
+                "bucket policy",
+                "encryption.mode",
+            ),
+            (
+                failure(
+                    PutObjectDenied,
+                    Some(DeniedBy::IdentityPolicy),
+                    "S3 answered AccessDenied",
+                    false,
+                ),
+                "role's policies",
+                "s3:PutObject on arn:aws:s3:::acme-message-archive/archive/prod/*",
+            ),
+            (
+                failure(
+                    PutObjectDenied,
+                    Some(DeniedBy::SessionPolicy),
+                    "S3 answered AccessDenied",
+                    false,
+                ),
+                "our side",
+                "Nothing to change on your side",
+            ),
+            (
+                failure(
+                    KmsDenied,
+                    Some(DeniedBy::SessionPolicy),
+                    "S3 answered AccessDenied",
+                    false,
+                ),
+                "our side",
+                "Nothing to change on your side",
+            ),
+            (
+                failure(
+                    PutObjectDenied,
+                    Some(DeniedBy::OrganizationPolicy),
+                    "S3 answered AccessDenied",
+                    false,
+                ),
+                "Organizations",
+                "organization",
+            ),
+            (
+                failure(PutObjectDenied, None, "S3 answered AccessDenied", false),
+                "s3:PutObject",
+                "belongs to account 111122223333",
+            ),
+            (
+                failure(KmsDenied, None, "S3 answered KMS.NotFoundException", false),
+                "does not exist",
+                "eu-west-1",
+            ),
+            (
+                failure(KmsDenied, None, "S3 answered KMS.DisabledException", false),
+                "disabled",
+                "Enable the key",
+            ),
+            (
+                failure(
+                    KmsDenied,
+                    Some(DeniedBy::ResourcePolicy),
+                    "S3 answered AccessDenied",
+                    false,
+                ),
+                "key's policy",
+                "key policy",
+            ),
+            (
+                failure(
+                    KmsDenied,
+                    Some(DeniedBy::IdentityPolicy),
+                    "S3 answered AccessDenied",
+                    false,
+                ),
+                "may not use the key",
+                "kms_policy_statement",
+            ),
+            (
+                failure(BucketNotFound, None, "S3 answered NoSuchBucket", false),
+                "does not exist",
+                "account 111122223333",
+            ),
+            (
+                failure(
+                    BucketWrongRegion,
+                    None,
+                    "S3 answered PermanentRedirect",
+                    false,
+                ),
+                "us-west-2",
+                "Set region to us-west-2",
+            ),
+            (
+                failure(PutObjectFailed, None, "S3 answered SlowDown", true),
+                "SlowDown",
+                "Retry in a minute",
+            ),
+        ];
+        for (check, message, remediation) in &cases {
+            assert!(
+                check.message.contains(message),
+                "{message:?} in {:?}",
+                check.message
+            );
+            let text = check.remediation.as_deref().unwrap_or_default();
+            assert!(text.contains(remediation), "{remediation:?} in {text:?}");
+            assert_eq!(check.status, CheckStatus::Fail);
+        }
+        assert!(
+            cases.last().unwrap().0.transient,
+            "a retryable failure is transient"
+        );
+        assert!(cases.iter().rev().skip(1).all(|(c, _, _)| !c.transient));
     }
 
     #[test]

@@ -89,6 +89,17 @@ impl Settings {
                 })
             })
             .transpose()?;
+        // Equal names would let an org named `orgs` or `destinations` pass
+        // the `{org_id}/` confinement of a message_ref into our control data.
+        if staging_bucket
+            .as_ref()
+            .is_some_and(|staging| staging.as_str() == control_bucket)
+        {
+            return Err(ConfigError::Invalid {
+                name: "STAGING_BUCKET",
+                rule: "must not be the control bucket: staged bodies are tenant-named, control data is not",
+            });
+        }
         let max_in_flight = number(&get, "ARCHIVE_MAX_IN_FLIGHT", 64, 1..=1024)?;
         // The SDK itself honours the per-service variables, and one of them
         // would win over everything we configure: each needs the same consent.
@@ -135,18 +146,32 @@ impl Settings {
         self.sdk_loader().load().await
     }
 
+    /// check-destinations' SDK configuration: each attempt gets a third of a
+    /// destination's check time, so one stalled attempt still leaves the SDK
+    /// time to retry within the check (CONTRACT section 6: "the probe retries
+    /// within its timeout").
+    pub async fn health_sdk_config(&self) -> SdkConfig {
+        let attempt = (self.health.per_destination_timeout / 3).max(Duration::from_secs(1));
+        self.sdk_loader()
+            .timeout_config(Self::timeouts(attempt.min(ATTEMPT_TIMEOUT)))
+            .load()
+            .await
+    }
+
+    fn timeouts(attempt: Duration) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(Duration::from_secs(30))
+            .build()
+    }
+
     /// [`Settings::sdk_config`] before loading, for callers (the emulator
     /// harness) that bring their own credentials and region.
     pub fn sdk_loader(&self) -> aws_config::ConfigLoader {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(Self::http_client())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(30))
-                    .build(),
-            );
+            .timeout_config(Self::timeouts(ATTEMPT_TIMEOUT));
         if let Some(url) = &self.endpoint_override {
             loader = loader.endpoint_url(url);
         }
@@ -182,6 +207,10 @@ impl Settings {
         aws_sdk_s3::config::Builder::from(sdk).force_path_style(self.local_endpoints)
     }
 }
+
+/// One attempt of any AWS call; the SDK retries throttling and 5xx within
+/// the 30 s an operation may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `ROLE_SESSION_DURATION_SECONDS` (CONTRACT section 1). A Lambda's own
 /// credentials are a role session, and a role session assuming another role
@@ -368,6 +397,17 @@ mod tests {
             ("STAGING_BUCKET", "Not A Bucket")
         ])
         .is_err());
+        let same = settings(&[
+            ("CONTROL_BUCKET", "sm-control"),
+            ("STAGING_BUCKET", "sm-control"),
+        ]);
+        assert!(matches!(
+            same,
+            Err(ConfigError::Invalid {
+                name: "STAGING_BUCKET",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -158,6 +158,29 @@ impl Write for Tap {
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
 impl LogCapture {
+    /// A capture of every log line (every level, JSON, as in Lambda) written
+    /// on this thread while the guard lives; it hides the leak audit's
+    /// global subscriber for that scope, and still feeds the audit.
+    pub fn scoped() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The JSON lines captured so far whose `event` field is `event`.
+    pub fn events(&self, event: &str) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["fields"]["event"] == event)
+            .collect()
+    }
+
     /// Everything captured so far.
     pub fn text(&self) -> String {
         let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());

@@ -49,8 +49,10 @@ fn keys_of(partition: Partition, region: &str, account: &str) -> String {
 
 /// The KMS statement for one key as IAM will match it: a key ARN as is; an
 /// alias through the keys of its account and region, narrowed with
-/// `kms:ResourceAliases` to the keys that alias points at.
-fn kms_key_statement(key: &KmsKeyArn) -> Value {
+/// `kms:ResourceAliases` to the keys that alias points at. What a customer
+/// pastes (`kms_policy_statement` of `GET /v1/setup`, CONTRACT section 5),
+/// and the base of our session policy's statement for a `kms` destination.
+pub fn customer_kms_statement(key: &KmsKeyArn) -> Value {
     match key.alias_name() {
         None => kms_statement(key.as_str()),
         Some(alias) => {
@@ -90,13 +92,6 @@ pub fn trust_policy(principal_arn: &str, external_id: &ExternalId) -> Value {
     })
 }
 
-/// The KMS statement a customer pastes for their key (`kms_policy_statement`
-/// of `GET /v1/setup`, CONTRACT section 5): by key ARN, or for an alias
-/// through `kms:ResourceAliases`.
-pub fn customer_kms_statement(key: &KmsKeyArn) -> Value {
-    kms_key_statement(key)
-}
-
 /// The permissions policy of a customer role: write-only, to one bucket
 /// (and folder), plus the KMS statement when the bucket uses a customer key.
 pub fn permissions_policy(
@@ -130,11 +125,15 @@ fn kms_session_statement(destination: &Destination) -> Value {
     let partition = destination.role_arn.partition();
     let region = destination.region.as_str();
     let mut statement = match &destination.encryption {
-        Encryption::Kms { kms_key_arn } => kms_key_statement(kms_key_arn),
-        // The bucket default's key is not ours to know; S3 requires it to be
-        // in the bucket's region, and default keys live in the owner's account.
+        Encryption::Kms { kms_key_arn } => customer_kms_statement(kms_key_arn),
+        // The bucket default's key is not ours to know. S3 requires it in
+        // the bucket's region, but it may belong to another account (a
+        // central key account of an AWS Organization): hence any account,
+        // the one wildcard we write ourselves, from no input. The conditions
+        // below keep it to S3 encrypting this destination's objects, and the
+        // role's policies and the key policy still decide.
         Encryption::BucketDefault | Encryption::Aes256 => {
-            kms_statement(&keys_of(partition, region, destination.account_id.as_str()))
+            kms_statement(&keys_of(partition, region, "*"))
         }
     };
     let folder = destination.folder_path.as_ref().map(|f| f.as_str());
@@ -209,9 +208,20 @@ pub fn wildcard_matched_values(policy: &Value) -> Vec<String> {
 
 /// Whether a wildcard-matched value names exactly what we meant: no IAM
 /// wildcard (`*`, `?`) or policy variable (`$`) but one trailing `/*`, and
-/// never a KMS alias (which matches no key).
+/// never a KMS alias (which matches no key). The single exception is the
+/// account of "any key in this region" (`arn:P:kms:REGION:*:key/*`), which
+/// only the session policy of a bucket-default destination holds; see
+/// `kms_session_statement`.
 pub fn is_exact_resource(value: &str) -> bool {
     let stem = value.strip_suffix("/*").unwrap_or(value);
+    let stem = match stem.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", _, "kms", region, "*", "key"]
+            if crate::destination::Region::parse(region).is_ok() =>
+        {
+            ""
+        }
+        _ => stem,
+    };
     !stem.contains(['*', '?', '$']) && !value.contains(":alias/")
 }
 
@@ -265,7 +275,7 @@ mod tests {
             json!({
                 "Sid": "StoredMessagesS3UsesKms", "Effect": "Allow",
                 "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                "Resource": "arn:aws:kms:eu-west-1:111122223333:key/*",
+                "Resource": "arn:aws:kms:eu-west-1:*:key/*",
                 "Condition": {
                     "StringEquals": { "kms:ViaService": "s3.eu-west-1.amazonaws.com" },
                     "StringLike": { "kms:EncryptionContext:aws:s3:arn": [
@@ -283,7 +293,8 @@ mod tests {
         let policy = session(&destination(None, Encryption::BucketDefault));
         let kms = &policy["Statement"][1];
         assert_eq!(kms["Action"], json!(KMS_ACTIONS));
-        assert_eq!(kms["Resource"], "arn:aws:kms:eu-west-1:111122223333:key/*");
+        // Any account: a bucket's default key may live in a central key account.
+        assert_eq!(kms["Resource"], "arn:aws:kms:eu-west-1:*:key/*");
         assert_eq!(
             kms["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"][0],
             "arn:aws:s3:::acme-archive/*"
@@ -369,6 +380,7 @@ mod tests {
             "arn:aws:s3:::b/f/*",
             "arn:aws:s3:::b",
             "arn:aws:kms:eu-west-1:111122223333:key/*",
+            "arn:aws:kms:eu-west-1:*:key/*",
         ] {
             assert!(is_exact_resource(exact), "{exact}");
         }
@@ -379,6 +391,9 @@ mod tests {
             "*",
             "arn:aws:kms:eu-west-1:111122223333:alias/x",
             "arn:aws:s3:::b/${aws:username}/*",
+            "arn:aws:kms:*:*:key/*",
+            "arn:aws:kms:eu-west-1:*:*",
+            "arn:aws:kms:eu-west-1:*:key/a*",
         ] {
             assert!(!is_exact_resource(widened), "{widened}");
         }

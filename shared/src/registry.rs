@@ -430,15 +430,7 @@ impl Registry {
     }
 
     pub async fn delete_parked(&self, parked: &ParkedObject) -> Result<(), RegistryError> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&parked.parked_key)
-            .expected_bucket_owner(self.owner.as_str())
-            .send()
-            .await
-            .map_err(|e| unavailable(&e))?;
-        Ok(())
+        self.delete(&parked.parked_key).await
     }
 
     /// Every destination of one org.
@@ -469,10 +461,31 @@ impl Registry {
     }
 
     pub async fn delete_destination(&self, destination: &Destination) -> Result<(), RegistryError> {
+        self.delete(&Self::destination_key(destination)).await
+    }
+
+    /// Deletes an org's destination record that no longer loads (a v1
+    /// destination with `*` in its folder, skipped everywhere else), so the
+    /// customer can still remove it by id. Whether there was one.
+    pub async fn delete_unusable_destination(
+        &self,
+        org: &OrgId,
+        id: &DestinationId,
+    ) -> Result<bool, RegistryError> {
+        let suffix = format!("/{id}.json");
+        let keys = self.list_keys(&format!("destinations/{org}/")).await?;
+        let Some(key) = keys.iter().find(|k| k.ends_with(&suffix)) else {
+            return Ok(false);
+        };
+        self.delete(key).await?;
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), RegistryError> {
         self.s3
             .delete_object()
             .bucket(&self.bucket)
-            .key(Self::destination_key(destination))
+            .key(key)
             .expected_bucket_owner(self.owner.as_str())
             .send()
             .await

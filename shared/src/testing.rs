@@ -175,6 +175,15 @@ impl Emulator {
         serde_json::from_str(&body).expect("recorded requests JSON")
     }
 
+    /// The recorded requests whose path starts with `prefix` (path-style:
+    /// `/{bucket}/{key}`).
+    pub fn requests_under(&self, prefix: &str) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with(prefix)))
+            .collect()
+    }
+
     pub fn clear_requests(&self) {
         self.http("DELETE", "/_sm/requests", "");
     }
@@ -622,6 +631,15 @@ pub fn destination(
         status: Status::Active,
         health: Health::default(),
     }
+}
+
+/// A recorded request's header, by name in any case.
+pub fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
+    request["headers"]
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
 }
 
 /// An object read back from a bucket, body as stored (still gzipped).

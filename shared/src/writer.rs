@@ -114,15 +114,19 @@ pub struct WriteError {
 }
 
 impl WriteError {
-    /// A refusal of the request's identity (S3's `AccessDenied`, for the
-    /// write or for S3's KMS call), as opposed to a missing bucket or key.
-    pub fn is_access_denied(&self) -> bool {
-        match self.code {
+    /// Whether a fresh session might be allowed what this one was refused:
+    /// a denial by the identity's own policies (where "Revoke active
+    /// sessions" puts its Deny), or one S3 does not explain. A bucket,
+    /// organisation or session policy, a missing bucket or a missing KMS key
+    /// refuses a new session just the same.
+    pub fn may_pass_with_a_new_session(&self) -> bool {
+        let denied = match self.code {
             FailureCode::PutObjectDenied => true,
             // A KMS.NotFoundException is no denial; a kms: action refused is.
             FailureCode::KmsDenied => self.denied_by.is_some(),
             _ => false,
-        }
+        };
+        denied && matches!(self.denied_by, None | Some(DeniedBy::IdentityPolicy))
     }
 
     fn transient(code: FailureCode, message: impl Into<String>) -> Self {
@@ -154,11 +158,11 @@ impl From<AssumeRoleError> for WriteError {
 
 /// Writes one object with the session's identity.
 ///
-/// Two retries of our own, each at most once per write, beside the SDK's
-/// retries of throttling and 5xx: credentials that expire between our cache
-/// check and S3 are refreshed; and credentials S3 denies are renewed once
-/// when [`crate::credentials::RoleCredentials::renew_after_denial`] allows
-/// it (revoked sessions), before the denial is reported as permanent.
+/// Besides the SDK's retries of throttling and 5xx, at most one retry of our
+/// own per write: credentials that expire between our cache check and S3
+/// are refreshed; or credentials S3 refuses for the identity's own policies
+/// are renewed, when [`crate::credentials::RoleCredentials::renew_after_denial`]
+/// allows it (revoked sessions), before the denial is reported as permanent.
 pub async fn put(
     session: &RoleSession,
     target: PutTarget<'_>,
@@ -174,7 +178,7 @@ pub async fn put(
             Err(PutAttempt::Expired) => return Err(expired_twice()),
             Err(PutAttempt::Failed(err))
                 if attempt == 0
-                    && err.is_access_denied()
+                    && err.may_pass_with_a_new_session()
                     && session
                         .credentials
                         .renew_after_denial(credentials.access_key_id())

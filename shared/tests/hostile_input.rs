@@ -45,7 +45,8 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 fn safe_key_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!_.*'()-=/".contains(c)
+    // No `*`: an IAM wildcard (contract v1.1, section 3).
+    c.is_ascii_alphanumeric() || "!_.'()-=/".contains(c)
 }
 
 fn destinations() -> Vec<Destination> {

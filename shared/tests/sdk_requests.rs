@@ -46,20 +46,23 @@ fn destination(encryption: Encryption, folder: Option<&str>) -> Destination {
 }
 
 fn sts_ok(expires_in: Duration) -> impl Fn() -> AssumeRoleOutput + Send + Sync + 'static {
-    move || {
-        let expiry = SystemTime::now() + expires_in;
-        AssumeRoleOutput::builder()
-            .credentials(
-                StsCredentials::builder()
-                    .access_key_id("ASIAEXAMPLE")
-                    .secret_access_key("secret")
-                    .session_token("token")
-                    .expiration(aws_smithy_types::DateTime::from(expiry))
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-    }
+    move || sts_output("ASIAEXAMPLE", expires_in)
+}
+
+/// An AssumeRole answer with the given access key id.
+fn sts_output(access_key_id: &str, expires_in: Duration) -> AssumeRoleOutput {
+    let expiry = SystemTime::now() + expires_in;
+    AssumeRoleOutput::builder()
+        .credentials(
+            StsCredentials::builder()
+                .access_key_id(access_key_id)
+                .secret_access_key("secret")
+                .session_token("token")
+                .expiration(aws_smithy_types::DateTime::from(expiry))
+                .build()
+                .unwrap(),
+        )
+        .build()
 }
 
 fn s3_error(status: u16, code: &str, extra: &str) -> HttpResponse {
@@ -424,18 +427,7 @@ async fn a_denied_write_renews_the_session_once_per_minute() {
     let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(move || {
         let mut n = issued.lock().unwrap();
         *n += 1;
-        let expiry = SystemTime::now() + Duration::from_secs(3600);
-        AssumeRoleOutput::builder()
-            .credentials(
-                StsCredentials::builder()
-                    .access_key_id(format!("ASIASESSION{n}"))
-                    .secret_access_key("secret")
-                    .session_token("token")
-                    .expiration(aws_smithy_types::DateTime::from(expiry))
-                    .build()
-                    .unwrap(),
-            )
-            .build()
+        sts_output(&format!("ASIASESSION{n}"), Duration::from_secs(3600))
     });
     // The first session is revoked; every later one may write.
     let put_rule = mock!(aws_sdk_s3::Client::put_object)
@@ -491,26 +483,23 @@ async fn every_request_to_our_own_buckets_asserts_our_account() {
     use stored_messages::request::{ArchiveRequest, MessageBody};
 
     let owners: Seen<(&'static str, Option<String>)> = Seen::default();
-    let (a, b, c) = (
-        Arc::clone(&owners),
-        Arc::clone(&owners),
-        Arc::clone(&owners),
-    );
-    let put_rule = mock!(aws_sdk_s3::Client::put_object)
-        .match_requests(move |r| {
-            a.lock()
+    // Records which operation asserted which owner; always matches.
+    let seen = |operation: &'static str| {
+        let owners = Arc::clone(&owners);
+        move |owner: Option<&str>| {
+            owners
+                .lock()
                 .unwrap()
-                .push(("put", r.expected_bucket_owner().map(String::from)));
+                .push((operation, owner.map(String::from)));
             true
-        })
+        }
+    };
+    let (put, get, list, delete) = (seen("put"), seen("get"), seen("list"), seen("delete"));
+    let put_rule = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |r| put(r.expected_bucket_owner()))
         .then_output(|| PutObjectOutput::builder().build());
     let get_rule = mock!(aws_sdk_s3::Client::get_object)
-        .match_requests(move |r| {
-            b.lock()
-                .unwrap()
-                .push(("get", r.expected_bucket_owner().map(String::from)));
-            true
-        })
+        .match_requests(move |r| get(r.expected_bucket_owner()))
         .then_output(|| {
             GetObjectOutput::builder()
                 .body(aws_sdk_s3::primitives::ByteStream::from_static(
@@ -519,17 +508,17 @@ async fn every_request_to_our_own_buckets_asserts_our_account() {
                 .build()
         });
     let list_rule = mock!(aws_sdk_s3::Client::list_objects_v2)
-        .match_requests(move |r| {
-            c.lock()
-                .unwrap()
-                .push(("list", r.expected_bucket_owner().map(String::from)));
-            true
-        })
+        .match_requests(move |r| list(r.expected_bucket_owner()))
         .then_output(|| ListObjectsV2Output::builder().build());
+    let delete_rule = mock!(aws_sdk_s3::Client::delete_object)
+        .match_requests(move |r| delete(r.expected_bucket_owner()))
+        .then_output(|| {
+            aws_sdk_s3::operation::delete_object::DeleteObjectOutput::builder().build()
+        });
     let s3 = aws_smithy_mocks::mock_client!(
         aws_sdk_s3,
         RuleMode::MatchAny,
-        &[&put_rule, &get_rule, &list_rule]
+        &[&put_rule, &get_rule, &list_rule, &delete_rule]
     );
     let registry = Registry::new(s3, "sm-control", AccountId::parse("123456789012").unwrap());
 
@@ -552,9 +541,26 @@ async fn every_request_to_our_own_buckets_asserts_our_account() {
     };
     registry.read_staged(staged).await.unwrap();
 
+    let parked = destination(Encryption::BucketDefault, None);
+    registry
+        .park(
+            &parked,
+            "k.json.gz",
+            bytes::Bytes::from_static(b"x"),
+            Some("gzip"),
+        )
+        .await
+        .unwrap();
+    // A health update: the conditional (If-Match) replacement.
+    registry
+        .replace_destination(&parked, "\"etag\"")
+        .await
+        .unwrap();
+    registry.delete_destination(&parked).await.unwrap();
+
     let seen = owners.lock().unwrap().clone();
     let kinds: Vec<&str> = seen.iter().map(|(kind, _)| *kind).collect();
-    assert_eq!(kinds, ["put", "get", "list", "get"]);
+    assert_eq!(kinds, ["put", "get", "list", "get", "put", "put", "delete"]);
     assert!(
         seen.iter()
             .all(|(_, owner)| owner.as_deref() == Some("123456789012")),

@@ -31,7 +31,7 @@ CASES = [
   [("check-destinations","transient_probe_failures_are_recorded_but_never_move_status")]),
  ("7 B09 duration cap", [("shared/src/config.rs", "RangeInclusive<usize> = 900..=3600;", "RangeInclusive<usize> = 900..=43200;")],
   [("validate-destination","a_session_above_one_hour_is_refused_at_start_and_by_sts")]),
- ("8 B11 revoked sessions", [("shared/src/writer.rs", "&& err.is_access_denied()", "&& err.is_access_denied() && false")],
+ ("8 B11 revoked sessions", [("shared/src/writer.rs", "&& err.may_pass_with_a_new_session()", "&& err.may_pass_with_a_new_session() && false")],
   [("archive-message","revoked_sessions_are_renewed_once_instead_of_parking")]),
  ("9 B15 message_ref confinement", [("shared/src/request.rs", "        if bucket != staging.as_str() {", "        if bucket.is_empty() {"), ("shared/src/request.rs", "        if !confined || key.len() > 1024 {", "        if !confined && key.is_empty() {"), ("shared/src/request.rs", "        Ok(Self {\n            bucket: staging.clone(),", "        Ok(Self {\n            bucket: BucketName::parse(bucket).unwrap_or_else(|_| staging.clone()),")],
   [("archive-message","a_message_ref_outside_the_orgs_staging_prefix_is_never_read")]),

@@ -19,7 +19,8 @@ use stored_messages::ids::OrgId;
 use stored_messages::leak_audit::{self, Kind, LogCapture};
 use stored_messages::registry::Registry;
 use stored_messages::testing::{
-    Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET, VENDOR_ACCOUNT,
+    header, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET,
+    VENDOR_ACCOUNT,
 };
 
 use crate::handler;
@@ -113,14 +114,6 @@ impl World {
             })
             .collect()
     }
-}
-
-fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
-    request["headers"]
-        .as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.as_str())
 }
 
 /// The SQS event for `records`; each body is recorded for the leak audit.
@@ -753,14 +746,7 @@ async fn no_log_line_or_metric_carries_a_recipient_or_a_body() {
     w.register(&healthy, "p", |_| {}).await;
     w.register(&denying, "p", |_| {}).await;
 
-    let captured = LogCapture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = LogCapture::scoped();
 
     let secret_email = "Secret.Person@Example.com";
     let secret_body = "TOP-SECRET-BODY-7731";

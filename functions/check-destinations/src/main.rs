@@ -13,7 +13,7 @@ mod tests;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
-    let sdk = settings.sdk_config().await;
+    let sdk = settings.health_sdk_config().await;
     let account = own_account(&aws_sdk_sts::Client::new(&sdk)).await?;
     let checker = handler::checker(&settings, &sdk, account);
     run(service_fn(|event| handler::handle(&checker, event))).await

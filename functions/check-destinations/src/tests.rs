@@ -97,15 +97,7 @@ async fn revoking_and_restoring_write_access_moves_status_and_logs_each_change_o
     let d = w.register(&customer, "p").await;
     let checker = w.checker();
 
-    let captured = LogCapture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        // Every level: this scope hides the leak audit's global subscriber.
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = LogCapture::scoped();
 
     let summary = handler::handle(&checker, scheduled()).await.unwrap();
     assert_eq!(
@@ -345,12 +337,23 @@ async fn a_run_finishes_with_the_healthy_checked_while_some_hang() {
         "the run fits the function's 120 s timeout: {elapsed:?}"
     );
     for d in w.registry.all_destinations().await.unwrap() {
-        let expected = if hanging.contains(&d.id) {
-            Status::Failing
+        // Contract v1.1, section 6: a timeout is transient. It is recorded
+        // on the destination and moves nothing.
+        let (failures, error) = if hanging.contains(&d.id) {
+            (1, Some("put_object_failed"))
         } else {
-            Status::Active
+            (0, None)
         };
-        assert_eq!(d.status, expected, "{}", d.id);
+        assert_eq!(d.status, Status::Active, "{}", d.id);
+        assert_eq!(
+            (
+                d.health.consecutive_failures,
+                d.health.last_error.as_ref().map(|e| e.code.as_str())
+            ),
+            (failures, error),
+            "{}",
+            d.id
+        );
         assert!(d.health.last_checked_at.is_some());
     }
     eprintln!("200 destinations, 20 hanging past a 2 s timeout: run took {elapsed:?}");

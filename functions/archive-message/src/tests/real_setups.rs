@@ -226,16 +226,7 @@ async fn a_control_bucket_recreated_by_another_account_receives_nothing() {
         .emulator
         .keys(ATTACKER, "us-east-1", CONTROL_BUCKET, "")
         .is_empty());
-    let ours: Vec<Value> = w
-        .emulator
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r["path"]
-                .as_str()
-                .is_some_and(|p| p.starts_with(&format!("/{CONTROL_BUCKET}")))
-        })
-        .collect();
+    let ours = w.emulator.requests_under(&format!("/{CONTROL_BUCKET}"));
     assert!(!ours.is_empty());
     assert!(ours
         .iter()
@@ -287,27 +278,15 @@ async fn a_stored_wildcard_folder_destination_is_skipped_and_reported() {
     w.emulator.aws(VENDOR_ACCOUNT, "us-east-1", json!([{ "service": "s3", "op": "put_object", "args": {
         "Bucket": CONTROL_BUCKET, "Key": format!("destinations/{ORG}/12345/{}.json", d.id), "Body": record.to_string() } }]));
 
-    let captured = LogCapture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, guard) = LogCapture::scoped();
     let response = handler::handle(&w.archiver(), sqs_event(&batch("12345", &["m1"])))
         .await
         .unwrap();
-    drop(_guard);
+    drop(guard);
     assert!(failures(&response).is_empty());
     assert!(w.emulator.objects(&c, "").is_empty(), "never used");
-    let logs = captured.text();
-    let skipped: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["fields"]["event"] == "destination_skipped")
-        .collect();
-    assert_eq!(skipped.len(), 1, "{logs}");
+    let skipped = captured.events("destination_skipped");
+    assert_eq!(skipped.len(), 1, "{}", captured.text());
     assert!(skipped[0]["fields"]["registry_key"]
         .as_str()
         .unwrap()

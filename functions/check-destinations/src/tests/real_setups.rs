@@ -4,22 +4,8 @@
 
 use super::*;
 
-fn captured_logs() -> (LogCapture, tracing::subscriber::DefaultGuard) {
-    let captured = LogCapture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
-}
-
-fn transitions(logs: &str) -> Vec<Value> {
-    logs.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["fields"]["event"] == "destination_health_changed")
-        .collect()
+fn transitions(captured: &LogCapture) -> Vec<Value> {
+    captured.events("destination_health_changed")
 }
 
 /// B04: a write-once bucket policy. The old probe overwrote without
@@ -38,7 +24,7 @@ async fn a_write_once_bucket_stays_active() {
     );
     let d = w.register(&c, "p").await;
     let checker = w.checker();
-    let (captured, guard) = captured_logs();
+    let (captured, guard) = LogCapture::scoped();
     for _ in 0..2 {
         let summary = handler::handle(&checker, scheduled()).await.unwrap();
         assert_eq!(summary["healthy"], 1, "{summary}");
@@ -47,7 +33,7 @@ async fn a_write_once_bucket_stays_active() {
     let stored = w.stored(&d).await;
     assert_eq!(stored.status, Status::Active);
     assert_eq!(stored.health.last_error, None);
-    assert!(transitions(&captured.text()).is_empty());
+    assert!(transitions(&captured).is_empty());
 }
 
 /// B08 and contract section 6: throttling on the probe is recorded, never a
@@ -59,12 +45,17 @@ async fn transient_probe_failures_are_recorded_but_never_move_status() {
     let c = w.customer("acme-throttled", "stored-messages-throttled");
     let d = w.register(&c, "p").await;
     let checker = w.checker();
-    let (captured, guard) = captured_logs();
+    let (captured, guard) = LogCapture::scoped();
 
     // One 503 on the probe: retried inside the check, healthy.
     w.emulator.set_faults(json!({ "rules": [{ "service": "s3", "method": "PUT", "path_prefix": "/acme-throttled/_stored-messages/", "action": "status", "status": 503, "code": "SlowDown", "message": "Please reduce your request rate for operations involving AWS KMS.", "count": 1 }] }));
-    handler::handle(&checker, scheduled()).await.unwrap();
-    assert_eq!(w.stored(&d).await.status, Status::Active);
+    let summary = handler::handle(&checker, scheduled()).await.unwrap();
+    assert_eq!(summary["healthy"], 1, "{summary}");
+    let stored = w.stored(&d).await;
+    assert_eq!(
+        (stored.status, stored.health.last_error),
+        (Status::Active, None)
+    );
 
     // Throttled throughout the check: recorded, status kept.
     w.emulator.set_faults(json!({ "rules": [{ "service": "s3", "method": "PUT", "path_prefix": "/acme-throttled/_stored-messages/", "action": "status", "status": 503, "code": "SlowDown" }] }));
@@ -96,7 +87,7 @@ async fn transient_probe_failures_are_recorded_but_never_move_status() {
         (stored.status, stored.health.consecutive_failures),
         (Status::Active, 0)
     );
-    let moves: Vec<(String, String)> = transitions(&captured.text())
+    let moves: Vec<(String, String)> = transitions(&captured)
         .iter()
         .map(|t| {
             (

@@ -4,6 +4,7 @@
 //! policy, alias ARNs in IAM, bucket-policy conditions, role chaining.
 
 use stored_messages::arn::KmsKeyArn;
+use stored_messages::testing::header;
 
 use super::*;
 
@@ -86,6 +87,31 @@ async fn bucket_default_encryption_with_a_customer_key_validates() {
     w.emulator.bucket_default_kms(&c, &key, true);
     let bucket_key = with(body.clone(), "folder_path", json!("archive/bucket-key"));
     let answer = validate(&w, bucket_key).await;
+    assert_eq!(answer.body["valid"], true, "{}", answer.body);
+
+    // A default key in a central key account of the organisation, shared
+    // with the customer's account by its key policy.
+    let central = Customer {
+        account: "999988887777".to_owned(),
+        ..c.clone()
+    };
+    let shared_key = w.emulator.kms_key(&central, None);
+    w.emulator.aws(
+        &central.account,
+        REGION,
+        json!([{ "service": "kms", "op": "put_key_policy", "args": {
+            "KeyId": shared_key, "PolicyName": "default", "Policy": json!({
+                "Version": "2012-10-17", "Statement": [
+                    { "Sid": "Owner", "Effect": "Allow", "Principal": { "AWS": "arn:aws:iam::999988887777:root" }, "Action": "kms:*", "Resource": "*" },
+                    { "Sid": "ArchiveAccount", "Effect": "Allow", "Principal": { "AWS": format!("arn:aws:iam::{ACCOUNT}:root") },
+                      "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*" },
+                ] }).to_string() } }]),
+    );
+    w.emulator.bucket_default_kms(&c, &shared_key, false);
+    w.emulator
+        .allow_put_with_key(&c, None, Some(&KmsKeyArn::parse(&shared_key).unwrap()));
+    let central_key = with(body.clone(), "folder_path", json!("archive/central-key"));
+    let answer = validate(&w, central_key).await;
     assert_eq!(answer.body["valid"], true, "{}", answer.body);
 
     // A role that really lacks the key still gets kms_denied, addressed to
@@ -201,41 +227,30 @@ async fn a_write_once_bucket_policy_accepts_the_probe() {
         ] }),
     );
     let body = with(body_for(&c), "folder_path", json!("archive/prod"));
+    let day = utc_day();
     for round in ["first (writes)", "second (412)"] {
         let answer = validate(&w, body.clone()).await;
         assert_eq!(answer.body["valid"], true, "{round}: {}", answer.body);
     }
     let probes: Vec<Value> = w
         .emulator
-        .requests()
+        .requests_under("/acme-write-once/archive/prod/_stored-messages/connection-test/")
         .into_iter()
-        .filter(|r| {
-            r["method"] == "PUT"
-                && r["path"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("/_stored-messages/connection-test/")
-        })
+        .filter(|r| r["method"] == "PUT")
         .collect();
     assert_eq!(probes.len(), 2);
     assert!(probes
         .iter()
         .all(|r| header(r, "if-none-match") == Some("*")));
-    assert_eq!(
-        probes
-            .iter()
-            .map(|r| r["status"].as_u64())
-            .collect::<Vec<_>>(),
+    let statuses: Vec<Option<u64>> = probes.iter().map(|r| r["status"].as_u64()).collect();
+    // Both on one UTC day: the second probe finds the first (a run across
+    // midnight writes two days' probes, both 200).
+    let expected = if utc_day() == day {
         [Some(200), Some(412)]
-    );
-}
-
-fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
-    request["headers"]
-        .as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.as_str())
+    } else {
+        [Some(200), Some(200)]
+    };
+    assert_eq!(statuses, expected);
 }
 
 /// B05: bucket policies that demand an encryption header. The codes were
@@ -342,4 +357,64 @@ async fn a_session_above_one_hour_is_refused_at_start_and_by_sts() {
         "{}",
         answer.body
     );
+}
+
+/// B03, a destination saved under contract v1 with `*` in its folder: never
+/// used, so not listed, but still the org's to delete by id (and no other
+/// org's).
+#[tokio::test]
+async fn a_stored_wildcard_folder_destination_can_still_be_deleted() {
+    use stored_messages::testing::{CONTROL_BUCKET, VENDOR_ACCOUNT};
+    let w = world().await;
+    let xid = external_id(&w, "acme").await;
+    let c = customer(
+        &w,
+        Some(&xid),
+        "acme-v1",
+        "stored-messages-v1",
+        REGION,
+        true,
+    );
+    let d = stored_messages::testing::destination(&c, "acme", "12345");
+    let mut record = serde_json::to_value(&d).unwrap();
+    record["folder_path"] = json!("team*");
+    let key = format!("destinations/acme/12345/{}.json", d.id);
+    w.emulator.aws(
+        VENDOR_ACCOUNT,
+        "us-east-1",
+        json!([{ "service": "s3", "op": "put_object", "args": {
+            "Bucket": CONTROL_BUCKET, "Key": key, "Body": record.to_string() } }]),
+    );
+    let listed = call(&w, event(LIST, Some("acme"), None)).await;
+    assert_eq!(listed.body["destinations"], json!([]));
+    let path = format!("/v1/destinations/{}", d.id);
+    let other = call(
+        &w,
+        event(&with_path(GET, "DELETE", &path), Some("org-b"), None),
+    )
+    .await;
+    assert_eq!(other.status, 404, "another org cannot reach it");
+    let deleted = call(
+        &w,
+        event(&with_path(GET, "DELETE", &path), Some("acme"), None),
+    )
+    .await;
+    assert_eq!(deleted.status, 204);
+    assert!(w
+        .emulator
+        .keys(VENDOR_ACCOUNT, "us-east-1", CONTROL_BUCKET, &key)
+        .is_empty());
+    let again = call(
+        &w,
+        event(&with_path(GET, "DELETE", &path), Some("acme"), None),
+    )
+    .await;
+    assert_eq!(again.status, 404);
+}
+
+/// Today's number since the epoch, in UTC days: the probe key's day.
+fn utc_day() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400)
 }
