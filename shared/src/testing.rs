@@ -517,8 +517,9 @@ impl LambdaWatch {
             &env_file,
             format!(
                 "AWS_ENDPOINT_URL={}\nSTORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE=1\nCONTROL_BUCKET={CONTROL_BUCKET}\n\
-                 STAGING_BUCKET={STAGING_BUCKET}\nVENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n\
-                 AWS_SESSION_TOKEN={}\nAWS_REGION={HOME_REGION}\nAWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\n",
+                 STAGING_BUCKET={STAGING_BUCKET}\nVENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\n\
+                 AWS_SECRET_ACCESS_KEY='{}'\nAWS_SESSION_TOKEN='{}'\nAWS_REGION={HOME_REGION}\n\
+                 AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\n",
                 emulator.endpoint(),
                 vendor.principal_arn,
                 vendor.access_key_id,
@@ -527,6 +528,8 @@ impl LambdaWatch {
             ),
         )
         .expect("write the watch env file");
+        // Credentials are single-quoted: a session token holds '=', '/' and
+        // '+', which cargo lambda's env-file parser refuses unquoted.
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
