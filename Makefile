@@ -27,10 +27,10 @@ test: venv lint emulator-test infra-check
 	$(MAKE) fuzz-api
 
 ## No recipient, body, External ID or credential in anything the suite
-## recorded (shared/src/leak_audit.rs). The recordings (~0.5 GB) are removed
+## recorded (testkit/src/leak_audit.rs). The recordings (~0.5 GB) are removed
 ## once they pass and kept for reading when they do not.
 leak-audit:
-	cargo run --quiet --locked -p stored-messages --features emulator --example leak_audit $(LEAK_AUDIT)
+	cargo run --quiet --locked -p stored-messages-testkit --example leak_audit $(LEAK_AUDIT)
 	rm -rf $(LEAK_AUDIT)
 
 lint:
@@ -43,13 +43,13 @@ emulator-test: venv
 ## schemathesis against infra/openapi.yaml, through validate-destination under
 ## cargo lambda watch: fails on any 5xx or any answer the document does not describe.
 fuzz-api: venv
-	cargo run --quiet --locked -p stored-messages --features emulator --example fuzz_api
+	cargo run --quiet --locked -p stored-messages-testkit --example fuzz_api
 
 ## The whole flow on a laptop: emulator, customer role and bucket, destination
 ## registered through validate-destination, samples archived through
 ## archive-message under `cargo lambda watch`.
 demo: venv
-	cargo run --quiet --locked -p stored-messages --features emulator --example demo
+	cargo run --quiet --locked -p stored-messages-testkit --example demo
 
 include infra/infra.mk
 

@@ -17,14 +17,9 @@ pub mod failure;
 pub mod health;
 pub mod ids;
 pub mod keys;
-#[cfg(feature = "emulator")]
-pub mod leak_audit;
 pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod request;
 pub mod setup;
 pub mod writer;
-
-#[cfg(feature = "emulator")]
-pub mod testing;

@@ -11,7 +11,6 @@ use stored_messages::destination::*;
 use stored_messages::ids::{MessageId, OrgId};
 use stored_messages::keys::{object_key, probe_key, quarantine_key};
 use stored_messages::request::ArchiveRequest;
-use stored_messages::testing::{destination, Customer};
 
 fn hostile_text() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -49,20 +48,22 @@ fn safe_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!_.'()-=/".contains(c)
 }
 
+/// One destination per folder and layout, made the way the API makes them.
 fn destinations() -> Vec<Destination> {
-    let customer = Customer {
-        account: "111122223333".into(),
-        region: "eu-west-1".into(),
-        bucket: "acme-archive".into(),
-        role_name: "stored-messages-acme".into(),
-    };
     let mut out = Vec::new();
     for folder in [None, Some("archive/prod"), Some(&*"f".repeat(256))] {
-        for layout in [Layout::ByRecipient, Layout::ByDate] {
-            let mut d = destination(&customer, "acme", "p");
-            d.folder_path = folder.map(|f| FolderPath::parse(f).unwrap());
-            d.layout = layout;
-            out.push(d);
+        for layout in ["by_recipient", "by_date"] {
+            let body = json!({
+                "project_id": "p", "role_arn": "arn:aws:iam::111122223333:role/stored-messages-acme",
+                "region": "eu-west-1", "bucket": "acme-archive", "folder_path": folder,
+                "layout": layout, "bucket_private_confirmed": true,
+            });
+            let outcome = static_checks(
+                &OrgId::parse("acme").unwrap(),
+                body.as_object().unwrap(),
+                "stored-messages",
+            );
+            out.push(outcome.destination.expect("a valid destination"));
         }
     }
     out

@@ -19,7 +19,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CASES = [
  ("1 B01 KMS in session policy", [("shared/src/policy.rs", '"Statement": [put_object_statement(&resource), kms_session_statement(destination)],', '"Statement": if matches!(destination.encryption, Encryption::Kms { .. }) { vec![put_object_statement(&resource), kms_session_statement(destination)] } else { vec![put_object_statement(&resource)] },')],
   [("validate-destination","bucket_default_encryption_with_a_customer_key_validates"),("archive-message","bucket_default_kms_encryption_archives_instead_of_parking")]),
- ("2 B02 alias rendering", [("shared/src/policy.rs", "pub fn customer_kms_statement(key: &KmsKeyArn) -> Value {\n    kms_key_statement(key)", "pub fn customer_kms_statement(key: &KmsKeyArn) -> Value {\n    kms_statement(key.as_str())")],
+ ("2 B02 alias rendering", [("shared/src/policy.rs", "statements.extend(kms_key.map(customer_kms_statement));", "statements.extend(kms_key.map(|key| kms_statement(key.as_str())));")],
   [("validate-destination","a_pasted_setup_policy_for_a_kms_alias_grants_the_key")]),
  ("3 B03 wildcard folder", [("shared/src/destination.rs", "if segment.contains('*') {", "if segment.contains('\\u{0}') {"), ("shared/src/destination.rs", "pub const PUNCTUATION: &'static str = \"!_.'()-\";", "pub const PUNCTUATION: &'static str = \"!_.*'()-\";")],
   [("validate-destination","a_wildcard_folder_is_refused_everywhere"),("archive-message","a_stored_wildcard_folder_destination_is_skipped_and_reported")]),

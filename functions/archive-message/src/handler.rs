@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use lambda_runtime::{Error, LambdaEvent};
+use std::convert::Infallible;
+
+use lambda_runtime::LambdaEvent;
 use stored_messages::archive::{Archiver, InboundRecord};
 use stored_messages::arn::AccountId;
 use stored_messages::config::Settings;
@@ -29,10 +31,13 @@ pub fn archiver(settings: &Settings, sdk: &aws_config::SdkConfig, account: Accou
     )
 }
 
+/// Never fails as a whole (`Infallible`): a record that cannot be finished is
+/// listed in `batchItemFailures`, so a function error would only make SQS
+/// retry the records that did land.
 pub async fn handle(
     archiver: &Archiver,
     event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, Error> {
+) -> Result<SqsBatchResponse, Infallible> {
     // SQS always sets a message id; a record without one could not be
     // reported back, so it is not ours to acknowledge or retry.
     let records: Vec<InboundRecord<'_>> = event

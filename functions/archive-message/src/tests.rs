@@ -16,9 +16,9 @@ use stored_messages::config::Settings;
 use stored_messages::credentials::ExternalId;
 use stored_messages::destination::*;
 use stored_messages::ids::OrgId;
-use stored_messages::leak_audit::{self, Kind, LogCapture};
 use stored_messages::registry::Registry;
-use stored_messages::testing::{
+use stored_messages_testkit::leak_audit::{self, Kind, LogCapture};
+use stored_messages_testkit::{
     header, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET,
     VENDOR_ACCOUNT,
 };
@@ -78,7 +78,7 @@ impl World {
         project: &str,
         shape: impl FnOnce(&mut Destination),
     ) -> Destination {
-        let mut destination = stored_messages::testing::destination(customer, ORG, project);
+        let mut destination = stored_messages_testkit::destination(customer, ORG, project);
         shape(&mut destination);
         self.registry
             .create_destination(&destination)
@@ -363,7 +363,7 @@ async fn a_large_batch_over_three_destinations_lands_whole_with_one_sts_call_eac
             m["message_id"].as_str().unwrap()
         )
     };
-    let check = |objects: &[stored_messages::testing::StoredObject],
+    let check = |objects: &[stored_messages_testkit::StoredObject],
                  expected: Vec<(String, &Value)>,
                  encoding: Option<&str>| {
         let by_key: BTreeMap<&str, _> = objects.iter().map(|o| (o.key.as_str(), o)).collect();
@@ -979,7 +979,7 @@ async fn under_injected_faults_nothing_is_lost_or_duplicated() {
 
 /// Our account, the owner of the control and staging buckets.
 fn own() -> stored_messages::arn::AccountId {
-    stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap()
+    stored_messages::arn::AccountId::parse(stored_messages_testkit::VENDOR_ACCOUNT).unwrap()
 }
 
 mod real_setups;

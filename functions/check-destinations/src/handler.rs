@@ -3,14 +3,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use stored_messages::arn::AccountId;
 use stored_messages::config::Settings;
 use stored_messages::credentials::RoleSessions;
 use stored_messages::deadline::stop_at;
 use stored_messages::health::HealthChecker;
-use stored_messages::registry::Registry;
+use stored_messages::registry::{Registry, RegistryError};
 
 /// Replays stop this long before the Lambda deadline (or a quarter of the
 /// time left, if less), so the run always finishes and records what it learned.
@@ -37,10 +37,32 @@ pub fn checker(
     )
 }
 
+/// Why a whole run failed: only the registry listing can fail it (each
+/// destination's trouble is recorded on that destination). Reported to
+/// Lambda with a stable `error_type`, so alarms and retries can key on it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the destinations could not be listed: {0}")]
+    Registry(#[from] RegistryError),
+}
+
+impl From<RunError> for Diagnostic {
+    fn from(err: RunError) -> Self {
+        let error_type = match &err {
+            RunError::Registry(RegistryError::Corrupt(_)) => "RegistryCorrupt",
+            RunError::Registry(_) => "ControlBucketUnavailable",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
 pub async fn handle(
     checker: &HealthChecker,
     event: LambdaEvent<EventBridgeEvent<Value>>,
-) -> Result<Value, Error> {
+) -> Result<Value, RunError> {
     let deadline = stop_at(
         event.context.deadline,
         DEADLINE_MARGIN,
@@ -60,4 +82,21 @@ pub async fn handle(
         "replayed": report.replayed,
         "parked_remaining": report.parked_remaining,
     }))
+}
+
+#[cfg(test)]
+mod diagnostics {
+    use super::*;
+
+    #[test]
+    fn run_errors_have_stable_error_types() {
+        let unavailable = Diagnostic::from(RunError::from(RegistryError::Unavailable(
+            "SlowDown".into(),
+        )));
+        assert_eq!(unavailable.error_type, "ControlBucketUnavailable");
+        let corrupt = Diagnostic::from(RunError::from(RegistryError::Corrupt(
+            "destinations/a/b/c.json".into(),
+        )));
+        assert_eq!(corrupt.error_type, "RegistryCorrupt");
+    }
 }

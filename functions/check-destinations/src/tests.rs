@@ -13,9 +13,9 @@ use stored_messages::credentials::{ExternalId, RoleSessions};
 use stored_messages::destination::{Destination, Status};
 use stored_messages::health::HealthChecker;
 use stored_messages::ids::OrgId;
-use stored_messages::leak_audit::{self, Kind, LogCapture};
 use stored_messages::registry::Registry;
-use stored_messages::testing::{
+use stored_messages_testkit::leak_audit::{self, Kind, LogCapture};
+use stored_messages_testkit::{
     destination, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, VENDOR_ACCOUNT,
 };
 
@@ -361,7 +361,7 @@ async fn a_run_finishes_with_the_healthy_checked_while_some_hang() {
 
 /// Our account, the owner of the control and staging buckets.
 fn own() -> stored_messages::arn::AccountId {
-    stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap()
+    stored_messages::arn::AccountId::parse(stored_messages_testkit::VENDOR_ACCOUNT).unwrap()
 }
 
 mod real_setups;

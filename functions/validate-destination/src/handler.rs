@@ -3,14 +3,18 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use lambda_runtime::{Error, LambdaEvent};
+use std::convert::Infallible;
+
+use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use stored_messages::api::{Api, ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 
+/// Never fails (`Infallible`): every outcome, internal errors included, is
+/// an HTTP answer of the contract (section 5).
 pub async fn handle(
     api: &Api,
     event: LambdaEvent<ApiGatewayV2httpRequest>,
-) -> Result<ApiGatewayV2httpResponse, Error> {
+) -> Result<ApiGatewayV2httpResponse, Infallible> {
     let request = event.payload;
     let context = &request.request_context;
     // The tenant comes from the authorizer only: a JWT claim, or a Lambda authorizer's context.

@@ -9,8 +9,8 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use stored_messages::api::Api;
 use stored_messages::credentials::ExternalId;
-use stored_messages::leak_audit::{self, Kind};
-use stored_messages::testing::{Customer, CustomerSpec, Emulator, Vendor};
+use stored_messages_testkit::leak_audit::{self, Kind};
+use stored_messages_testkit::{Customer, CustomerSpec, Emulator, Vendor};
 
 use crate::handler;
 
@@ -28,7 +28,7 @@ async fn world() -> World {
     let api = Api::new(
         &settings,
         &sdk,
-        stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap(),
+        stored_messages::arn::AccountId::parse(stored_messages_testkit::VENDOR_ACCOUNT).unwrap(),
     );
     World {
         emulator,

@@ -125,7 +125,7 @@ async fn a_message_ref_outside_the_orgs_staging_prefix_is_never_read() {
         "RoleName": evil.role_name,
         "PolicyDocument": stored_messages::policy::trust_policy(&w.vendor.principal_arn, &evil_xid).to_string(),
     } }]));
-    let mut d = stored_messages::testing::destination(&evil, "evil-org", "666");
+    let mut d = stored_messages_testkit::destination(&evil, "evil-org", "666");
     d.compression = Compression::None;
     w.registry.create_destination(&d).await.unwrap();
     w.emulator.aws(VENDOR_ACCOUNT, "us-east-1", json!([{ "service": "s3", "op": "put_object", "args": {
@@ -272,7 +272,7 @@ async fn a_stored_wildcard_folder_destination_is_skipped_and_reported() {
         "acme-v1-folder",
         "stored-messages-v1-folder",
     );
-    let d = stored_messages::testing::destination(&c, ORG, "12345");
+    let d = stored_messages_testkit::destination(&c, ORG, "12345");
     let mut record = serde_json::to_value(&d).unwrap();
     record["folder_path"] = json!("*");
     w.emulator.aws(VENDOR_ACCOUNT, "us-east-1", json!([{ "service": "s3", "op": "put_object", "args": {

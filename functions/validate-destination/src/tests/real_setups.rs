@@ -4,7 +4,7 @@
 //! policy, alias ARNs in IAM, bucket-policy conditions, role chaining.
 
 use stored_messages::arn::KmsKeyArn;
-use stored_messages::testing::header;
+use stored_messages_testkit::header;
 
 use super::*;
 
@@ -328,7 +328,7 @@ async fn a_session_above_one_hour_is_refused_at_start_and_by_sts() {
     let api = Api::new(
         &settings,
         &sdk,
-        stored_messages::arn::AccountId::parse(stored_messages::testing::VENDOR_ACCOUNT).unwrap(),
+        stored_messages::arn::AccountId::parse(stored_messages_testkit::VENDOR_ACCOUNT).unwrap(),
     );
     let w = World {
         emulator,
@@ -364,7 +364,7 @@ async fn a_session_above_one_hour_is_refused_at_start_and_by_sts() {
 /// org's).
 #[tokio::test]
 async fn a_stored_wildcard_folder_destination_can_still_be_deleted() {
-    use stored_messages::testing::{CONTROL_BUCKET, VENDOR_ACCOUNT};
+    use stored_messages_testkit::{CONTROL_BUCKET, VENDOR_ACCOUNT};
     let w = world().await;
     let xid = external_id(&w, "acme").await;
     let c = customer(
@@ -375,7 +375,7 @@ async fn a_stored_wildcard_folder_destination_can_still_be_deleted() {
         REGION,
         true,
     );
-    let d = stored_messages::testing::destination(&c, "acme", "12345");
+    let d = stored_messages_testkit::destination(&c, "acme", "12345");
     let mut record = serde_json::to_value(&d).unwrap();
     record["folder_path"] = json!("team*");
     let key = format!("destinations/acme/12345/{}.json", d.id);

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use stored_messages::testing::{repo_root, Emulator, LambdaWatch};
+use stored_messages_testkit::{repo_root, Emulator, LambdaWatch};
 
 fn main() {
     let root = repo_root();

@@ -1,4 +1,4 @@
-//! The leak audit of a test run (feature `emulator`, never in a Lambda
+//! The leak audit of a test run (a dev-dependency only, never in a Lambda
 //! build): proves that no log line, metric line or API answer of the whole
 //! emulator suite carries a recipient, a message body, an External ID or a
 //! credential.
@@ -12,8 +12,9 @@
 //!   of the process, the SDK's TRACE lines included, into one JSON-lines
 //!   file under `$STORED_MESSAGES_LEAK_AUDIT`; without that variable it does
 //!   nothing, so a plain `cargo test` leaves no files behind.
-//! - Metric lines ([`crate::metrics::emit`]), API answers and archive inputs
-//!   are recorded next to them with [`record`].
+//! - Metric lines reach it as the TRACE events [`stored_messages::metrics::emit`]
+//!   sends beside each EMF line (target [`stored_messages::metrics::TRACE_TARGET`]);
+//!   API answers and archive inputs are recorded next to them with [`record`].
 //! - The emulator (`tools/emulator/server.py`) appends the secrets only it
 //!   sees: every session credential it issues and every External ID
 //!   written to the control bucket.
@@ -140,8 +141,18 @@ struct Tap;
 impl Write for Tap {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         for line in String::from_utf8_lossy(buf).lines() {
-            if !line.is_empty() {
-                record(Kind::Log, "", line);
+            if line.is_empty() {
+                continue;
+            }
+            // The EMF line beside each metric event is what CloudWatch gets.
+            let metric = serde_json::from_str::<Value>(line).ok().and_then(|event| {
+                (event["target"] == stored_messages::metrics::TRACE_TARGET)
+                    .then(|| event["fields"]["emf"].as_str().map(str::to_owned))
+                    .flatten()
+            });
+            match metric {
+                Some(emf) => record(Kind::Metric, "", &emf),
+                None => record(Kind::Log, "", line),
             }
         }
         Ok(buf.len())

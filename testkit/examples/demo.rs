@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 use stored_messages::credentials::ExternalId;
-use stored_messages::testing::{
+use stored_messages_testkit::{
     repo_root, CustomerSpec, Emulator, LambdaWatch, CONTROL_BUCKET, HOME_REGION, VENDOR_ACCOUNT,
 };
 

@@ -1,5 +1,5 @@
-//! The local AWS harness for integration tests (feature `emulator`, never in
-//! a Lambda build): starts the pinned moto server with our enforcement
+//! The local AWS harness for integration tests (a dev-dependency only, never
+//! in a Lambda build): starts the pinned moto server with our enforcement
 //! extension (`tools/emulator/server.py`) on a free loopback port, provisions
 //! our vendor identity and customer accounts, and stops it when dropped.
 //!
@@ -16,9 +16,9 @@ use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use serde_json::{json, Value};
 
-use crate::arn::Partition;
-use crate::config::Settings;
-use crate::credentials::ExternalId;
+use stored_messages::arn::Partition;
+use stored_messages::config::Settings;
+use stored_messages::credentials::ExternalId;
 
 /// Our own account in the emulator (moto's default).
 pub const VENDOR_ACCOUNT: &str = "123456789012";
@@ -247,7 +247,9 @@ impl Emulator {
     /// A customer account's bucket and role, set up as `spec` says.
     pub fn customer(&self, vendor: &Vendor, spec: &CustomerSpec<'_>) -> Customer {
         let trust = match spec.external_id {
-            Some(external_id) => crate::policy::trust_policy(&vendor.principal_arn, external_id),
+            Some(external_id) => {
+                stored_messages::policy::trust_policy(&vendor.principal_arn, external_id)
+            }
             None => json!({
                 "Version": "2012-10-17",
                 "Statement": [{ "Effect": "Allow", "Principal": { "AWS": vendor.principal_arn }, "Action": "sts:AssumeRole" }],
@@ -288,10 +290,14 @@ impl Emulator {
         &self,
         customer: &Customer,
         folder: Option<&str>,
-        key: Option<&crate::arn::KmsKeyArn>,
+        key: Option<&stored_messages::arn::KmsKeyArn>,
     ) {
-        let policy =
-            crate::policy::permissions_policy(Partition::Aws, &customer.bucket, folder, key);
+        let policy = stored_messages::policy::permissions_policy(
+            Partition::Aws,
+            &customer.bucket,
+            folder,
+            key,
+        );
         self.role_policy(customer, "stored-messages-write", &policy);
     }
 
@@ -367,11 +373,15 @@ impl Emulator {
     }
 
     /// The registry of our control bucket, as the functions build it.
-    pub fn registry(&self, settings: &Settings, sdk: &SdkConfig) -> crate::registry::Registry {
-        crate::registry::Registry::new(
+    pub fn registry(
+        &self,
+        settings: &Settings,
+        sdk: &SdkConfig,
+    ) -> stored_messages::registry::Registry {
+        stored_messages::registry::Registry::new(
             settings.s3_client(sdk),
             CONTROL_BUCKET,
-            crate::arn::AccountId::parse(VENDOR_ACCOUNT).expect("an account id"),
+            stored_messages::arn::AccountId::parse(VENDOR_ACCOUNT).expect("an account id"),
         )
     }
 
@@ -479,13 +489,14 @@ impl Emulator {
             role_name_prefix: "stored-messages".to_owned(),
             vendor_principal_arn: Some(vendor.principal_arn.clone()),
             staging_bucket: Some(
-                crate::destination::BucketName::parse(STAGING_BUCKET).expect("a bucket name"),
+                stored_messages::destination::BucketName::parse(STAGING_BUCKET)
+                    .expect("a bucket name"),
             ),
             session_duration: Duration::from_secs(3600),
             max_in_flight: 16,
             endpoint_override: Some(self.endpoint()),
             local_endpoints: true,
-            health: crate::health::HealthSettings::default(),
+            health: stored_messages::health::HealthSettings::default(),
         }
     }
 }
@@ -612,20 +623,20 @@ pub fn destination(
     customer: &Customer,
     org: &str,
     project: &str,
-) -> crate::destination::Destination {
-    use crate::destination::*;
-    let role_arn = crate::arn::RoleArn::parse(&customer.role_arn()).expect("a role ARN");
+) -> stored_messages::destination::Destination {
+    use stored_messages::destination::*;
+    let role_arn = stored_messages::arn::RoleArn::parse(&customer.role_arn()).expect("a role ARN");
     Destination {
         id: DestinationId::generate().expect("randomness"),
-        org_id: crate::ids::OrgId::parse(org).expect("an org id"),
-        project_id: crate::ids::ProjectId::parse(project).expect("a project id"),
+        org_id: stored_messages::ids::OrgId::parse(org).expect("an org id"),
+        project_id: stored_messages::ids::ProjectId::parse(project).expect("a project id"),
         account_id: role_arn.account().clone(),
         role_arn,
         role_session_name: SessionName::default(),
         region: Region::parse(&customer.region).expect("a region"),
         bucket: BucketName::parse(&customer.bucket).expect("a bucket"),
         folder_path: None,
-        channels: crate::ids::Channel::ALL.to_vec(),
+        channels: stored_messages::ids::Channel::ALL.to_vec(),
         layout: Layout::ByRecipient,
         compression: Compression::Gzip,
         encryption: Encryption::BucketDefault,

@@ -1,5 +1,5 @@
 //! `make test`'s last step: reads the leak audit the emulator suite wrote
-//! (see `stored_messages::leak_audit`) and fails on any secret found in a
+//! (see `stored_messages_testkit::leak_audit`) and fails on any secret found in a
 //! log line, metric line or API answer, or on an audit too thin to mean
 //! anything.
 //!
@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use stored_messages::leak_audit::{scan, Class, Kind};
+use stored_messages_testkit::leak_audit::{scan, Class, Kind};
 
 /// The suites whose recordings must be there; each runs the emulator.
 const PROGRAMS: [&str; 3] = [
