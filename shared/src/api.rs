@@ -10,7 +10,7 @@ use crate::checks::{
     all_passed, live_checks, static_checks, Check, LiveContext, Purpose, LIVE_CHECKS,
 };
 use crate::config::Settings;
-use crate::credentials::RoleSessions;
+use crate::credentials::Identities;
 use crate::destination::{BucketName, Destination, DestinationId, FolderPath};
 use crate::ids::OrgId;
 use crate::registry::{Registry, RegistryError};
@@ -315,7 +315,7 @@ impl Api {
         };
         let external_id = self.registry.ensure_external_id(org).await?;
         // A fresh session per validation: "Test Credentials" must really call STS.
-        let sessions = RoleSessions::new(
+        let sessions = Identities::new(
             self.sts.clone(),
             self.s3_config.clone(),
             self.settings.session_duration,

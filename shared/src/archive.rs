@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn, Instrument};
 
 use crate::cache::TtlCache;
-use crate::credentials::{ExternalId, RoleSessions};
+use crate::credentials::{ExternalId, Identities};
 use crate::destination::{BucketName, Compression, Destination};
 use crate::failure::FailureCode;
 use crate::ids::{OrgId, ProjectId};
@@ -89,7 +89,7 @@ enum Outcome {
 /// The archive service of one Lambda container.
 pub struct Archiver {
     registry: Registry,
-    sessions: RoleSessions,
+    sessions: Identities,
     destinations: TtlCache<(OrgId, ProjectId), Arc<Vec<Arc<Destination>>>>,
     external_ids: TtlCache<OrgId, Option<ExternalId>>,
     max_in_flight: usize,
@@ -100,7 +100,7 @@ pub struct Archiver {
 impl Archiver {
     pub fn new(
         registry: Registry,
-        sessions: RoleSessions,
+        sessions: Identities,
         max_in_flight: usize,
         staging: Option<BucketName>,
     ) -> Self {
@@ -126,7 +126,7 @@ impl Archiver {
         records: &[InboundRecord<'_>],
         deadline: Option<tokio::time::Instant>,
     ) -> BatchReport {
-        let sts_before = self.sessions.sts_calls();
+        let sts_before = self.sessions.fetches();
         let permits = Semaphore::new(self.max_in_flight);
         let staged = Semaphore::new(STAGED_IN_FLIGHT);
         // Records start as slots free up rather than all at once: a 10,000
@@ -193,7 +193,7 @@ impl Archiver {
                 *batch.failures.entry(code.as_str()).or_default() += 1;
             }
         }
-        batch.sts_calls = self.sessions.sts_calls() - sts_before;
+        batch.sts_calls = self.sessions.fetches() - sts_before;
         batch
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::arn::{KmsKeyArn, RoleArn};
-use crate::credentials::{assume_role, AssumeRoleError, AssumeSpec, ExternalId, RoleSessions};
+use crate::credentials::{assume_role, AssumeSpec, CredentialsError, ExternalId, Identities};
 use crate::destination::*;
 use crate::failure::{DeniedBy, FailureCode};
 use crate::ids::{Channel, OrgId, ProjectId};
@@ -436,16 +436,16 @@ pub fn probe_body(purpose: Purpose, at: DateTime<Utc>) -> Vec<u8> {
 
 /// What the live checks need from AWS.
 pub struct LiveContext<'a> {
-    pub sessions: &'a RoleSessions,
+    pub sessions: &'a Identities,
     pub sts: &'a aws_sdk_sts::Client,
     /// Unsigned S3 client settings (no credentials) for the `not_public` probe.
     pub anonymous_s3: &'a aws_sdk_s3::config::Builder,
     pub session_duration: std::time::Duration,
 }
 
-fn assume_role_failure(err: &AssumeRoleError) -> Check {
+fn assume_role_failure(err: &CredentialsError) -> Check {
     match err {
-        AssumeRoleError::Denied => Check::fail(
+        CredentialsError::Denied => Check::fail(
             "assume_role",
             "assume_role_denied",
             "We could not assume the role: AWS denied AssumeRole.",
@@ -582,7 +582,7 @@ pub async fn live_checks(
                     duration: ctx.session_duration,
                 };
                 match assume_role(ctx.sts, &spec).await {
-                    Err(AssumeRoleError::Denied) => Check::pass(name, "The role refuses AssumeRole without your External ID."),
+                    Err(CredentialsError::Denied) => Check::pass(name, "The role refuses AssumeRole without your External ID."),
                     Ok(_) => Check::fail(
                         name,
                         "external_id_not_enforced",

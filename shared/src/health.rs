@@ -12,7 +12,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::cache::TtlCache;
 use crate::checks::{live_checks, Check, CheckStatus, LiveContext, Purpose};
-use crate::credentials::{ExternalId, RoleSessions};
+use crate::credentials::{ExternalId, Identities};
 use crate::destination::{Destination, HealthError, Status};
 use crate::ids::OrgId;
 use crate::registry::{Registry, RegistryError};
@@ -73,7 +73,7 @@ struct DestinationResult {
 /// so a fresh cached credential means no STS call.
 pub struct HealthChecker {
     registry: Registry,
-    sessions: RoleSessions,
+    sessions: Identities,
     sts: aws_sdk_sts::Client,
     anonymous_s3: aws_sdk_s3::config::Builder,
     session_duration: Duration,
@@ -84,7 +84,7 @@ pub struct HealthChecker {
 impl HealthChecker {
     pub fn new(
         registry: Registry,
-        sessions: RoleSessions,
+        sessions: Identities,
         sts: aws_sdk_sts::Client,
         anonymous_s3: aws_sdk_s3::config::Builder,
         session_duration: Duration,

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use flate2::{Compress, Crc, FlushCompress, Status};
 
 use crate::arn::AccountId;
-use crate::credentials::{AssumeRoleError, RoleSession};
+use crate::credentials::{CredentialsError, Identity};
 use crate::destination::{BucketName, Compression, Encryption};
 use crate::failure::{classify_put, sdk_outcome, DeniedBy, FailureCode, PutFailure, SdkOutcome};
 
@@ -140,10 +140,10 @@ impl WriteError {
     }
 }
 
-impl From<AssumeRoleError> for WriteError {
-    fn from(err: AssumeRoleError) -> Self {
+impl From<CredentialsError> for WriteError {
+    fn from(err: CredentialsError) -> Self {
         let code = match err {
-            AssumeRoleError::Denied => FailureCode::AssumeRoleDenied,
+            CredentialsError::Denied => FailureCode::AssumeRoleDenied,
             _ => FailureCode::AssumeRoleFailed,
         };
         Self {
@@ -161,10 +161,10 @@ impl From<AssumeRoleError> for WriteError {
 /// Besides the SDK's retries of throttling and 5xx, at most one retry of our
 /// own per write: credentials that expire between our cache check and S3
 /// are refreshed; or credentials S3 refuses for the identity's own policies
-/// are renewed, when [`crate::credentials::RoleCredentials::renew_after_denial`]
+/// are renewed, when [`crate::credentials::CachedCredentials::renew_after_denial`]
 /// allows it (revoked sessions), before the denial is reported as permanent.
 pub async fn put(
-    session: &RoleSession,
+    session: &Identity,
     target: PutTarget<'_>,
     body: &Encoded,
 ) -> Result<Written, WriteError> {

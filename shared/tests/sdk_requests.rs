@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use chrono::Utc;
 use stored_messages::arn::{KmsKeyArn, RoleArn};
-use stored_messages::credentials::{ExternalId, RoleSessions};
+use stored_messages::credentials::{ExternalId, Identities};
 use stored_messages::destination::*;
 use stored_messages::failure::FailureCode;
 use stored_messages::ids::{Channel, OrgId, ProjectId};
@@ -74,7 +74,7 @@ fn s3_error(status: u16, code: &str, extra: &str) -> HttpResponse {
     )
 }
 
-fn sessions(sts_rules: &[&Rule], s3_rules: &[&Rule]) -> RoleSessions {
+fn sessions(sts_rules: &[&Rule], s3_rules: &[&Rule]) -> Identities {
     let sts = aws_smithy_mocks::mock_client!(aws_sdk_sts, RuleMode::MatchAny, sts_rules);
     let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
     for rule in s3_rules {
@@ -84,7 +84,7 @@ fn sessions(sts_rules: &[&Rule], s3_rules: &[&Rule]) -> RoleSessions {
         .with_test_defaults_v2()
         .http_client(aws_smithy_mocks::create_mock_http_client())
         .interceptor(interceptor);
-    RoleSessions::new(sts, s3_config, Duration::from_secs(3600))
+    Identities::new(sts, s3_config, Duration::from_secs(3600))
 }
 
 fn external_id() -> ExternalId {
@@ -253,7 +253,7 @@ async fn concurrent_first_use_makes_one_sts_call_and_one_client() {
     let results = futures_util::future::join_all(writes).await;
     assert!(results.iter().all(|r| r == &Ok(Written::Created)));
     assert_eq!(assume.num_calls(), 1);
-    assert_eq!(sessions.sts_calls(), 1);
+    assert_eq!(sessions.fetches(), 1);
     assert_eq!(put_rule.num_calls(), 64);
     assert!(Arc::ptr_eq(
         &sessions.for_destination(&d, &external_id()),

@@ -9,7 +9,7 @@ use lambda_runtime::LambdaEvent;
 use stored_messages::archive::{Archiver, InboundRecord};
 use stored_messages::arn::AccountId;
 use stored_messages::config::Settings;
-use stored_messages::credentials::RoleSessions;
+use stored_messages::credentials::Identities;
 use stored_messages::deadline::stop_at;
 use stored_messages::registry::Registry;
 
@@ -18,7 +18,7 @@ use stored_messages::registry::Registry;
 /// is ours, the owner of the control and staging buckets.
 pub fn archiver(settings: &Settings, sdk: &aws_config::SdkConfig, account: AccountId) -> Archiver {
     let registry = Registry::new(settings.s3_client(sdk), &settings.control_bucket, account);
-    let sessions = RoleSessions::new(
+    let sessions = Identities::new(
         aws_sdk_sts::Client::new(sdk),
         settings.s3_config(sdk),
         settings.session_duration,

@@ -7,7 +7,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use stored_messages::arn::AccountId;
 use stored_messages::config::Settings;
-use stored_messages::credentials::RoleSessions;
+use stored_messages::credentials::Identities;
 use stored_messages::deadline::stop_at;
 use stored_messages::health::HealthChecker;
 use stored_messages::registry::{Registry, RegistryError};
@@ -25,7 +25,7 @@ pub fn checker(
     let sts = aws_sdk_sts::Client::new(sdk);
     HealthChecker::new(
         Registry::new(settings.s3_client(sdk), &settings.control_bucket, account),
-        RoleSessions::new(
+        Identities::new(
             sts.clone(),
             settings.s3_config(sdk),
             settings.session_duration,

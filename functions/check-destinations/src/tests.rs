@@ -9,7 +9,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use stored_messages::archive::{Archiver, InboundRecord};
 use stored_messages::config::Settings;
-use stored_messages::credentials::{ExternalId, RoleSessions};
+use stored_messages::credentials::{ExternalId, Identities};
 use stored_messages::destination::{Destination, Status};
 use stored_messages::health::HealthChecker;
 use stored_messages::ids::OrgId;
@@ -213,7 +213,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
     }
     let archiver: Archiver = {
         let registry = w.emulator.registry(&w.settings, &w.sdk);
-        let sessions = RoleSessions::new(
+        let sessions = Identities::new(
             aws_sdk_sts::Client::new(&w.sdk),
             w.settings.s3_config(&w.sdk),
             w.settings.session_duration,
