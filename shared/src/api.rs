@@ -7,7 +7,7 @@ use tracing::{error, info};
 
 use crate::arn::{AccountId, KmsKeyArn};
 use crate::checks::{
-    all_passed, live_checks, static_checks, Check, LiveContext, Purpose, LIVE_CHECKS,
+    all_passed, live_checks, static_checks, Check, LiveCheck, LiveContext, Purpose,
 };
 use crate::config::Settings;
 use crate::credentials::Identities;
@@ -306,11 +306,9 @@ impl Api {
         let outcome = static_checks(org, body, &self.settings.role_name_prefix);
         let mut checks = outcome.checks;
         let Some(destination) = outcome.destination else {
-            checks.extend(
-                LIVE_CHECKS
-                    .iter()
-                    .map(|name| Check::skip(name, "Skipped: fix the failed checks above first.")),
-            );
+            checks.extend(LiveCheck::ALL.iter().map(|live| {
+                Check::skip(live.name(), "Skipped: fix the failed checks above first.")
+            }));
             return Ok((checks, None));
         };
         let external_id = self.registry.ensure_external_id(org).await?;
@@ -332,7 +330,7 @@ impl Api {
                 &destination,
                 &external_id,
                 Purpose::Validation,
-                &LIVE_CHECKS,
+                &LiveCheck::ALL,
             )
             .await,
         );

@@ -66,9 +66,9 @@ impl Check {
         }
     }
 
-    /// A failure retrying can fix; see [`Check::transient`].
-    pub(crate) fn transient(mut self) -> Self {
-        self.transient = true;
+    /// Marks a failure retrying can fix, when it is one; see [`Check::transient`].
+    pub(crate) fn transient_if(mut self, transient: bool) -> Self {
+        self.transient = transient;
         self
     }
 
@@ -84,13 +84,36 @@ impl Check {
     }
 }
 
-/// The live checks, in the order they run.
-pub const LIVE_CHECKS: [&str; 4] = [
-    "assume_role",
-    "external_id_enforced",
-    "put_object",
-    "not_public",
-];
+/// The live checks (CONTRACT section 5), in the order they run; each
+/// failure stops the rest. A name the API shows is [`LiveCheck::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveCheck {
+    AssumeRole,
+    ExternalIdEnforced,
+    PutObject,
+    NotPublic,
+}
+
+impl LiveCheck {
+    /// Every live check, in order: validation and "Test Credentials".
+    pub const ALL: [Self; 4] = [
+        Self::AssumeRole,
+        Self::ExternalIdEnforced,
+        Self::PutObject,
+        Self::NotPublic,
+    ];
+    /// What a health check runs (CONTRACT section 6).
+    pub const HEALTH: [Self; 2] = [Self::AssumeRole, Self::PutObject];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AssumeRole => "assume_role",
+            Self::ExternalIdEnforced => "external_id_enforced",
+            Self::PutObject => "put_object",
+            Self::NotPublic => "not_public",
+        }
+    }
+}
 
 /// The outcome of the static checks: the destination when all passed.
 pub struct StaticOutcome {
@@ -446,23 +469,19 @@ pub struct LiveContext<'a> {
 fn assume_role_failure(err: &CredentialsError) -> Check {
     match err {
         CredentialsError::Denied => Check::fail(
-            "assume_role",
+            LiveCheck::AssumeRole.name(),
             "assume_role_denied",
             "We could not assume the role: AWS denied AssumeRole.",
             "Check the role's trust policy: it must allow sts:AssumeRole for the principal shown on the setup page, with a StringEquals condition on sts:ExternalId equal to your External ID (copy both from GET /v1/setup). A role created or changed in the last minute may not have propagated yet: wait a minute and retry.",
         ),
         other => {
-            let check = Check::fail(
-                "assume_role",
+            Check::fail(
+                LiveCheck::AssumeRole.name(),
                 "assume_role_failed",
                 format!("We could not assume the role: {other}."),
                 "Retry in a minute. If it persists, check that STS is enabled in the role's account for our region and that the role exists.",
-            );
-            if other.is_retryable() {
-                check.transient()
-            } else {
-                check
-            }
+            )
+            .transient_if(other.is_retryable())
         }
     }
 }
@@ -539,12 +558,13 @@ fn put_failure(err: &WriteError, destination: &Destination) -> Check {
             "Retry in a minute; if it persists, check the bucket's policy and S3 Object Lock or ownership settings.".to_owned(),
         ),
     };
-    let check = Check::fail("put_object", err.code.as_str(), message, remediation);
-    if err.retryable {
-        check.transient()
-    } else {
-        check
-    }
+    Check::fail(
+        LiveCheck::PutObject.name(),
+        err.code.as_str(),
+        message,
+        remediation,
+    )
+    .transient_if(err.retryable)
 }
 
 /// Runs the live checks in order; the first failure skips the rest.
@@ -553,27 +573,28 @@ pub async fn live_checks(
     destination: &Destination,
     external_id: &ExternalId,
     purpose: Purpose,
-    checks_to_run: &[&str],
+    checks_to_run: &[LiveCheck],
 ) -> Vec<Check> {
     let mut results = Vec::new();
     let mut failed = false;
     let session = ctx.sessions.for_destination(destination, external_id);
     let now = Utc::now();
     let probe = probe_key(destination.folder_path.as_ref(), now);
-    for name in LIVE_CHECKS
+    for live in LiveCheck::ALL
         .into_iter()
-        .filter(|n| checks_to_run.contains(n))
+        .filter(|c| checks_to_run.contains(c))
     {
+        let name = live.name();
         if failed {
             results.push(Check::skip(name, "Skipped: an earlier check failed."));
             continue;
         }
-        let check = match name {
-            "assume_role" => match session.credentials.get().await {
+        let check = match live {
+            LiveCheck::AssumeRole => match session.credentials.get().await {
                 Ok(_) => Check::pass(name, "We assumed the role with your External ID."),
                 Err(err) => assume_role_failure(&err),
             },
-            "external_id_enforced" => {
+            LiveCheck::ExternalIdEnforced => {
                 let spec = AssumeSpec {
                     role_arn: destination.role_arn.clone(),
                     external_id: None,
@@ -589,15 +610,18 @@ pub async fn live_checks(
                         "The role can be assumed without your External ID, so anyone using our service could write to your bucket (the confused deputy problem).",
                         "Add a Condition to the trust policy statement: \"StringEquals\": {\"sts:ExternalId\": \"<your External ID from GET /v1/setup>\"}.",
                     ),
-                    Err(err) => Check::fail(
-                        name,
-                        "assume_role_failed",
-                        format!("We could not verify that the External ID is enforced: {err}."),
-                        "Retry in a minute.",
-                    ),
+                    Err(err) => {
+                        Check::fail(
+                            name,
+                            "assume_role_failed",
+                            format!("We could not verify that the External ID is enforced: {err}."),
+                            "Retry in a minute.",
+                        )
+                        .transient_if(err.is_retryable())
+                    }
                 }
             }
-            "put_object" => {
+            LiveCheck::PutObject => {
                 let body = encode(&probe_body(purpose, now), Compression::None);
                 let target = PutTarget {
                     bucket: &destination.bucket,
@@ -618,7 +642,7 @@ pub async fn live_checks(
                     Err(err) => put_failure(&err, destination),
                 }
             }
-            _ => not_public(ctx, destination, &probe).await,
+            LiveCheck::NotPublic => not_public(ctx, destination, &probe).await,
         };
         failed = check.status == CheckStatus::Fail;
         results.push(check);
@@ -643,7 +667,7 @@ async fn not_public(ctx: &LiveContext<'_>, destination: &Destination, probe: &st
         .expected_bucket_owner(destination.expected_owner().as_str())
         .send()
         .await;
-    let name = "not_public";
+    let name = LiveCheck::NotPublic.name();
     match answer {
         Ok(_) => Check::fail(
             name,
@@ -1096,6 +1120,22 @@ mod tests {
             "a retryable failure is transient"
         );
         assert!(cases.iter().rev().skip(1).all(|(c, _, _)| !c.transient));
+    }
+
+    #[test]
+    fn live_checks_are_the_contracts_in_its_order() {
+        let names: Vec<&str> = LiveCheck::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "assume_role",
+                "external_id_enforced",
+                "put_object",
+                "not_public"
+            ]
+        );
+        let health: Vec<&str> = LiveCheck::HEALTH.iter().map(|c| c.name()).collect();
+        assert_eq!(health, ["assume_role", "put_object"], "CONTRACT section 6");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use futures_util::stream::{self, StreamExt};
 use tracing::{info, warn, Instrument};
 
 use crate::cache::TtlCache;
-use crate::checks::{live_checks, Check, CheckStatus, LiveContext, Purpose};
+use crate::checks::{live_checks, Check, CheckStatus, LiveCheck, LiveContext, Purpose};
 use crate::credentials::{ExternalId, Identities};
 use crate::destination::{Destination, HealthError, Status};
 use crate::ids::OrgId;
@@ -211,12 +211,12 @@ impl HealthChecker {
             Ok(Some(id)) => id,
             Ok(None) | Err(_) => {
                 return vec![Check::fail(
-                    "assume_role",
+                    LiveCheck::AssumeRole.name(),
                     "assume_role_failed",
                     "The organisation's External ID could not be read.",
                     "Retry later; this is on our side.",
                 )
-                .transient()]
+                .transient_if(true)]
             }
         };
         let ctx = LiveContext {
@@ -230,7 +230,7 @@ impl HealthChecker {
             destination,
             &external_id,
             Purpose::HealthCheck,
-            &["assume_role", "put_object"],
+            &LiveCheck::HEALTH,
         )
         .await
     }
