@@ -2,6 +2,7 @@
 //! out. Every write of the batch shares one concurrency bound, and a record
 //! is acknowledged only when all its writes have succeeded.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
-use tokio::sync::Semaphore;
+use serde_json::value::RawValue;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::{info, warn, Instrument};
 
 use crate::cache::TtlCache;
@@ -197,6 +199,10 @@ impl Archiver {
         batch
     }
 
+    /// One record, in the contract's steps: parse (or quarantine), find the
+    /// destinations that take it, the org's External ID, the message (inline
+    /// or staged), one encoding per compression, then every write. A step
+    /// that cannot finish now ends the record with its report.
     async fn archive_record(
         &self,
         record: InboundRecord<'_>,
@@ -214,100 +220,147 @@ impl Archiver {
             project_id = %request.project_id,
             message_id = %request.message_id,
         );
-        async {
-            let destinations = match self.destinations_for(&request).await {
-                Ok(destinations) => destinations,
-                Err(err) => {
-                    warn!(error = %err, "destinations unavailable; record will be retried");
-                    return RecordReport::retry();
-                }
-            };
-            let targets: Vec<&Arc<Destination>> =
-                destinations.iter().filter(|d| d.accepts(request.channel)).collect();
-            if targets.is_empty() {
-                info!("project has no active destination for this channel; acknowledged");
-                return RecordReport { no_destination: true, ..RecordReport::default() };
-            }
-            let external_id = match self.external_id(&request.org_id).await {
-                Ok(Some(id)) => id,
-                Ok(None) => {
-                    warn!("org has destinations but no External ID; record will be retried");
-                    return RecordReport { retry: true, failures: vec![FailureCode::AssumeRoleFailed], ..RecordReport::default() };
-                }
-                Err(err) => {
-                    warn!(error = %err, "External ID unavailable; record will be retried");
-                    return RecordReport::retry();
-                }
-            };
-            // Held until this record's writes end: a staged body may be megabytes.
-            let mut _staged_permit = None;
-            let referenced;
-            let message = match &request.body {
-                MessageBody::Inline(message) => message,
-                MessageBody::Staged(staged_ref) => {
-                    _staged_permit = staged.acquire().await.ok();
-                    let fetched = {
-                        let _permit = permits.acquire().await;
-                        self.registry.read_staged(staged_ref).await
-                    };
-                    match fetched {
-                        Ok(Some(bytes)) => match parse_referenced_message(&bytes) {
-                            Ok(message) => {
-                                referenced = message;
-                                &referenced
-                            }
-                            Err(reason) => return self.quarantine(record, now, &reason, permits).await,
-                        },
-                        Ok(None) => {
-                            let reason = Malformed::Field(crate::ids::InvalidField::new("message_ref", "the referenced object does not exist"));
-                            return self.quarantine(record, now, &reason, permits).await;
-                        }
-                        Err(err) => {
-                            warn!(error = %err, "staged message unavailable; record will be retried");
-                            return RecordReport::retry();
-                        }
-                    }
-                }
-            };
-            let document = request.archived_document(message, now);
-            let gzip = targets
-                .iter()
-                .any(|d| d.compression == Compression::Gzip)
-                .then(|| encode(&document, Compression::Gzip));
-            let plain = targets
-                .iter()
-                .any(|d| d.compression == Compression::None)
-                .then(|| encode(&document, Compression::None));
-            drop(document);
+        self.archive_request(record, &request, now, permits, staged)
+            .instrument(span)
+            .await
+            .unwrap_or_else(|ended| ended)
+    }
 
-            let writes = targets.iter().map(|destination| {
-                let body = match destination.compression {
-                    Compression::Gzip => gzip.as_ref(),
-                    Compression::None => plain.as_ref(),
-                };
-                self.write(&request, destination, &external_id, body, permits)
-            });
-            let mut report = RecordReport { archived: true, ..RecordReport::default() };
-            for result in join_all(writes).await {
-                match result {
-                    Ok(Outcome::Written) => report.written += 1,
-                    Ok(Outcome::AlreadyPresent) => report.already_present += 1,
-                    Ok(Outcome::Parked(code)) => {
-                        report.archived = false;
-                        report.parked += 1;
-                        report.failures.push(code);
-                    }
-                    Err(code) => {
-                        report.archived = false;
-                        report.retry = true;
-                        report.failures.push(code);
-                    }
+    /// The steps after parsing; `Err` is a report that ends the record early.
+    async fn archive_request(
+        &self,
+        record: InboundRecord<'_>,
+        request: &ArchiveRequest,
+        now: DateTime<Utc>,
+        permits: &Semaphore,
+        staged: &Semaphore,
+    ) -> Result<RecordReport, RecordReport> {
+        let targets = self.targets(request).await?;
+        let external_id = self.org_external_id(&request.org_id).await?;
+        // Held until this record's writes end: a staged body may be megabytes.
+        let (message, _staged_permit) = self.message(record, request, now, permits, staged).await?;
+        let document = request.archived_document(&message, now);
+        drop(message);
+        let encoded = |compression| {
+            targets
+                .iter()
+                .any(|d| d.compression == compression)
+                .then(|| encode(&document, compression))
+        };
+        let (gzip, plain) = (encoded(Compression::Gzip), encoded(Compression::None));
+        drop(document);
+
+        let writes = targets.iter().map(|destination| {
+            let body = match destination.compression {
+                Compression::Gzip => gzip.as_ref(),
+                Compression::None => plain.as_ref(),
+            };
+            self.write(request, destination, &external_id, body, permits)
+        });
+        let mut report = RecordReport {
+            archived: true,
+            ..RecordReport::default()
+        };
+        for result in join_all(writes).await {
+            match result {
+                Ok(Outcome::Written) => report.written += 1,
+                Ok(Outcome::AlreadyPresent) => report.already_present += 1,
+                Ok(Outcome::Parked(code)) => {
+                    report.archived = false;
+                    report.parked += 1;
+                    report.failures.push(code);
+                }
+                Err(code) => {
+                    report.archived = false;
+                    report.retry = true;
+                    report.failures.push(code);
                 }
             }
-            report
         }
-        .instrument(span)
-        .await
+        Ok(report)
+    }
+
+    /// The project's destinations that take this channel (CONTRACT 2): none
+    /// is an acknowledged record; an unreadable registry, a retried one.
+    async fn targets(
+        &self,
+        request: &ArchiveRequest,
+    ) -> Result<Vec<Arc<Destination>>, RecordReport> {
+        let destinations = self.destinations_for(request).await.map_err(|err| {
+            warn!(error = %err, "destinations unavailable; record will be retried");
+            RecordReport::retry()
+        })?;
+        let targets: Vec<Arc<Destination>> = destinations
+            .iter()
+            .filter(|d| d.accepts(request.channel))
+            .cloned()
+            .collect();
+        if targets.is_empty() {
+            info!("project has no active destination for this channel; acknowledged");
+            return Err(RecordReport {
+                no_destination: true,
+                ..RecordReport::default()
+            });
+        }
+        Ok(targets)
+    }
+
+    /// The org's External ID; without one (or without the registry) the
+    /// record is retried, never written with a wrong identity.
+    async fn org_external_id(&self, org: &OrgId) -> Result<ExternalId, RecordReport> {
+        match self.external_id(org).await {
+            Ok(Some(id)) => Ok(id),
+            Ok(None) => {
+                warn!("org has destinations but no External ID; record will be retried");
+                Err(RecordReport {
+                    retry: true,
+                    failures: vec![FailureCode::AssumeRoleFailed],
+                    ..RecordReport::default()
+                })
+            }
+            Err(err) => {
+                warn!(error = %err, "External ID unavailable; record will be retried");
+                Err(RecordReport::retry())
+            }
+        }
+    }
+
+    /// The message to archive: inline, or read from the staging bucket (a
+    /// missing or broken staged body is malformed and quarantined; an
+    /// unreadable bucket, retried). With a staged body comes the permit that
+    /// bounds how many are held at once.
+    async fn message<'r, 's>(
+        &self,
+        record: InboundRecord<'_>,
+        request: &'r ArchiveRequest,
+        now: DateTime<Utc>,
+        permits: &Semaphore,
+        staged: &'s Semaphore,
+    ) -> Result<(Cow<'r, RawValue>, Option<SemaphorePermit<'s>>), RecordReport> {
+        let staged_ref = match &request.body {
+            MessageBody::Inline(message) => return Ok((Cow::Borrowed(message.as_ref()), None)),
+            MessageBody::Staged(staged_ref) => staged_ref,
+        };
+        let permit = staged.acquire().await.ok();
+        let fetched = {
+            let _permit = permits.acquire().await;
+            self.registry.read_staged(staged_ref).await
+        };
+        let reason = match fetched {
+            Ok(Some(bytes)) => match parse_referenced_message(&bytes) {
+                Ok(message) => return Ok((Cow::Owned(message), permit)),
+                Err(reason) => reason,
+            },
+            Ok(None) => Malformed::Field(crate::ids::InvalidField::new(
+                "message_ref",
+                "the referenced object does not exist",
+            )),
+            Err(err) => {
+                warn!(error = %err, "staged message unavailable; record will be retried");
+                return Err(RecordReport::retry());
+            }
+        };
+        Err(self.quarantine(record, now, &reason, permits).await)
     }
 
     async fn write(
