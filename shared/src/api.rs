@@ -7,11 +7,12 @@ use tracing::{error, info};
 
 use crate::arn::{AccountId, KmsKeyArn};
 use crate::checks::{
-    all_passed, live_checks, static_checks, Check, LiveCheck, LiveContext, Purpose,
+    all_passed, static_checks, Check, LiveCheck, Purpose,
 };
 use crate::config::Settings;
-use crate::credentials::Identities;
-use crate::destination::{BucketName, Destination, DestinationId, FolderPath};
+use crate::connections::{Connections, Delivery};
+use crate::destination::{Destination, DestinationId};
+use crate::s3::{BucketName, FolderPath};
 use crate::ids::OrgId;
 use crate::registry::{Registry, RegistryError};
 use crate::setup::{render, SetupQuery};
@@ -313,26 +314,21 @@ impl Api {
         };
         let external_id = self.registry.ensure_external_id(org).await?;
         // A fresh session per validation: "Test Credentials" must really call STS.
-        let sessions = Identities::new(
+        let connections = Connections::from_parts(
             self.sts.clone(),
             self.s3_config.clone(),
+            self.anonymous_s3.clone(),
             self.settings.session_duration,
         );
-        let ctx = LiveContext {
-            sessions: &sessions,
-            sts: &self.sts,
-            anonymous_s3: &self.anonymous_s3,
-            session_duration: self.settings.session_duration,
-        };
         checks.extend(
-            live_checks(
-                &ctx,
-                &destination,
-                &external_id,
-                Purpose::Validation,
-                &LiveCheck::ALL,
-            )
-            .await,
+            connections
+                .live_checks(
+                    &destination,
+                    &external_id,
+                    Purpose::Validation,
+                    &LiveCheck::ALL,
+                )
+                .await,
         );
         Ok((checks, Some(destination)))
     }

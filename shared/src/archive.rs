@@ -15,14 +15,16 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::{info, warn, Instrument};
 
 use crate::cache::TtlCache;
-use crate::credentials::{ExternalId, Identities};
-use crate::destination::{BucketName, Compression, Destination};
+use crate::connections::{Connections, Delivery, Object};
+use crate::credentials::ExternalId;
+use crate::destination::Destination;
 use crate::failure::FailureCode;
 use crate::ids::{OrgId, ProjectId};
-use crate::keys::{object_key, quarantine_key};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{quarantine_key, Registry, RegistryError};
 use crate::request::{parse_referenced_message, ArchiveRequest, Malformed, MessageBody};
-use crate::writer::{encode, put, Encoded, PutTarget, Written};
+use crate::s3::BucketName;
+use crate::store::ControlStore;
+use crate::write::{encode, Compression, Encoded, Written};
 
 /// How long a container trusts its copy of a project's destinations: a
 /// deleted destination receives nothing once this has passed (CONTRACT 5).
@@ -88,10 +90,11 @@ enum Outcome {
     Parked(FailureCode),
 }
 
-/// The archive service of one Lambda container.
-pub struct Archiver {
-    registry: Registry,
-    sessions: Identities,
+/// The archive service of one Lambda container, over our control data
+/// (`S`, the control bucket in production) and the customer's side (`D`).
+pub struct Archiver<S = Registry, D = Connections> {
+    registry: S,
+    delivery: D,
     destinations: TtlCache<(OrgId, ProjectId), Arc<Vec<Arc<Destination>>>>,
     external_ids: TtlCache<OrgId, Option<ExternalId>>,
     max_in_flight: usize,
@@ -99,16 +102,13 @@ pub struct Archiver {
     staging: Option<BucketName>,
 }
 
-impl Archiver {
-    pub fn new(
-        registry: Registry,
-        sessions: Identities,
-        max_in_flight: usize,
-        staging: Option<BucketName>,
-    ) -> Self {
+impl<S: ControlStore, D: Delivery> Archiver<S, D> {
+    /// `max_in_flight` bounds the writes (and staged reads) of a batch;
+    /// `staging` is `STAGING_BUCKET`, the one bucket a `message_ref` may name.
+    pub fn new(registry: S, delivery: D, max_in_flight: usize, staging: Option<BucketName>) -> Self {
         Self {
             registry,
-            sessions,
+            delivery,
             destinations: TtlCache::new(DESTINATION_CACHE_TTL),
             external_ids: TtlCache::new(DESTINATION_CACHE_TTL),
             max_in_flight: max_in_flight.max(1),
@@ -128,7 +128,7 @@ impl Archiver {
         records: &[InboundRecord<'_>],
         deadline: Option<tokio::time::Instant>,
     ) -> BatchReport {
-        let sts_before = self.sessions.fetches();
+        let sts_before = self.delivery.credential_fetches();
         let permits = Semaphore::new(self.max_in_flight);
         let staged = Semaphore::new(STAGED_IN_FLIGHT);
         // Records start as slots free up rather than all at once: a 10,000
@@ -195,7 +195,7 @@ impl Archiver {
                 *batch.failures.entry(code.as_str()).or_default() += 1;
             }
         }
-        batch.sts_calls = self.sessions.fetches() - sts_before;
+        batch.sts_calls = self.delivery.credential_fetches() - sts_before;
         batch
     }
 
@@ -244,14 +244,14 @@ impl Archiver {
         let encoded = |compression| {
             targets
                 .iter()
-                .any(|d| d.compression == compression)
+                .any(|d| d.target.compression() == compression)
                 .then(|| encode(&document, compression))
         };
         let (gzip, plain) = (encoded(Compression::Gzip), encoded(Compression::None));
         drop(document);
 
         let writes = targets.iter().map(|destination| {
-            let body = match destination.compression {
+            let body = match destination.target.compression() {
                 Compression::Gzip => gzip.as_ref(),
                 Compression::None => plain.as_ref(),
             };
@@ -374,17 +374,10 @@ impl Archiver {
         let Some(body) = body else {
             return Err(FailureCode::PutObjectFailed);
         };
-        let key = object_key(destination, request);
-        let session = self.sessions.for_destination(destination, external_id);
-        let target = PutTarget {
-            bucket: &destination.bucket,
-            key: &key,
-            owner: destination.expected_owner(),
-            encryption: &destination.encryption,
-            write_once: true,
-        };
+        let key = destination.target.message_key(request);
+        let object = Object { key: &key, body };
         let _permit = permits.acquire().await;
-        let err = match put(&session, target, body).await {
+        let err = match self.delivery.write(destination, external_id, object).await {
             Ok(Written::Created) => return Ok(Outcome::Written),
             Ok(Written::AlreadyPresent) => return Ok(Outcome::AlreadyPresent),
             Err(err) => err,
@@ -486,5 +479,260 @@ impl BatchReport {
                 .map(|(name, n)| (name.as_str(), "Count", *n as f64)),
         );
         crate::metrics::emf_line(timestamp_ms, &[("Function", "archive-message")], &values)
+    }
+}
+
+/// The archive decisions of CONTRACT sections 2 and 7 over the in-memory
+/// store and customer side: which records are retried, parked, quarantined
+/// or acknowledged. No AWS, no emulator.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::destination::Status;
+    use crate::ids::Channel;
+    use crate::store::memory::{destination, MemoryDelivery, MemoryStore, Side};
+
+    const KEY: &str = "channel=email/project=p/date=2026-11-23/hour=08/m-1.json";
+
+    fn message(id: &str, channel: &str) -> String {
+        json!({
+            "version": 1, "org_id": "acme", "project_id": "p", "message_id": id,
+            "channel": channel, "sent_at": "2026-11-23T08:00:00Z",
+            "recipient": { "user_id": "u-1" }, "message": { "subject": "Hi" },
+        })
+        .to_string()
+    }
+
+    struct World {
+        archiver: Archiver<MemoryStore, MemoryDelivery>,
+    }
+
+    impl World {
+        fn new(destinations: &[&Destination]) -> Self {
+            let store = MemoryStore::default();
+            store.put_external_id(
+                &OrgId::parse("acme").unwrap(),
+                ExternalId::generate().unwrap(),
+            );
+            for d in destinations {
+                store.put_destination((*d).clone());
+            }
+            let staging = BucketName::parse("staging-bucket").ok();
+            Self {
+                archiver: Archiver::new(store, MemoryDelivery::default(), 8, staging),
+            }
+        }
+
+        fn store(&self) -> &MemoryStore {
+            &self.archiver.registry
+        }
+
+        fn delivery(&self) -> &MemoryDelivery {
+            &self.archiver.delivery
+        }
+
+        async fn archive(&self, bodies: &[&str]) -> BatchReport {
+            let ids: Vec<String> = (0..bodies.len()).map(|i| format!("sqs-{i}")).collect();
+            let records: Vec<InboundRecord<'_>> = ids
+                .iter()
+                .zip(bodies)
+                .map(|(id, body)| InboundRecord { id, body })
+                .collect();
+            self.archiver.archive_batch(&records, None).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_goes_to_every_active_destination_that_takes_its_channel() {
+        let both = destination("p", &Channel::ALL);
+        let email = destination("p", &[Channel::Email]);
+        let sms_only = destination("p", &[Channel::Sms]);
+        let mut paused = destination("p", &[Channel::Email]);
+        paused.status = Status::Disabled;
+        let other_project = destination("q", &[Channel::Email]);
+        let w = World::new(&[&both, &email, &sms_only, &paused, &other_project]);
+
+        let report = w.archive(&[&message("m-1", "email")]).await;
+
+        assert!(report.retry.is_empty());
+        assert_eq!((report.messages_archived, report.objects_written), (1, 2));
+        for taken in [&both, &email] {
+            assert_eq!(w.delivery().keys(&taken.id), [KEY]);
+        }
+        for skipped in [&sms_only, &paused, &other_project] {
+            assert!(w.delivery().keys(&skipped.id).is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_is_already_present_not_rewritten() {
+        let d = destination("p", &[Channel::Email]);
+        let w = World::new(&[&d]);
+        w.archive(&[&message("m-1", "email")]).await;
+        let again = w.archive(&[&message("m-1", "email")]).await;
+        assert!(again.retry.is_empty());
+        assert_eq!((again.objects_written, again.already_present), (0, 1));
+        assert_eq!(again.messages_archived, 1);
+    }
+
+    #[tokio::test]
+    async fn a_project_without_a_destination_for_the_channel_is_acknowledged() {
+        let d = destination("p", &[Channel::Sms]);
+        let w = World::new(&[&d]);
+        let report = w.archive(&[&message("m-1", "email")]).await;
+        assert!(report.retry.is_empty());
+        assert_eq!(report.no_destination, 1);
+        assert_eq!(w.delivery().writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn malformed_records_are_quarantined_and_acknowledged_alone() {
+        let d = destination("p", &[Channel::Email]);
+        let w = World::new(&[&d]);
+        let report = w
+            .archive(&[&message("m-1", "email"), "{not json", &message("../x", "email")])
+            .await;
+        assert!(report.retry.is_empty());
+        assert_eq!((report.quarantined, report.messages_archived), (2, 1));
+        let quarantined = w.store().quarantined();
+        assert_eq!(quarantined.len(), 2);
+        assert_eq!(quarantined[0].1, "{not json", "the raw body, as it came");
+        assert!(quarantined[0].0.starts_with("quarantine/") && quarantined[0].0.ends_with("/sqs-1.json"));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_record_that_cannot_be_quarantined_is_retried() {
+        let w = World::new(&[]);
+        w.store().make_unavailable("quarantine");
+        let report = w.archive(&["{not json"]).await;
+        assert_eq!(report.retry, ["sqs-0"]);
+        assert_eq!(report.quarantined, 0);
+    }
+
+    #[tokio::test]
+    async fn a_transient_write_failure_retries_the_record_and_parks_nothing() {
+        let d = destination("p", &[Channel::Email]);
+        let w = World::new(&[&d]);
+        w.delivery().set(&d.id, Side::throttled());
+        let report = w.archive(&[&message("m-1", "email")]).await;
+        assert_eq!(report.retry, ["sqs-0"]);
+        assert_eq!(report.parked, 0);
+        assert!(w.store().parked_keys().is_empty());
+        assert_eq!(report.failures.get("put_object_failed"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_parks_the_object_at_its_key_and_acknowledges() {
+        let broken = destination("p", &[Channel::Email]);
+        let fine = destination("p", &[Channel::Email]);
+        let w = World::new(&[&broken, &fine]);
+        w.delivery().set(&broken.id, Side::denied());
+        let report = w.archive(&[&message("m-1", "email")]).await;
+        assert!(report.retry.is_empty(), "parked is kept, not retried");
+        assert_eq!((report.parked, report.objects_written), (1, 1));
+        assert_eq!(report.messages_archived, 0, "not archived everywhere");
+        assert_eq!(
+            w.store().parked_keys(),
+            [format!("parked/acme/{}/{KEY}", broken.id)]
+        );
+        assert_eq!(w.delivery().keys(&fine.id), [KEY]);
+        assert_eq!(report.failures.get("put_object_denied"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_that_cannot_be_parked_is_retried() {
+        let d = destination("p", &[Channel::Email]);
+        let w = World::new(&[&d]);
+        w.delivery().set(&d.id, Side::denied());
+        w.store().make_unavailable("park");
+        let report = w.archive(&[&message("m-1", "email")]).await;
+        assert_eq!(report.retry, ["sqs-0"]);
+        assert_eq!(report.parked, 0);
+    }
+
+    #[tokio::test]
+    async fn a_record_is_acknowledged_only_when_every_write_succeeded() {
+        let ok = destination("p", &[Channel::Email]);
+        let slow = destination("p", &[Channel::Email]);
+        let w = World::new(&[&ok, &slow]);
+        w.delivery().set(&slow.id, Side::throttled());
+        let first = w.archive(&[&message("m-1", "email")]).await;
+        assert_eq!(first.retry, ["sqs-0"]);
+        w.delivery().set(&slow.id, Side::Healthy);
+        let retried = w.archive(&[&message("m-1", "email")]).await;
+        assert!(retried.retry.is_empty());
+        assert_eq!((retried.objects_written, retried.already_present), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_registry_or_a_missing_external_id_retries_never_writes() {
+        let d = destination("p", &[Channel::Email]);
+        let w = World::new(&[&d]);
+        w.store().make_unavailable("project_destinations");
+        let report = w.archive(&[&message("m-1", "email")]).await;
+        assert_eq!(report.retry, ["sqs-0"]);
+
+        let store = MemoryStore::default();
+        store.put_destination(d.clone());
+        let archiver = Archiver::new(store, MemoryDelivery::default(), 8, None);
+        let body = message("m-1", "email");
+        let report = archiver
+            .archive_batch(&[InboundRecord { id: "sqs-0", body: &body }], None)
+            .await;
+        assert_eq!(report.retry, ["sqs-0"]);
+        assert_eq!(report.failures.get("assume_role_failed"), Some(&1));
+        assert_eq!(archiver.delivery.writes(), 0, "never written with a wrong identity");
+    }
+
+    #[tokio::test]
+    async fn work_unfinished_at_the_deadline_is_retried_and_the_rest_kept() {
+        let hung = destination("p", &[Channel::Sms]);
+        let fine = destination("p", &[Channel::Email]);
+        let w = World::new(&[&hung, &fine]);
+        w.delivery().set(&hung.id, Side::Hangs);
+        let (email, sms) = (message("m-1", "email"), message("m-2", "sms"));
+        let records = [
+            InboundRecord { id: "a", body: &email },
+            InboundRecord { id: "b", body: &sms },
+        ];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let report = w.archiver.archive_batch(&records, Some(deadline)).await;
+        assert_eq!(report.retry, ["b"]);
+        assert_eq!((report.timed_out, report.messages_archived), (1, 1));
+
+        let passed = tokio::time::Instant::now();
+        let report = w.archiver.archive_batch(&records[..1], Some(passed)).await;
+        assert_eq!(report.retry, ["a"], "not started before the deadline: not started");
+        assert_eq!(report.timed_out, 1);
+    }
+
+    #[tokio::test]
+    async fn staged_messages_are_read_from_the_orgs_staging_prefix() {
+        let d = destination("p", &[Channel::Email]);
+        let w = World::new(&[&d]);
+        let staged = |key: &str| {
+            let mut v: Value = serde_json::from_str(&message("m-1", "email")).unwrap();
+            let body = v.as_object_mut().unwrap();
+            body.remove("message");
+            body.insert(
+                "message_ref".into(),
+                json!({ "bucket": "staging-bucket", "key": key }),
+            );
+            v.to_string()
+        };
+        w.store().put_staged("acme/m-1.json", br#"{"subject":"staged"}"#);
+        let report = w.archive(&[&staged("acme/m-1.json")]).await;
+        assert_eq!((report.messages_archived, report.quarantined), (1, 0));
+
+        let missing = w.archive(&[&staged("acme/gone.json")]).await;
+        assert_eq!(missing.quarantined, 1, "a missing staged body is malformed");
+
+        w.store().make_unavailable("read_staged");
+        let unreadable = w.archive(&[&staged("acme/m-1.json")]).await;
+        assert_eq!(unreadable.retry, ["sqs-0"], "an unreadable bucket is retried");
     }
 }

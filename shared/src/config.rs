@@ -7,7 +7,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::arn::AccountId;
-use crate::destination::BucketName;
+use crate::s3::BucketName;
 
 /// Why a function refuses to start. Shown in the Lambda init error.
 #[derive(Debug, thiserror::Error)]

@@ -1,160 +1,16 @@
-//! A destination: one customer bucket connection for one project, and the
-//! value types its fields are made of. Every type parses, so a stored
+//! A destination: one connection to a customer's resources for one
+//! project, the value types its shared fields are made of, and the target
+//! that says which kind it is. Every type parses, so a stored
 //! destination read back from the registry is valid by construction.
-
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::arn::{AccountId, KmsKeyArn, RoleArn};
+use crate::arn::{AccountId, Partition, RoleArn};
 use crate::ids::{Channel, OrgId, ProjectId};
-
-macro_rules! string_newtype {
-    ($name:ident, $err:ident) => {
-        impl TryFrom<String> for $name {
-            type Error = $err;
-            fn try_from(value: String) -> Result<Self, Self::Error> {
-                Self::parse(&value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> Self {
-                value.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
-
-/// Why a bucket name breaks S3's naming rules; each variant is a rule a
-/// customer can check against their console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BucketNameError {
-    #[error("must be 3 to 63 characters long")]
-    Length,
-    #[error("may contain only lowercase letters, digits, '.' and '-'")]
-    Characters,
-    #[error("must start and end with a letter or digit")]
-    Edges,
-    /// S3 refuses these too: each dot-separated label is a DNS label.
-    #[error("must not contain '..', '.-' or '-.'")]
-    Labels,
-    #[error("must not be formatted as an IP address")]
-    IpAddress,
-    #[error("must not start with 'xn--' or 'sthree-' nor end with '-s3alias' or '--ol-s3'")]
-    Reserved,
-}
-
-/// An S3 bucket name under the general-purpose bucket naming rules.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct BucketName(String);
-
-impl BucketName {
-    pub fn parse(value: &str) -> Result<Self, BucketNameError> {
-        if !(3..=63).contains(&value.len()) {
-            return Err(BucketNameError::Length);
-        }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        {
-            return Err(BucketNameError::Characters);
-        }
-        let edge_ok =
-            |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if !edge_ok(value.bytes().next()) || !edge_ok(value.bytes().last()) {
-            return Err(BucketNameError::Edges);
-        }
-        if value.contains("..") || value.contains(".-") || value.contains("-.") {
-            return Err(BucketNameError::Labels);
-        }
-        if value.parse::<std::net::Ipv4Addr>().is_ok() {
-            return Err(BucketNameError::IpAddress);
-        }
-        if value.starts_with("xn--")
-            || value.starts_with("sthree-")
-            || value.ends_with("-s3alias")
-            || value.ends_with("--ol-s3")
-        {
-            return Err(BucketNameError::Reserved);
-        }
-        Ok(Self(value.to_owned()))
-    }
-}
-string_newtype!(BucketName, BucketNameError);
-
-/// Why a folder path was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum FolderPathError {
-    #[error("must be at most 256 characters")]
-    Length,
-    #[error("must not start or end with '/' nor contain '//'")]
-    Slashes,
-    #[error("must not contain '.' or '..' segments")]
-    DotSegment,
-    #[error("segments may contain only letters, digits and !_.'()-")]
-    Characters,
-    /// Refused since contract v1.1: S3 takes `*` in a key, but IAM reads it
-    /// as a wildcard, so `folder_path: "*"` would turn every policy built from
-    /// the folder into `bucket/*/*` (any folder of the bucket).
-    #[error(
-        "must not contain '*': IAM policies built from the folder would read it as a wildcard"
-    )]
-    Wildcard,
-}
-
-/// The customer's prefix inside their bucket (CONTRACT section 3). Restricted
-/// to S3's "safe" characters so a key can never climb out of it or need
-/// encoding, minus `*`, which IAM matches as a wildcard: every policy we
-/// render from a folder (session policy, setup policies, the customer
-/// template) then names exactly that folder.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct FolderPath(String);
-
-impl FolderPath {
-    /// The punctuation a segment may hold besides ASCII letters and digits.
-    pub const PUNCTUATION: &'static str = "!_.'()-";
-
-    pub fn parse(value: &str) -> Result<Self, FolderPathError> {
-        if value.is_empty() || value.len() > 256 {
-            return Err(FolderPathError::Length);
-        }
-        for segment in value.split('/') {
-            if segment.is_empty() {
-                return Err(FolderPathError::Slashes);
-            }
-            if segment == "." || segment == ".." {
-                return Err(FolderPathError::DotSegment);
-            }
-            if segment.contains('*') {
-                return Err(FolderPathError::Wildcard);
-            }
-            if !segment
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || Self::PUNCTUATION.contains(c))
-            {
-                return Err(FolderPathError::Characters);
-            }
-        }
-        Ok(Self(value.to_owned()))
-    }
-}
-string_newtype!(FolderPath, FolderPathError);
+use crate::request::ArchiveRequest;
+use crate::s3::S3Target;
+use crate::write::Compression;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("must be an AWS region code such as eu-west-1")]
@@ -225,35 +81,6 @@ impl Default for SessionName {
 }
 
 /// How keys are laid out in the bucket (CONTRACT section 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layout {
-    #[default]
-    ByRecipient,
-    ByDate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    #[default]
-    Gzip,
-    None,
-}
-
-/// Server-side encryption we ask S3 for on every write.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
-pub enum Encryption {
-    /// No header: the bucket's default encryption applies.
-    #[default]
-    BucketDefault,
-    Aes256,
-    Kms {
-        kms_key_arn: KmsKeyArn,
-    },
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -319,7 +146,10 @@ impl DestinationId {
 }
 string_newtype!(DestinationId, DestinationIdError);
 
-/// A destination as stored in the registry and returned by the API.
+/// A destination as stored in the registry and returned by the API: what
+/// every kind shares (who, which project, which identity, status and health)
+/// and, in `target`, where its objects go. Serialised flat, as CONTRACT
+/// section 3 has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Destination {
     pub id: DestinationId,
@@ -327,14 +157,7 @@ pub struct Destination {
     pub project_id: ProjectId,
     pub role_arn: RoleArn,
     pub role_session_name: SessionName,
-    pub region: Region,
-    pub bucket: BucketName,
-    pub folder_path: Option<FolderPath>,
     pub channels: Vec<Channel>,
-    pub layout: Layout,
-    pub compression: Compression,
-    pub encryption: Encryption,
-    pub bucket_private_confirmed: bool,
     /// Always the role ARN's account; stored because the API shows it, and
     /// checked on load so a hand-edited record cannot point writes elsewhere.
     pub account_id: AccountId,
@@ -342,6 +165,8 @@ pub struct Destination {
     pub status: Status,
     #[serde(default)]
     pub health: Health,
+    #[serde(flatten)]
+    pub target: Target,
 }
 
 impl Destination {
@@ -350,7 +175,7 @@ impl Destination {
         self.status != Status::Disabled && self.channels.contains(&channel)
     }
 
-    /// The owner every S3 call to this bucket must assert.
+    /// The owner every call to the customer's resources must assert.
     pub fn expected_owner(&self) -> &AccountId {
         self.role_arn.account()
     }
@@ -359,83 +184,82 @@ impl Destination {
     pub fn is_consistent(&self) -> bool {
         &self.account_id == self.role_arn.account()
     }
+
+    /// The region of the target's resources, where its sessions sign.
+    pub fn region(&self) -> &Region {
+        self.target.region()
+    }
+
+    /// The S3 target, when this destination is a bucket.
+    pub fn s3(&self) -> Option<&S3Target> {
+        match &self.target {
+            Target::S3(s3) => Some(s3),
+        }
+    }
+}
+
+/// Where a destination's objects go: one variant per destination kind, each
+/// kind a folder of its own (`crate::s3`). Registering a kind is a variant
+/// here and its arms in [`crate::connections`] (the write and live checks),
+/// [`crate::checks::static_checks`] (its fields) and
+/// [`crate::credentials`] (its session policy).
+///
+/// On the wire the kind's fields sit flat in the destination (CONTRACT
+/// section 3 has no kind field yet): S3, the only kind, reads them as they
+/// are. A second kind needs a discriminating field in the contract first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    S3(S3Target),
+}
+
+impl Target {
+    /// The region of the target's resources, where its sessions sign.
+    pub fn region(&self) -> &Region {
+        match self {
+            Target::S3(s3) => &s3.region,
+        }
+    }
+
+    /// How objects for this target are encoded.
+    pub fn compression(&self) -> Compression {
+        match self {
+            Target::S3(s3) => s3.compression,
+        }
+    }
+
+    /// Where an archived message lands in this target (CONTRACT section 4).
+    pub fn message_key(&self, request: &ArchiveRequest) -> String {
+        match self {
+            Target::S3(s3) => crate::s3::keys::message_key(s3, request),
+        }
+    }
+
+    /// The session policy that narrows our session to this target's writes
+    /// (and the KMS use they need); `partition` is the role's.
+    pub fn session_policy(&self, partition: Partition) -> String {
+        match self {
+            Target::S3(s3) => crate::s3::policy::session_policy(partition, s3),
+        }
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Target::S3(s3) => s3.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        S3Target::deserialize(deserializer).map(Target::S3)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bucket_names_follow_s3_rules() {
-        for ok in [
-            "abc",
-            "acme-message-archive",
-            "a.b-c",
-            "1bucket",
-            &"a".repeat(63),
-            "my.bucket.1",
-        ] {
-            assert!(BucketName::parse(ok).is_ok(), "{ok}");
-        }
-        for (bad, err) in [
-            ("ab", BucketNameError::Length),
-            ("", BucketNameError::Length),
-            (&"a".repeat(64) as &str, BucketNameError::Length),
-            ("Acme", BucketNameError::Characters),
-            ("acme_archive", BucketNameError::Characters),
-            ("acmé-archive", BucketNameError::Characters),
-            ("аcme", BucketNameError::Characters), // Cyrillic a
-            ("acme archive", BucketNameError::Characters),
-            ("acme/../x", BucketNameError::Characters),
-            ("-acme", BucketNameError::Edges),
-            ("acme-", BucketNameError::Edges),
-            (".acme", BucketNameError::Edges),
-            ("acme..archive", BucketNameError::Labels),
-            ("acme.-archive", BucketNameError::Labels),
-            ("acme-.archive", BucketNameError::Labels),
-            ("192.168.5.4", BucketNameError::IpAddress),
-            ("xn--acme", BucketNameError::Reserved),
-            ("sthree-acme", BucketNameError::Reserved),
-            ("acme-s3alias", BucketNameError::Reserved),
-            ("acme--ol-s3", BucketNameError::Reserved),
-        ] {
-            assert_eq!(BucketName::parse(bad), Err(err), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn folder_paths_cannot_escape_or_need_encoding() {
-        for ok in [
-            "archive",
-            "archive/prod",
-            "a!_.'()-b/c",
-            "x/..y/z.",
-            &"a".repeat(256),
-        ] {
-            assert!(FolderPath::parse(ok).is_ok(), "{ok}");
-        }
-        for (bad, err) in [
-            ("", FolderPathError::Length),
-            (&"a".repeat(257) as &str, FolderPathError::Length),
-            ("/archive", FolderPathError::Slashes),
-            ("archive/", FolderPathError::Slashes),
-            ("a//b", FolderPathError::Slashes),
-            ("../other", FolderPathError::DotSegment),
-            ("a/./b", FolderPathError::DotSegment),
-            ("a/..", FolderPathError::DotSegment),
-            ("a b", FolderPathError::Characters),
-            ("a\\b", FolderPathError::Characters),
-            ("a%2F..", FolderPathError::Characters),
-            ("archive\u{2215}x", FolderPathError::Characters), // division slash look-alike
-            ("a\u{0}", FolderPathError::Characters),
-            ("*", FolderPathError::Wildcard),
-            ("team*", FolderPathError::Wildcard),
-            ("archive/*", FolderPathError::Wildcard),
-            ("a/*/b", FolderPathError::Wildcard),
-        ] {
-            assert_eq!(FolderPath::parse(bad), Err(err), "{bad:?}");
-        }
-    }
 
     #[test]
     fn regions_are_shape_checked() {
@@ -493,19 +317,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn encryption_wire_shape() {
-        let kms: Encryption = serde_json::from_str(
-            r#"{"mode":"kms","kms_key_arn":"arn:aws:kms:eu-west-1:111122223333:key/abc-1"}"#,
-        )
-        .unwrap();
-        assert!(matches!(kms, Encryption::Kms { .. }));
-        let aes: Encryption = serde_json::from_str(r#"{"mode":"aes256"}"#).unwrap();
-        assert_eq!(aes, Encryption::Aes256);
-        assert!(serde_json::from_str::<Encryption>(r#"{"mode":"kms"}"#).is_err());
-        assert_eq!(
-            serde_json::to_string(&Encryption::BucketDefault).unwrap(),
-            r#"{"mode":"bucket_default"}"#
-        );
-    }
 }

@@ -11,12 +11,14 @@ use futures_util::stream::{self, StreamExt};
 use tracing::{info, warn, Instrument};
 
 use crate::cache::TtlCache;
-use crate::checks::{live_checks, Check, CheckStatus, LiveCheck, LiveContext, Purpose};
-use crate::credentials::{ExternalId, Identities};
+use crate::checks::{Check, CheckStatus, LiveCheck, Purpose};
+use crate::connections::{Connections, Delivery, Object};
+use crate::credentials::ExternalId;
 use crate::destination::{Destination, HealthError, Status};
 use crate::ids::OrgId;
-use crate::registry::{Registry, RegistryError};
-use crate::writer::{put, Encoded, PutTarget};
+use crate::registry::{ParkedObject, Registry, RegistryError};
+use crate::store::ControlStore;
+use crate::write::Encoded;
 
 /// How a run is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,33 +71,21 @@ struct DestinationResult {
     elapsed: Duration,
 }
 
-/// The health checker of one Lambda container; its role sessions persist,
-/// so a fresh cached credential means no STS call.
-pub struct HealthChecker {
-    registry: Registry,
-    sessions: Identities,
-    sts: aws_sdk_sts::Client,
-    anonymous_s3: aws_sdk_s3::config::Builder,
-    session_duration: Duration,
+/// The health checker of one Lambda container, over our control data (`S`)
+/// and the customer's side (`D`); its sessions persist, so a fresh cached
+/// credential means no STS call.
+pub struct HealthChecker<S = Registry, D = Connections> {
+    registry: S,
+    delivery: D,
     external_ids: TtlCache<OrgId, Option<ExternalId>>,
     settings: HealthSettings,
 }
 
-impl HealthChecker {
-    pub fn new(
-        registry: Registry,
-        sessions: Identities,
-        sts: aws_sdk_sts::Client,
-        anonymous_s3: aws_sdk_s3::config::Builder,
-        session_duration: Duration,
-        settings: HealthSettings,
-    ) -> Self {
+impl<S: ControlStore, D: Delivery> HealthChecker<S, D> {
+    pub fn new(registry: S, delivery: D, settings: HealthSettings) -> Self {
         Self {
             registry,
-            sessions,
-            sts,
-            anonymous_s3,
-            session_duration,
+            delivery,
             external_ids: TtlCache::new(Duration::from_secs(300)),
             settings,
         }
@@ -219,20 +209,14 @@ impl HealthChecker {
                 .transient_if(true)]
             }
         };
-        let ctx = LiveContext {
-            sessions: &self.sessions,
-            sts: &self.sts,
-            anonymous_s3: &self.anonymous_s3,
-            session_duration: self.session_duration,
-        };
-        live_checks(
-            &ctx,
-            destination,
-            &external_id,
-            Purpose::HealthCheck,
-            &LiveCheck::HEALTH,
-        )
-        .await
+        self.delivery
+            .live_checks(
+                destination,
+                &external_id,
+                Purpose::HealthCheck,
+                &LiveCheck::HEALTH,
+            )
+            .await
     }
 
     /// Writes the new health, merging into whatever the record is now: a
@@ -312,7 +296,7 @@ impl HealthChecker {
     async fn replay(
         &self,
         destination: &Destination,
-        parked: &[crate::registry::ParkedObject],
+        parked: &[ParkedObject],
         deadline: Instant,
     ) -> u64 {
         let Ok(Some(external_id)) = self
@@ -324,7 +308,6 @@ impl HealthChecker {
         else {
             return 0;
         };
-        let session = self.sessions.for_destination(destination, &external_id);
         let mut replayed = 0;
         for object in parked {
             if Instant::now() >= deadline {
@@ -340,14 +323,15 @@ impl HealthChecker {
                     _ => None,
                 },
             };
-            let target = PutTarget {
-                bucket: &destination.bucket,
+            let replayed_object = Object {
                 key: &object.object_key,
-                owner: destination.expected_owner(),
-                encryption: &destination.encryption,
-                write_once: true,
+                body: &encoded,
             };
-            match put(&session, target, &encoded).await {
+            match self
+                .delivery
+                .write(destination, &external_id, replayed_object)
+                .await
+            {
                 Ok(_) => {
                     if self.registry.delete_parked(object).await.is_ok() {
                         replayed += 1;
@@ -384,5 +368,193 @@ impl HealthReport {
             ("CheckDurationMax", "Milliseconds", self.max_check_ms as f64),
         ];
         crate::metrics::emf_line(timestamp_ms, &[("Function", "check-destinations")], &values)
+    }
+}
+
+/// The health decisions of CONTRACT section 6 over the in-memory store and
+/// customer side: which failures move a destination, what is recorded,
+/// and when parked objects are replayed. No AWS, no emulator.
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::ids::Channel;
+    use crate::store::memory::{destination, MemoryDelivery, MemoryStore, Side};
+
+    fn checker(destinations: &[&Destination]) -> HealthChecker<MemoryStore, MemoryDelivery> {
+        let store = MemoryStore::default();
+        store.put_external_id(
+            &OrgId::parse("acme").unwrap(),
+            ExternalId::generate().unwrap(),
+        );
+        for d in destinations {
+            store.put_destination((*d).clone());
+        }
+        let settings = HealthSettings {
+            per_destination_timeout: Duration::from_millis(200),
+            ..HealthSettings::default()
+        };
+        HealthChecker::new(store, MemoryDelivery::default(), settings)
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    fn stored(c: &HealthChecker<MemoryStore, MemoryDelivery>, d: &Destination) -> Destination {
+        c.registry.destination(&d.id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_pass_records_health_and_keeps_the_destination_active() {
+        let d = destination("p", &Channel::ALL);
+        let c = checker(&[&d]);
+        let report = c.run(far()).await.unwrap();
+        assert_eq!((report.checked, report.healthy, report.transitions), (1, 1, 0));
+        let now = stored(&c, &d);
+        assert_eq!(now.status, Status::Active);
+        assert!(now.health.last_ok_at.is_some() && now.health.last_error.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failure_retrying_will_not_fix_moves_active_to_failing_once() {
+        let d = destination("p", &Channel::ALL);
+        let c = checker(&[&d]);
+        c.delivery.set(&d.id, Side::denied());
+        let first = c.run(far()).await.unwrap();
+        assert_eq!((first.failing, first.transitions), (1, 1));
+        let now = stored(&c, &d);
+        assert_eq!(now.status, Status::Failing);
+        assert_eq!(now.health.consecutive_failures, 1);
+        assert_eq!(
+            now.health.last_error.map(|e| e.code),
+            Some("put_object_denied".to_owned())
+        );
+        let second = c.run(far()).await.unwrap();
+        assert_eq!(second.transitions, 0, "logged once, at the move");
+        assert_eq!(stored(&c, &d).health.consecutive_failures, 2);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_recorded_and_moves_nothing() {
+        let d = destination("p", &Channel::ALL);
+        let c = checker(&[&d]);
+        c.delivery.set(&d.id, Side::throttled());
+        let report = c.run(far()).await.unwrap();
+        assert_eq!((report.failing, report.transitions), (1, 0));
+        let now = stored(&c, &d);
+        assert_eq!(now.status, Status::Active, "one 503 never flaps a destination");
+        assert_eq!(now.health.consecutive_failures, 1);
+        assert_eq!(
+            now.health.last_error.map(|e| e.code),
+            Some("put_object_failed".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_check_that_times_out_is_transient() {
+        let d = destination("p", &Channel::ALL);
+        let c = checker(&[&d]);
+        c.delivery.set(&d.id, Side::Hangs);
+        let report = c.run(far()).await.unwrap();
+        assert_eq!((report.timed_out, report.transitions), (1, 0));
+        assert_eq!(stored(&c, &d).status, Status::Active);
+    }
+
+    #[tokio::test]
+    async fn a_missing_external_id_is_ours_and_transient() {
+        let d = destination("p", &Channel::ALL);
+        let store = MemoryStore::default();
+        store.put_destination(d.clone());
+        let c = HealthChecker::new(store, MemoryDelivery::default(), HealthSettings::default());
+        let report = c.run(far()).await.unwrap();
+        assert_eq!((report.failing, report.transitions), (1, 0));
+        let now = c.registry.destination(&d.id).unwrap();
+        assert_eq!(now.status, Status::Active);
+        assert_eq!(
+            now.health.last_error.map(|e| e.code),
+            Some("assume_role_failed".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn disabled_destinations_are_not_checked() {
+        let mut d = destination("p", &Channel::ALL);
+        d.status = Status::Disabled;
+        let c = checker(&[&d]);
+        c.delivery.set(&d.id, Side::denied());
+        let report = c.run(far()).await.unwrap();
+        assert_eq!(report.checked, 0);
+        assert_eq!(stored(&c, &d), d);
+    }
+
+    #[tokio::test]
+    async fn recovery_moves_failing_to_active_and_replays_what_was_parked() {
+        let mut d = destination("p", &Channel::ALL);
+        d.status = Status::Failing;
+        let c = checker(&[&d]);
+        for key in ["a.json", "b.json"] {
+            c.registry
+                .park(&d, key, Bytes::from_static(b"{}"), None)
+                .await
+                .unwrap();
+        }
+        let report = c.run(far()).await.unwrap();
+        assert_eq!((report.transitions, report.replayed), (1, 2));
+        assert_eq!(report.parked_remaining, 0);
+        assert_eq!(stored(&c, &d).status, Status::Active);
+        assert_eq!(c.delivery.keys(&d.id), ["a.json", "b.json"]);
+        assert!(c.registry.parked_keys().is_empty(), "deleted once written");
+    }
+
+    #[tokio::test]
+    async fn a_broken_destination_keeps_its_parked_objects() {
+        let d = destination("p", &Channel::ALL);
+        let c = checker(&[&d]);
+        c.delivery.set(&d.id, Side::denied());
+        c.registry
+            .park(&d, "a.json", Bytes::from_static(b"{}"), None)
+            .await
+            .unwrap();
+        let report = c.run(far()).await.unwrap();
+        assert_eq!((report.replayed, report.parked_remaining), (0, 1));
+        assert_eq!(c.registry.parked_keys().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn replay_stops_at_the_deadline_and_leaves_the_rest_for_the_next_run() {
+        let d = destination("p", &Channel::ALL);
+        let c = checker(&[&d]);
+        c.registry
+            .park(&d, "a.json", Bytes::from_static(b"{}"), None)
+            .await
+            .unwrap();
+        let report = c.run(Instant::now()).await.unwrap();
+        assert_eq!((report.healthy, report.replayed), (1, 0));
+        assert_eq!(report.parked_remaining, 1);
+    }
+
+    #[tokio::test]
+    async fn health_is_recorded_over_a_concurrent_update() {
+        let d = destination("p", &Channel::ALL);
+        let c = checker(&[&d]);
+        c.delivery.set(&d.id, Side::denied());
+        c.registry.race_next_replacements(2);
+        let report = c.run(far()).await.unwrap();
+        assert_eq!(report.transitions, 1);
+        assert_eq!(stored(&c, &d).status, Status::Failing);
+    }
+
+    #[tokio::test]
+    async fn only_an_unlistable_registry_fails_the_run() {
+        let c = checker(&[]);
+        c.registry.make_unavailable("all_destinations");
+        assert!(c.run(far()).await.is_err());
+        let d = destination("p", &Channel::ALL);
+        let c = checker(&[&d]);
+        c.registry.make_unavailable("replace_destination");
+        let report = c.run(far()).await.unwrap();
+        assert_eq!((report.checked, report.transitions), (1, 0));
     }
 }

@@ -18,6 +18,7 @@ use crate::destination::{Destination, DestinationId};
 use crate::failure::{sdk_outcome, SdkOutcome};
 use crate::ids::{OrgId, ProjectId};
 use crate::request::StagedRef;
+use crate::store::ControlStore;
 
 /// Why the registry could not answer. Never carries record contents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,11 +65,28 @@ fn has_wildcard_folder(bytes: &[u8]) -> bool {
         .and_then(|record| {
             let folder = record.get("folder_path")?.as_str()?.to_owned();
             Some(
-                crate::destination::FolderPath::parse(&folder)
-                    == Err(crate::destination::FolderPathError::Wildcard),
+                crate::s3::FolderPath::parse(&folder)
+                    == Err(crate::s3::FolderPathError::Wildcard),
             )
         })
         .unwrap_or(false)
+}
+
+/// Where a malformed body is kept in the control bucket: by processing day.
+pub fn quarantine_key(processed_at: DateTime<Utc>, sqs_message_id: &str) -> String {
+    // SQS message ids are UUIDs; anything else is made key-safe rather than trusted.
+    let id: String = sqs_message_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect();
+    format!("quarantine/{}/{id}.json", processed_at.format("%Y-%m-%d"))
 }
 
 /// Conditional writes: how the registry stays race-safe without locks.
@@ -132,15 +150,6 @@ impl Registry {
         )
     }
 
-    /// A staged body (`message_ref`) from our staging bucket, or None. The
-    /// location is already confined to the record's org by
-    /// [`crate::request::StagedRef`].
-    pub async fn read_staged(&self, staged: &StagedRef) -> Result<Option<Bytes>, RegistryError> {
-        Ok(self
-            .fetch(staged.bucket().as_str(), staged.key())
-            .await?
-            .map(|f| f.body))
-    }
 
     async fn read(&self, key: &str) -> Result<Option<Bytes>, RegistryError> {
         Ok(self.fetch(&self.bucket, key).await?.map(|f| f.body))
@@ -227,15 +236,6 @@ impl Registry {
         }
     }
 
-    /// The org's External ID, if it has one yet.
-    pub async fn external_id(&self, org: &OrgId) -> Result<Option<ExternalId>, RegistryError> {
-        let Some(bytes) = self.read(&Self::external_id_key(org)).await? else {
-            return Ok(None);
-        };
-        let record: ExternalIdRecord = serde_json::from_slice(&bytes)
-            .map_err(|_| RegistryError::Corrupt(Self::external_id_key(org)))?;
-        Ok(Some(record.external_id))
-    }
 
     /// The org's External ID, created on first use. Written with
     /// `If-None-Match: *`: of two concurrent first calls one write wins and
@@ -333,105 +333,17 @@ impl Registry {
         Ok(destinations)
     }
 
-    /// Every destination of one project.
-    pub async fn project_destinations(
-        &self,
-        org: &OrgId,
-        project: &ProjectId,
-    ) -> Result<Vec<Destination>, RegistryError> {
-        self.destinations_under(&format!("destinations/{org}/{project}/"))
-            .await
-    }
 
-    /// Every destination of every org: the health check's work list.
-    pub async fn all_destinations(&self) -> Result<Vec<Destination>, RegistryError> {
-        self.destinations_under("destinations/").await
-    }
 
-    /// A destination and the ETag to replace it with, or None once deleted.
-    pub async fn destination_for_update(
-        &self,
-        current: &Destination,
-    ) -> Result<Option<(Destination, String)>, RegistryError> {
-        let key = Self::destination_key(current);
-        let Some(fetched) = self.fetch(&self.bucket, &key).await? else {
-            return Ok(None);
-        };
-        let destination: Destination = serde_json::from_slice(&fetched.body)
-            .map_err(|_| RegistryError::Corrupt(key.clone()))?;
-        Ok(Some((destination, fetched.etag)))
-    }
 
-    /// Replaces a destination only if nobody changed it since `etag` was read.
-    pub async fn replace_destination(
-        &self,
-        destination: &Destination,
-        etag: &str,
-    ) -> Result<(), RegistryError> {
-        let body =
-            serde_json::to_vec(destination).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
-        self.put(
-            &Self::destination_key(destination),
-            Bytes::from(body),
-            None,
-            Condition::Unchanged(etag),
-        )
-        .await
-    }
 
     fn parked_prefix(destination: &Destination) -> String {
         format!("parked/{}/{}/", destination.org_id, destination.id)
     }
 
-    /// Holds an object for a broken destination: the exact body and key it
-    /// would have had, so a replay writes what the customer would have got.
-    pub async fn park(
-        &self,
-        destination: &Destination,
-        object_key: &str,
-        body: Bytes,
-        content_encoding: Option<&str>,
-    ) -> Result<(), RegistryError> {
-        let key = format!("{}{object_key}", Self::parked_prefix(destination));
-        self.put(&key, body, content_encoding, Condition::None)
-            .await
-    }
 
-    /// The objects parked for a destination, oldest key order as S3 lists them.
-    pub async fn parked(
-        &self,
-        destination: &Destination,
-    ) -> Result<Vec<ParkedObject>, RegistryError> {
-        let prefix = Self::parked_prefix(destination);
-        Ok(self
-            .list(&prefix)
-            .await?
-            .into_iter()
-            .filter_map(|(parked_key, last_modified)| {
-                let object_key = parked_key.strip_prefix(&prefix)?.to_owned();
-                Some(ParkedObject {
-                    parked_key,
-                    object_key,
-                    last_modified,
-                })
-            })
-            .collect())
-    }
 
-    /// A parked object's bytes and `Content-Encoding`, or None once gone.
-    pub async fn read_parked(
-        &self,
-        parked: &ParkedObject,
-    ) -> Result<Option<(Bytes, Option<String>)>, RegistryError> {
-        Ok(self
-            .fetch(&self.bucket, &parked.parked_key)
-            .await?
-            .map(|f| (f.body, f.content_encoding)))
-    }
 
-    pub async fn delete_parked(&self, parked: &ParkedObject) -> Result<(), RegistryError> {
-        self.delete(&parked.parked_key).await
-    }
 
     /// Every destination of one org.
     pub async fn org_destinations(&self, org: &OrgId) -> Result<Vec<Destination>, RegistryError> {
@@ -493,8 +405,147 @@ impl Registry {
         Ok(())
     }
 
+}
+
+impl ControlStore for Registry {
+    /// A staged body (`message_ref`) from our staging bucket, or None. The
+    /// location is already confined to the record's org by
+    /// [`crate::request::StagedRef`].
+    async fn read_staged(&self, staged: &StagedRef) -> Result<Option<Bytes>, RegistryError> {
+        Ok(self
+            .fetch(staged.bucket().as_str(), staged.key())
+            .await?
+            .map(|f| f.body))
+    }
+
+    /// The org's External ID, if it has one yet.
+    async fn external_id(&self, org: &OrgId) -> Result<Option<ExternalId>, RegistryError> {
+        let Some(bytes) = self.read(&Self::external_id_key(org)).await? else {
+            return Ok(None);
+        };
+        let record: ExternalIdRecord = serde_json::from_slice(&bytes)
+            .map_err(|_| RegistryError::Corrupt(Self::external_id_key(org)))?;
+        Ok(Some(record.external_id))
+    }
+
+    /// Every destination of one project.
+    async fn project_destinations(
+        &self,
+        org: &OrgId,
+        project: &ProjectId,
+    ) -> Result<Vec<Destination>, RegistryError> {
+        self.destinations_under(&format!("destinations/{org}/{project}/"))
+            .await
+    }
+
+    /// Every destination of every org: the health check's work list.
+    async fn all_destinations(&self) -> Result<Vec<Destination>, RegistryError> {
+        self.destinations_under("destinations/").await
+    }
+
+    /// A destination and the ETag to replace it with, or None once deleted.
+    async fn destination_for_update(
+        &self,
+        current: &Destination,
+    ) -> Result<Option<(Destination, String)>, RegistryError> {
+        let key = Self::destination_key(current);
+        let Some(fetched) = self.fetch(&self.bucket, &key).await? else {
+            return Ok(None);
+        };
+        let destination: Destination = serde_json::from_slice(&fetched.body)
+            .map_err(|_| RegistryError::Corrupt(key.clone()))?;
+        Ok(Some((destination, fetched.etag)))
+    }
+
+    /// Replaces a destination only if nobody changed it since `etag` was read.
+    async fn replace_destination(
+        &self,
+        destination: &Destination,
+        etag: &str,
+    ) -> Result<(), RegistryError> {
+        let body =
+            serde_json::to_vec(destination).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        self.put(
+            &Self::destination_key(destination),
+            Bytes::from(body),
+            None,
+            Condition::Unchanged(etag),
+        )
+        .await
+    }
+
+    /// Holds an object for a broken destination: the exact body and key it
+    /// would have had, so a replay writes what the customer would have got.
+    async fn park(
+        &self,
+        destination: &Destination,
+        object_key: &str,
+        body: Bytes,
+        content_encoding: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let key = format!("{}{object_key}", Self::parked_prefix(destination));
+        self.put(&key, body, content_encoding, Condition::None)
+            .await
+    }
+
+    /// The objects parked for a destination, oldest key order as S3 lists them.
+    async fn parked(
+        &self,
+        destination: &Destination,
+    ) -> Result<Vec<ParkedObject>, RegistryError> {
+        let prefix = Self::parked_prefix(destination);
+        Ok(self
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|(parked_key, last_modified)| {
+                let object_key = parked_key.strip_prefix(&prefix)?.to_owned();
+                Some(ParkedObject {
+                    parked_key,
+                    object_key,
+                    last_modified,
+                })
+            })
+            .collect())
+    }
+
+    /// A parked object's bytes and `Content-Encoding`, or None once gone.
+    async fn read_parked(
+        &self,
+        parked: &ParkedObject,
+    ) -> Result<Option<(Bytes, Option<String>)>, RegistryError> {
+        Ok(self
+            .fetch(&self.bucket, &parked.parked_key)
+            .await?
+            .map(|f| (f.body, f.content_encoding)))
+    }
+
+    async fn delete_parked(&self, parked: &ParkedObject) -> Result<(), RegistryError> {
+        self.delete(&parked.parked_key).await
+    }
+
     /// Keeps the raw body of a malformed archive request.
-    pub async fn quarantine(&self, key: &str, raw_body: &str) -> Result<(), RegistryError> {
+    async fn quarantine(&self, key: &str, raw_body: &str) -> Result<(), RegistryError> {
         self.write(key, raw_body.as_bytes().to_vec(), false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantine_keys_are_daily_and_key_safe() {
+        let at = DateTime::parse_from_rfc3339("2026-11-23T23:59:59Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            quarantine_key(at, "059f36b4-87a3-44ab-83d2-661975830a7d"),
+            "quarantine/2026-11-23/059f36b4-87a3-44ab-83d2-661975830a7d.json"
+        );
+        assert_eq!(
+            quarantine_key(at, "../../x"),
+            "quarantine/2026-11-23/______x.json"
+        );
     }
 }

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::destination::BucketName;
+use crate::s3::BucketName;
 use crate::ids::{CampaignId, Channel, InvalidField, MessageId, OrgId, ProjectId};
 
 /// Why a body can never be archived. Safe to log: no values, only rules.

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::arn::{KmsKeyArn, Partition};
 use crate::credentials::ExternalId;
-use crate::destination::{BucketName, FolderPath};
+use crate::s3::{BucketName, FolderPath};
 
 /// What the customer told us so far; each value already parsed.
 #[derive(Debug, Default)]
@@ -35,7 +35,7 @@ fn partition_of(principal_arn: &str) -> Partition {
 /// The `GET /v1/setup` answer (CONTRACT section 5): every policy filled in
 /// where the query gives a value, a placeholder where it does not. A KMS
 /// alias is rendered through the keys it may point at, never as a
-/// `Resource` (see [`crate::policy::customer_kms_statement`]).
+/// `Resource` (see [`crate::s3::policy::customer_kms_statement`]).
 pub fn render(
     external_id: &ExternalId,
     principal_arn: &str,
@@ -53,11 +53,11 @@ pub fn render(
         "external_id": external_id.expose(),
         "principal_arn": principal_arn,
         "role_name_prefix": role_name_prefix,
-        "trust_policy": crate::policy::trust_policy(principal_arn, external_id),
-        "permissions_policy": crate::policy::permissions_policy(partition, bucket, folder, kms),
+        "trust_policy": crate::credentials::trust_policy(principal_arn, external_id),
+        "permissions_policy": crate::s3::policy::permissions_policy(partition, bucket, folder, kms),
         "kms_policy_statement": kms.map_or_else(
-            || crate::policy::kms_statement(KMS_PLACEHOLDER),
-            crate::policy::customer_kms_statement,
+            || crate::s3::policy::kms_statement(KMS_PLACEHOLDER),
+            crate::s3::policy::customer_kms_statement,
         ),
         // One-click alternative to pasting: deploy with the values above as parameters.
         "cloudformation_template": CUSTOMER_ROLE_TEMPLATE,

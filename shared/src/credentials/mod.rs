@@ -26,7 +26,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{IdentityCache, Region};
 
 use crate::destination::Destination;
-pub use role::{assume_role, AssumeSpec, ExternalId, RoleSource};
+pub use role::{assume_role, trust_policy, AssumeSpec, ExternalId, RoleSource};
 
 /// Refresh this long before expiry (or halfway, for shorter-lived
 /// credentials), so no request is signed with credentials about to lapse.
@@ -250,7 +250,9 @@ impl Identities {
         destination: &Destination,
         external_id: &ExternalId,
     ) -> Arc<Identity> {
-        let policy = crate::policy::session_policy(destination);
+        let policy = destination
+            .target
+            .session_policy(destination.role_arn.partition());
         let key = IdentityKey {
             source: SourceKey::Role(AssumeSpec {
                 role_arn: destination.role_arn.clone(),
@@ -259,7 +261,7 @@ impl Identities {
                 policy: Some(policy),
                 duration: self.duration,
             }),
-            region: destination.region.as_str().to_owned(),
+            region: destination.region().as_str().to_owned(),
         };
         // A poisoned lock only means another task panicked mid-insert; the map is still usable.
         let mut identities = self.identities.lock().unwrap_or_else(|e| e.into_inner());

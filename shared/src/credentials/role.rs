@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use super::{CredentialSource, CredentialsError};
 use crate::arn::RoleArn;
@@ -62,6 +63,21 @@ impl fmt::Debug for ExternalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ExternalId(<redacted>)")
     }
+}
+
+/// The trust policy of a customer role: only our principal, and only with the
+/// org's External ID (the confused-deputy guard).
+pub fn trust_policy(principal_arn: &str, external_id: &ExternalId) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "StoredMessagesAssumeRole",
+            "Effect": "Allow",
+            "Principal": { "AWS": principal_arn },
+            "Action": "sts:AssumeRole",
+            "Condition": { "StringEquals": { "sts:ExternalId": external_id.expose() } },
+        }],
+    })
 }
 
 /// What to ask STS for.
@@ -138,5 +154,25 @@ impl CredentialSource for RoleSource {
         &self,
     ) -> Pin<Box<dyn Future<Output = Result<Credentials, CredentialsError>> + Send + '_>> {
         Box::pin(assume_role(&self.sts, &self.spec))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_policy_admits_our_principal_only_with_the_external_id() {
+        let xid = ExternalId::parse("abcdefghijklmnopqrstuvwxyz0123456789").unwrap();
+        let trust = trust_policy("arn:aws:iam::123456789012:role/sm", &xid);
+        assert_eq!(
+            trust["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::123456789012:role/sm"
+        );
+        assert_eq!(
+            trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+            xid.expose()
+        );
+        assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRole");
     }
 }

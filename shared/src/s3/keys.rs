@@ -1,17 +1,19 @@
-//! Object key naming (CONTRACT section 4). Built only from parsed types, so
-//! every key stays inside the destination's folder and needs no encoding.
+//! Object keys in the customer's bucket (CONTRACT section 4), one function
+//! per record kind plus the probe's. Built only from parsed types, so every
+//! key stays inside the destination's folder and needs no encoding.
 
 use chrono::{DateTime, Utc};
 
-use crate::destination::{Compression, Destination, FolderPath, Layout};
+use super::{FolderPath, Layout, S3Target};
 use crate::request::ArchiveRequest;
+use crate::write::Compression;
 
-/// The key an archived message is written under.
-pub fn object_key(destination: &Destination, request: &ArchiveRequest) -> String {
+/// The key an archived message is written under, by the target's layout.
+pub fn message_key(target: &S3Target, request: &ArchiveRequest) -> String {
     key_for(
-        destination.folder_path.as_ref(),
-        destination.layout,
-        destination.compression,
+        target.folder_path.as_ref(),
+        target.layout,
+        target.compression,
         request,
     )
 }
@@ -68,23 +70,6 @@ pub fn probe_key(folder: Option<&FolderPath>, at: DateTime<Utc>) -> String {
         folder_prefix(folder),
         at.format("%Y-%m-%d")
     )
-}
-
-/// Where a malformed body is kept in the control bucket: by processing day.
-pub fn quarantine_key(processed_at: DateTime<Utc>, sqs_message_id: &str) -> String {
-    // SQS message ids are UUIDs; anything else is made key-safe rather than trusted.
-    let id: String = sqs_message_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(128)
-        .collect();
-    format!("quarantine/{}/{id}.json", processed_at.format("%Y-%m-%d"))
 }
 
 #[cfg(test)]
@@ -159,7 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn probe_and_quarantine_keys() {
+    fn probe_keys_are_daily_under_the_folder() {
         let at = DateTime::parse_from_rfc3339("2026-11-23T23:59:59Z")
             .unwrap()
             .with_timezone(&Utc);
@@ -170,14 +155,6 @@ mod tests {
         assert_eq!(
             probe_key(Some(&folder("x/y")), at),
             "x/y/_stored-messages/connection-test/2026-11-23.json"
-        );
-        assert_eq!(
-            quarantine_key(at, "059f36b4-87a3-44ab-83d2-661975830a7d"),
-            "quarantine/2026-11-23/059f36b4-87a3-44ab-83d2-661975830a7d.json"
-        );
-        assert_eq!(
-            quarantine_key(at, "../../x"),
-            "quarantine/2026-11-23/______x.json"
         );
     }
 }

@@ -10,8 +10,7 @@
 use serde_json::{json, Value};
 
 use crate::arn::{KmsKeyArn, Partition};
-use crate::credentials::ExternalId;
-use crate::destination::{Destination, Encryption};
+use super::{Encryption, S3Target};
 
 /// What S3 asks KMS for when it encrypts an object with SSE-KMS under the
 /// writer's identity: `GenerateDataKey` for every object, `Decrypt` where S3
@@ -77,21 +76,6 @@ pub fn kms_statement(resource: &str) -> Value {
     })
 }
 
-/// The trust policy of a customer role: only our principal, and only with the
-/// org's External ID (the confused-deputy guard).
-pub fn trust_policy(principal_arn: &str, external_id: &ExternalId) -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "StoredMessagesAssumeRole",
-            "Effect": "Allow",
-            "Principal": { "AWS": principal_arn },
-            "Action": "sts:AssumeRole",
-            "Condition": { "StringEquals": { "sts:ExternalId": external_id.expose() } },
-        }],
-    })
-}
-
 /// The permissions policy of a customer role: write-only, to one bucket
 /// (and folder), plus the KMS statement when the bucket uses a customer key.
 pub fn permissions_policy(
@@ -121,10 +105,9 @@ pub fn permissions_policy(
 /// (`kms:ViaService`) for this destination's objects, or for the bucket
 /// itself, which is the encryption context S3 uses for an S3 Bucket Key
 /// (`kms:EncryptionContext:aws:s3:arn`; S3 User Guide, "Encryption context").
-fn kms_session_statement(destination: &Destination) -> Value {
-    let partition = destination.role_arn.partition();
-    let region = destination.region.as_str();
-    let mut statement = match &destination.encryption {
+fn kms_session_statement(partition: Partition, target: &S3Target) -> Value {
+    let region = target.region.as_str();
+    let mut statement = match &target.encryption {
         Encryption::Kms { kms_key_arn } => customer_kms_statement(kms_key_arn),
         // The bucket default's key is not ours to know. S3 requires it in
         // the bucket's region, but it may belong to another account (a
@@ -136,8 +119,8 @@ fn kms_session_statement(destination: &Destination) -> Value {
             kms_statement(&keys_of(partition, region, "*"))
         }
     };
-    let folder = destination.folder_path.as_ref().map(|f| f.as_str());
-    let bucket = destination.bucket.as_str();
+    let folder = target.folder_path.as_ref().map(|f| f.as_str());
+    let bucket = target.bucket.as_str();
     let conditions = statement
         .as_object_mut()
         .map(|s| s.entry("Condition").or_insert_with(|| json!({})));
@@ -162,15 +145,15 @@ fn kms_session_statement(destination: &Destination) -> Value {
 /// role's own policies, so even an over-permissive customer role only lets
 /// us write where the destination says, and let S3 use KMS for exactly
 /// those writes.
-pub fn session_policy(destination: &Destination) -> String {
+pub fn session_policy(partition: Partition, target: &S3Target) -> String {
     let resource = object_resource(
-        destination.role_arn.partition(),
-        destination.bucket.as_str(),
-        destination.folder_path.as_ref().map(|f| f.as_str()),
+        partition,
+        target.bucket.as_str(),
+        target.folder_path.as_ref().map(|f| f.as_str()),
     );
     json!({
         "Version": "2012-10-17",
-        "Statement": [put_object_statement(&resource), kms_session_statement(destination)],
+        "Statement": [put_object_statement(&resource), kms_session_statement(partition, target)],
     })
     .to_string()
 }
@@ -228,36 +211,24 @@ pub fn is_exact_resource(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::{BucketName, FolderPath};
+    use crate::credentials::ExternalId;
+    use crate::s3::{BucketName, FolderPath};
     use proptest::prelude::*;
 
-    fn destination(folder: Option<&str>, encryption: Encryption) -> Destination {
-        let customer =
-            crate::arn::RoleArn::parse("arn:aws:iam::111122223333:role/stored-messages-acme")
-                .unwrap();
-        Destination {
-            id: crate::destination::DestinationId::generate().unwrap(),
-            org_id: crate::ids::OrgId::parse("acme").unwrap(),
-            project_id: crate::ids::ProjectId::parse("12345").unwrap(),
-            account_id: customer.account().clone(),
-            role_arn: customer,
-            role_session_name: Default::default(),
+    fn destination(folder: Option<&str>, encryption: Encryption) -> S3Target {
+        S3Target {
             region: crate::destination::Region::parse("eu-west-1").unwrap(),
             bucket: BucketName::parse("acme-archive").unwrap(),
             folder_path: folder.map(|f| FolderPath::parse(f).unwrap()),
-            channels: crate::ids::Channel::ALL.to_vec(),
             layout: Default::default(),
             compression: Default::default(),
             encryption,
             bucket_private_confirmed: true,
-            created_at: chrono::Utc::now(),
-            status: crate::destination::Status::Active,
-            health: Default::default(),
         }
     }
 
-    fn session(destination: &Destination) -> Value {
-        serde_json::from_str(&session_policy(destination)).unwrap()
+    fn session(target: &S3Target) -> Value {
+        serde_json::from_str(&session_policy(Partition::Aws, target)).unwrap()
     }
 
     #[test]
@@ -330,17 +301,6 @@ mod tests {
 
     #[test]
     fn customer_policies() {
-        let xid = ExternalId::parse("abcdefghijklmnopqrstuvwxyz0123456789").unwrap();
-        let trust = trust_policy("arn:aws:iam::123456789012:role/sm", &xid);
-        assert_eq!(
-            trust["Statement"][0]["Principal"]["AWS"],
-            "arn:aws:iam::123456789012:role/sm"
-        );
-        assert_eq!(
-            trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
-            xid.expose()
-        );
-        assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRole");
         let key = KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/k").unwrap();
         let perms = permissions_policy(Partition::Aws, "b-1", Some("f"), Some(&key));
         assert_eq!(perms["Statement"][0]["Resource"], "arn:aws:s3:::b-1/f/*");
