@@ -11,10 +11,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::Utc;
 use serde_json::{json, Value};
-use stored_messages::destination::{Compression, Destination};
-use stored_messages::keys::object_key;
+use stored_messages::destination::Destination;
 use stored_messages::request::{ArchiveRequest, MessageBody};
-use stored_messages::writer::encode;
+use stored_messages::write::{encode, Compression};
 
 use crate::procstat::thread_cpu;
 use crate::workload::{self, Rng, Shape};
@@ -88,7 +87,7 @@ pub fn measure(shape: &Shape, destination: &Destination, seed: u64) -> Result<St
                 .filter_map(|r| match &r.body {
                     MessageBody::Inline(message) => Some((
                         r.archived_document(message, now),
-                        object_key(destination, r),
+                        destination.target.message_key(r),
                     )),
                     MessageBody::Staged(_) => None,
                 })

@@ -24,10 +24,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use stored_messages::destination::{Compression, Destination};
-use stored_messages::keys::object_key;
+use stored_messages::destination::Destination;
 use stored_messages::request::ArchiveRequest;
-use stored_messages::writer::encode;
+use stored_messages::write::{encode, Compression};
 
 use function::{Function, Subject};
 use setup::{S3Server, CEILING_BUCKET, STAGING_BUCKET};
@@ -343,7 +342,7 @@ fn ceiling(
             let request =
                 ArchiveRequest::parse(body.as_bytes(), None).map_err(|e| e.to_string())?;
             Ok((
-                object_key(destination, &request),
+                destination.target.message_key(&request),
                 encode(body.as_bytes(), Compression::Gzip).body,
             ))
         })

@@ -11,6 +11,8 @@ use stored_messages::arn::RoleArn;
 use stored_messages::destination::*;
 use stored_messages::ids::{Channel, OrgId, ProjectId};
 use stored_messages::registry::Registry;
+use stored_messages::s3::{BucketName, Encryption, FolderPath, Layout, S3Target};
+use stored_messages::write::Compression;
 
 use crate::sts::{StsStub, ACCESS_KEY, SECRET_KEY};
 use crate::workload::ORG;
@@ -133,17 +135,19 @@ pub fn destination(project: &str, role_arn: &str, bucket: &str) -> Result<Destin
         account_id: role_arn.account().clone(),
         role_arn,
         role_session_name: SessionName::default(),
-        region: Region::parse("us-east-1").map_err(|e| e.to_string())?,
-        bucket: BucketName::parse(bucket).map_err(|e| e.to_string())?,
-        folder_path: Some(FolderPath::parse("archive").map_err(|e| e.to_string())?),
         channels: Channel::ALL.to_vec(),
-        layout: Layout::ByRecipient,
-        compression: Compression::Gzip,
-        encryption: Encryption::Aes256,
-        bucket_private_confirmed: true,
         created_at: chrono::Utc::now(),
         status: Status::Active,
         health: Health::default(),
+        target: Target::S3(S3Target {
+            region: Region::parse("us-east-1").map_err(|e| e.to_string())?,
+            bucket: BucketName::parse(bucket).map_err(|e| e.to_string())?,
+            folder_path: Some(FolderPath::parse("archive").map_err(|e| e.to_string())?),
+            layout: Layout::ByRecipient,
+            compression: Compression::Gzip,
+            encryption: Encryption::Aes256,
+            bucket_private_confirmed: true,
+        }),
     })
 }
 

@@ -6,15 +6,13 @@ use serde_json::{json, Map, Value};
 use tracing::{error, info};
 
 use crate::arn::{AccountId, KmsKeyArn};
-use crate::checks::{
-    all_passed, static_checks, Check, LiveCheck, Purpose,
-};
+use crate::checks::{all_passed, static_checks, Check, LiveCheck, Purpose};
 use crate::config::Settings;
 use crate::connections::{Connections, Delivery};
 use crate::destination::{Destination, DestinationId};
-use crate::s3::{BucketName, FolderPath};
 use crate::ids::OrgId;
 use crate::registry::{Registry, RegistryError};
+use crate::s3::{BucketName, FolderPath};
 use crate::setup::{render, SetupQuery};
 
 /// Bodies larger than this are refused before they are parsed.

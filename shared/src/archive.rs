@@ -105,7 +105,12 @@ pub struct Archiver<S = Registry, D = Connections> {
 impl<S: ControlStore, D: Delivery> Archiver<S, D> {
     /// `max_in_flight` bounds the writes (and staged reads) of a batch;
     /// `staging` is `STAGING_BUCKET`, the one bucket a `message_ref` may name.
-    pub fn new(registry: S, delivery: D, max_in_flight: usize, staging: Option<BucketName>) -> Self {
+    pub fn new(
+        registry: S,
+        delivery: D,
+        max_in_flight: usize,
+        staging: Option<BucketName>,
+    ) -> Self {
         Self {
             registry,
             delivery,
@@ -594,14 +599,21 @@ mod tests {
         let d = destination("p", &[Channel::Email]);
         let w = World::new(&[&d]);
         let report = w
-            .archive(&[&message("m-1", "email"), "{not json", &message("../x", "email")])
+            .archive(&[
+                &message("m-1", "email"),
+                "{not json",
+                &message("../x", "email"),
+            ])
             .await;
         assert!(report.retry.is_empty());
         assert_eq!((report.quarantined, report.messages_archived), (2, 1));
         let quarantined = w.store().quarantined();
         assert_eq!(quarantined.len(), 2);
         assert_eq!(quarantined[0].1, "{not json", "the raw body, as it came");
-        assert!(quarantined[0].0.starts_with("quarantine/") && quarantined[0].0.ends_with("/sqs-1.json"));
+        assert!(
+            quarantined[0].0.starts_with("quarantine/")
+                && quarantined[0].0.ends_with("/sqs-1.json")
+        );
     }
 
     #[tokio::test]
@@ -681,11 +693,21 @@ mod tests {
         let archiver = Archiver::new(store, MemoryDelivery::default(), 8, None);
         let body = message("m-1", "email");
         let report = archiver
-            .archive_batch(&[InboundRecord { id: "sqs-0", body: &body }], None)
+            .archive_batch(
+                &[InboundRecord {
+                    id: "sqs-0",
+                    body: &body,
+                }],
+                None,
+            )
             .await;
         assert_eq!(report.retry, ["sqs-0"]);
         assert_eq!(report.failures.get("assume_role_failed"), Some(&1));
-        assert_eq!(archiver.delivery.writes(), 0, "never written with a wrong identity");
+        assert_eq!(
+            archiver.delivery.writes(),
+            0,
+            "never written with a wrong identity"
+        );
     }
 
     #[tokio::test]
@@ -696,8 +718,14 @@ mod tests {
         w.delivery().set(&hung.id, Side::Hangs);
         let (email, sms) = (message("m-1", "email"), message("m-2", "sms"));
         let records = [
-            InboundRecord { id: "a", body: &email },
-            InboundRecord { id: "b", body: &sms },
+            InboundRecord {
+                id: "a",
+                body: &email,
+            },
+            InboundRecord {
+                id: "b",
+                body: &sms,
+            },
         ];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
         let report = w.archiver.archive_batch(&records, Some(deadline)).await;
@@ -706,7 +734,11 @@ mod tests {
 
         let passed = tokio::time::Instant::now();
         let report = w.archiver.archive_batch(&records[..1], Some(passed)).await;
-        assert_eq!(report.retry, ["a"], "not started before the deadline: not started");
+        assert_eq!(
+            report.retry,
+            ["a"],
+            "not started before the deadline: not started"
+        );
         assert_eq!(report.timed_out, 1);
     }
 
@@ -724,7 +756,8 @@ mod tests {
             );
             v.to_string()
         };
-        w.store().put_staged("acme/m-1.json", br#"{"subject":"staged"}"#);
+        w.store()
+            .put_staged("acme/m-1.json", br#"{"subject":"staged"}"#);
         let report = w.archive(&[&staged("acme/m-1.json")]).await;
         assert_eq!((report.messages_archived, report.quarantined), (1, 0));
 
@@ -733,6 +766,10 @@ mod tests {
 
         w.store().make_unavailable("read_staged");
         let unreadable = w.archive(&[&staged("acme/m-1.json")]).await;
-        assert_eq!(unreadable.retry, ["sqs-0"], "an unreadable bucket is retried");
+        assert_eq!(
+            unreadable.retry,
+            ["sqs-0"],
+            "an unreadable bucket is retried"
+        );
     }
 }

@@ -270,7 +270,10 @@ pub(crate) struct Required<'a, T, E> {
     pub(crate) remediation: &'static str,
 }
 
-pub(crate) fn required<T, E: std::fmt::Display>(checks: &mut Vec<Check>, r: Required<'_, T, E>) -> Option<T> {
+pub(crate) fn required<T, E: std::fmt::Display>(
+    checks: &mut Vec<Check>,
+    r: Required<'_, T, E>,
+) -> Option<T> {
     let (check, value) = match r.text.map(r.parse) {
         Some(Ok(value)) => (Check::pass(r.name, r.passed), Some(value)),
         Some(Err(e)) => (

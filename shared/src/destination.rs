@@ -316,5 +316,4 @@ mod tests {
             assert!(DestinationId::parse(bad).is_err(), "{bad}");
         }
     }
-
 }

@@ -411,7 +411,10 @@ mod tests {
         let d = destination("p", &Channel::ALL);
         let c = checker(&[&d]);
         let report = c.run(far()).await.unwrap();
-        assert_eq!((report.checked, report.healthy, report.transitions), (1, 1, 0));
+        assert_eq!(
+            (report.checked, report.healthy, report.transitions),
+            (1, 1, 0)
+        );
         let now = stored(&c, &d);
         assert_eq!(now.status, Status::Active);
         assert!(now.health.last_ok_at.is_some() && now.health.last_error.is_none());
@@ -444,7 +447,11 @@ mod tests {
         let report = c.run(far()).await.unwrap();
         assert_eq!((report.failing, report.transitions), (1, 0));
         let now = stored(&c, &d);
-        assert_eq!(now.status, Status::Active, "one 503 never flaps a destination");
+        assert_eq!(
+            now.status,
+            Status::Active,
+            "one 503 never flaps a destination"
+        );
         assert_eq!(now.health.consecutive_failures, 1);
         assert_eq!(
             now.health.last_error.map(|e| e.code),

@@ -39,7 +39,6 @@ macro_rules! string_newtype {
     };
 }
 
-
 pub mod api;
 pub mod archive;
 pub mod arn;

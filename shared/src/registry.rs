@@ -64,10 +64,7 @@ fn has_wildcard_folder(bytes: &[u8]) -> bool {
         .ok()
         .and_then(|record| {
             let folder = record.get("folder_path")?.as_str()?.to_owned();
-            Some(
-                crate::s3::FolderPath::parse(&folder)
-                    == Err(crate::s3::FolderPathError::Wildcard),
-            )
+            Some(crate::s3::FolderPath::parse(&folder) == Err(crate::s3::FolderPathError::Wildcard))
         })
         .unwrap_or(false)
 }
@@ -149,7 +146,6 @@ impl Registry {
             destination.org_id, destination.project_id, destination.id
         )
     }
-
 
     async fn read(&self, key: &str) -> Result<Option<Bytes>, RegistryError> {
         Ok(self.fetch(&self.bucket, key).await?.map(|f| f.body))
@@ -235,7 +231,6 @@ impl Registry {
             Err(err) => Err(unavailable(&err)),
         }
     }
-
 
     /// The org's External ID, created on first use. Written with
     /// `If-None-Match: *`: of two concurrent first calls one write wins and
@@ -333,17 +328,9 @@ impl Registry {
         Ok(destinations)
     }
 
-
-
-
-
     fn parked_prefix(destination: &Destination) -> String {
         format!("parked/{}/{}/", destination.org_id, destination.id)
     }
-
-
-
-
 
     /// Every destination of one org.
     pub async fn org_destinations(&self, org: &OrgId) -> Result<Vec<Destination>, RegistryError> {
@@ -404,7 +391,6 @@ impl Registry {
             .map_err(|e| unavailable(&e))?;
         Ok(())
     }
-
 }
 
 impl ControlStore for Registry {
@@ -489,10 +475,7 @@ impl ControlStore for Registry {
     }
 
     /// The objects parked for a destination, oldest key order as S3 lists them.
-    async fn parked(
-        &self,
-        destination: &Destination,
-    ) -> Result<Vec<ParkedObject>, RegistryError> {
+    async fn parked(&self, destination: &Destination) -> Result<Vec<ParkedObject>, RegistryError> {
         let prefix = Self::parked_prefix(destination);
         Ok(self
             .list(&prefix)

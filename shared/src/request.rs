@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::s3::BucketName;
 use crate::ids::{CampaignId, Channel, InvalidField, MessageId, OrgId, ProjectId};
+use crate::s3::BucketName;
 
 /// Why a body can never be archived. Safe to log: no values, only rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

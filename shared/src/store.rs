@@ -29,7 +29,9 @@ pub trait ControlStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Destination>, RegistryError>> + Send;
 
     /// Every destination of every org: the health check's work list.
-    fn all_destinations(&self) -> impl Future<Output = Result<Vec<Destination>, RegistryError>> + Send;
+    fn all_destinations(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Destination>, RegistryError>> + Send;
 
     /// The org's External ID, or None when it never had one.
     fn external_id(

@@ -9,11 +9,9 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use stored_messages::arn::KmsKeyArn;
 use stored_messages::arn::Partition;
-use stored_messages::credentials::ExternalId;
-use stored_messages::destination::FolderPath;
-use stored_messages::policy::{
-    is_exact_resource, permissions_policy, trust_policy, wildcard_matched_values,
-};
+use stored_messages::credentials::{trust_policy, ExternalId};
+use stored_messages::s3::policy::{is_exact_resource, permissions_policy, wildcard_matched_values};
+use stored_messages::s3::FolderPath;
 
 const TEMPLATE: &str = include_str!("../../infra/customer-role.yaml");
 

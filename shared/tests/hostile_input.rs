@@ -9,8 +9,10 @@ use stored_messages::arn::{KmsKeyArn, RoleArn};
 use stored_messages::checks::static_checks;
 use stored_messages::destination::*;
 use stored_messages::ids::{MessageId, OrgId};
-use stored_messages::keys::{object_key, probe_key, quarantine_key};
+use stored_messages::registry::quarantine_key;
 use stored_messages::request::ArchiveRequest;
+use stored_messages::s3::keys::probe_key;
+use stored_messages::s3::{BucketName, FolderPath};
 
 fn hostile_text() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -97,8 +99,8 @@ proptest! {
         });
         let Ok(request) = ArchiveRequest::parse(body.to_string().as_bytes(), None) else { return Ok(()) };
         for d in destinations() {
-            let key = object_key(&d, &request);
-            let prefix = d.folder_path.as_ref().map(|f| format!("{f}/")).unwrap_or_default();
+            let key = d.target.message_key(&request);
+            let prefix = d.s3().unwrap().folder_path.as_ref().map(|f| format!("{f}/")).unwrap_or_default();
             prop_assert!(key.starts_with(&prefix), "{key}");
             prop_assert!(key.len() <= 1024, "{} bytes", key.len());
             prop_assert!(key.chars().all(safe_key_char), "{key:?}");

@@ -18,7 +18,10 @@ use stored_messages::credentials::{ExternalId, Identities};
 use stored_messages::destination::*;
 use stored_messages::failure::FailureCode;
 use stored_messages::ids::{Channel, OrgId, ProjectId};
-use stored_messages::writer::{encode, put, PutTarget, Written};
+use stored_messages::s3::put::{put, PutTarget};
+use stored_messages::s3::*;
+use stored_messages::store::ControlStore;
+use stored_messages::write::{encode, Compression, Written};
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/stored-messages-acme";
 
@@ -31,17 +34,19 @@ fn destination(encryption: Encryption, folder: Option<&str>) -> Destination {
         account_id: role_arn.account().clone(),
         role_arn,
         role_session_name: SessionName::default(),
-        region: Region::parse("eu-west-1").unwrap(),
-        bucket: BucketName::parse("acme-archive").unwrap(),
-        folder_path: folder.map(|f| FolderPath::parse(f).unwrap()),
         channels: Channel::ALL.to_vec(),
-        layout: Layout::ByRecipient,
-        compression: Compression::Gzip,
-        encryption,
-        bucket_private_confirmed: true,
         created_at: Utc::now(),
         status: Status::Active,
         health: Health::default(),
+        target: Target::S3(S3Target {
+            region: Region::parse("eu-west-1").unwrap(),
+            bucket: BucketName::parse("acme-archive").unwrap(),
+            folder_path: folder.map(|f| FolderPath::parse(f).unwrap()),
+            layout: Layout::ByRecipient,
+            compression: Compression::Gzip,
+            encryption,
+            bucket_private_confirmed: true,
+        }),
     }
 }
 
@@ -92,11 +97,12 @@ fn external_id() -> ExternalId {
 }
 
 fn target<'a>(d: &'a Destination, key: &'a str) -> PutTarget<'a> {
+    let s3 = d.s3().unwrap();
     PutTarget {
-        bucket: &d.bucket,
+        bucket: &s3.bucket,
         key,
         owner: d.expected_owner(),
-        encryption: &d.encryption,
+        encryption: &s3.encryption,
         write_once: true,
     }
 }

@@ -248,7 +248,7 @@ impl Emulator {
     pub fn customer(&self, vendor: &Vendor, spec: &CustomerSpec<'_>) -> Customer {
         let trust = match spec.external_id {
             Some(external_id) => {
-                stored_messages::policy::trust_policy(&vendor.principal_arn, external_id)
+                stored_messages::credentials::trust_policy(&vendor.principal_arn, external_id)
             }
             None => json!({
                 "Version": "2012-10-17",
@@ -292,7 +292,7 @@ impl Emulator {
         folder: Option<&str>,
         key: Option<&stored_messages::arn::KmsKeyArn>,
     ) {
-        let policy = stored_messages::policy::permissions_policy(
+        let policy = stored_messages::s3::policy::permissions_policy(
             Partition::Aws,
             &customer.bucket,
             folder,
@@ -489,8 +489,7 @@ impl Emulator {
             role_name_prefix: "stored-messages".to_owned(),
             vendor_principal_arn: Some(vendor.principal_arn.clone()),
             staging_bucket: Some(
-                stored_messages::destination::BucketName::parse(STAGING_BUCKET)
-                    .expect("a bucket name"),
+                stored_messages::s3::BucketName::parse(STAGING_BUCKET).expect("a bucket name"),
             ),
             session_duration: Duration::from_secs(3600),
             max_in_flight: 16,
@@ -625,6 +624,8 @@ pub fn destination(
     project: &str,
 ) -> stored_messages::destination::Destination {
     use stored_messages::destination::*;
+    use stored_messages::s3::{BucketName, Encryption, Layout, S3Target};
+    use stored_messages::write::Compression;
     let role_arn = stored_messages::arn::RoleArn::parse(&customer.role_arn()).expect("a role ARN");
     Destination {
         id: DestinationId::generate().expect("randomness"),
@@ -633,17 +634,28 @@ pub fn destination(
         account_id: role_arn.account().clone(),
         role_arn,
         role_session_name: SessionName::default(),
-        region: Region::parse(&customer.region).expect("a region"),
-        bucket: BucketName::parse(&customer.bucket).expect("a bucket"),
-        folder_path: None,
         channels: stored_messages::ids::Channel::ALL.to_vec(),
-        layout: Layout::ByRecipient,
-        compression: Compression::Gzip,
-        encryption: Encryption::BucketDefault,
-        bucket_private_confirmed: true,
         created_at: chrono::Utc::now(),
         status: Status::Active,
         health: Health::default(),
+        target: Target::S3(S3Target {
+            region: Region::parse(&customer.region).expect("a region"),
+            bucket: BucketName::parse(&customer.bucket).expect("a bucket"),
+            folder_path: None,
+            layout: Layout::ByRecipient,
+            compression: Compression::Gzip,
+            encryption: Encryption::BucketDefault,
+            bucket_private_confirmed: true,
+        }),
+    }
+}
+
+/// The S3 target of a test destination, to change a field before saving it.
+pub fn s3_mut(
+    destination: &mut stored_messages::destination::Destination,
+) -> &mut stored_messages::s3::S3Target {
+    match &mut destination.target {
+        stored_messages::destination::Target::S3(s3) => s3,
     }
 }
 

@@ -9,23 +9,18 @@ use lambda_runtime::LambdaEvent;
 use stored_messages::archive::{Archiver, InboundRecord};
 use stored_messages::arn::AccountId;
 use stored_messages::config::Settings;
-use stored_messages::credentials::Identities;
+use stored_messages::connections::Connections;
 use stored_messages::deadline::stop_at;
 use stored_messages::registry::Registry;
 
-/// Builds the container's archiver: one registry client, one STS client and
-/// the role-session cache, all over the one HTTP client of `sdk`; `account`
-/// is ours, the owner of the control and staging buckets.
+/// Builds the container's archiver: one registry client and the
+/// connections to customers (STS and the session cache), all over the one
+/// HTTP client of `sdk`; `account` is ours, the owner of the control and
+/// staging buckets.
 pub fn archiver(settings: &Settings, sdk: &aws_config::SdkConfig, account: AccountId) -> Archiver {
-    let registry = Registry::new(settings.s3_client(sdk), &settings.control_bucket, account);
-    let sessions = Identities::new(
-        aws_sdk_sts::Client::new(sdk),
-        settings.s3_config(sdk),
-        settings.session_duration,
-    );
     Archiver::new(
-        registry,
-        sessions,
+        Registry::new(settings.s3_client(sdk), &settings.control_bucket, account),
+        Connections::new(settings, sdk),
         settings.max_in_flight,
         settings.staging_bucket.clone(),
     )

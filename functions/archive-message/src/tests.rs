@@ -17,9 +17,11 @@ use stored_messages::credentials::ExternalId;
 use stored_messages::destination::*;
 use stored_messages::ids::OrgId;
 use stored_messages::registry::Registry;
+use stored_messages::s3::{Encryption, FolderPath, Layout};
+use stored_messages::write::Compression;
 use stored_messages_testkit::leak_audit::{self, Kind, LogCapture};
 use stored_messages_testkit::{
-    header, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET,
+    header, s3_mut, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET,
     VENDOR_ACCOUNT,
 };
 
@@ -169,7 +171,7 @@ async fn sample_events_land_at_the_contract_keys_with_the_contract_bodies() {
         "stored-messages-acme",
     );
     w.register(&customer, "12345", |d| {
-        d.folder_path = Some(FolderPath::parse("archive/prod").unwrap())
+        s3_mut(d).folder_path = Some(FolderPath::parse("archive/prod").unwrap())
     })
     .await;
     let archiver = w.archiver();
@@ -282,19 +284,19 @@ async fn a_large_batch_over_three_destinations_lands_whole_with_one_sts_call_eac
         .allow_put_with_key(&kms, None, Some(&KmsKeyArn::parse(key_arn).unwrap()));
     let d1 = w
         .register(&by_date, "p1", |d| {
-            d.folder_path = Some(FolderPath::parse("exports/messages").unwrap());
-            d.layout = Layout::ByDate;
+            s3_mut(d).folder_path = Some(FolderPath::parse("exports/messages").unwrap());
+            s3_mut(d).layout = Layout::ByDate;
         })
         .await;
     let d2 = w
         .register(&kms, "p1", |d| {
-            d.encryption = Encryption::Kms {
+            s3_mut(d).encryption = Encryption::Kms {
                 kms_key_arn: KmsKeyArn::parse(key_arn).unwrap(),
             }
         })
         .await;
     let d3 = w
-        .register(&plain, "p2", |d| d.compression = Compression::None)
+        .register(&plain, "p2", |d| s3_mut(d).compression = Compression::None)
         .await;
     let archiver = w.archiver();
 
@@ -542,7 +544,7 @@ async fn a_bucket_owned_by_another_account_is_never_written() {
     );
     w.emulator.aws("777788889999", "eu-west-1", json!([{ "service": "s3", "op": "create_bucket", "args": {
         "Bucket": "victim-bucket", "CreateBucketConfiguration": { "LocationConstraint": "eu-west-1" } } }]));
-    let policy = stored_messages::policy::permissions_policy(
+    let policy = stored_messages::s3::policy::permissions_policy(
         stored_messages::arn::Partition::Aws,
         "victim-bucket",
         None,
@@ -679,8 +681,10 @@ async fn staged_message_refs_are_inlined() {
         "acme-refs",
         "stored-messages-refs",
     );
-    w.register(&customer, "p", |d| d.compression = Compression::None)
-        .await;
+    w.register(&customer, "p", |d| {
+        s3_mut(d).compression = Compression::None
+    })
+    .await;
     let big_html = format!(
         "<html>{}</html>",
         "<p>long newsletter paragraph</p>".repeat(20_000)

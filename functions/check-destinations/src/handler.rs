@@ -7,7 +7,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use stored_messages::arn::AccountId;
 use stored_messages::config::Settings;
-use stored_messages::credentials::Identities;
+use stored_messages::connections::Connections;
 use stored_messages::deadline::stop_at;
 use stored_messages::health::HealthChecker;
 use stored_messages::registry::{Registry, RegistryError};
@@ -22,17 +22,9 @@ pub fn checker(
     sdk: &aws_config::SdkConfig,
     account: AccountId,
 ) -> HealthChecker {
-    let sts = aws_sdk_sts::Client::new(sdk);
     HealthChecker::new(
         Registry::new(settings.s3_client(sdk), &settings.control_bucket, account),
-        Identities::new(
-            sts.clone(),
-            settings.s3_config(sdk),
-            settings.session_duration,
-        ),
-        sts,
-        settings.anonymous_s3_config(sdk),
-        settings.session_duration,
+        Connections::new(settings, sdk),
         settings.health,
     )
 }

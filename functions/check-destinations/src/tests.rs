@@ -9,11 +9,13 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use stored_messages::archive::{Archiver, InboundRecord};
 use stored_messages::config::Settings;
-use stored_messages::credentials::{ExternalId, Identities};
+use stored_messages::connections::Connections;
+use stored_messages::credentials::ExternalId;
 use stored_messages::destination::{Destination, Status};
 use stored_messages::health::HealthChecker;
 use stored_messages::ids::OrgId;
 use stored_messages::registry::Registry;
+use stored_messages::store::ControlStore;
 use stored_messages_testkit::leak_audit::{self, Kind, LogCapture};
 use stored_messages_testkit::{
     destination, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, VENDOR_ACCOUNT,
@@ -213,12 +215,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
     }
     let archiver: Archiver = {
         let registry = w.emulator.registry(&w.settings, &w.sdk);
-        let sessions = Identities::new(
-            aws_sdk_sts::Client::new(&w.sdk),
-            w.settings.s3_config(&w.sdk),
-            w.settings.session_duration,
-        );
-        Archiver::new(registry, sessions, 32, None)
+        Archiver::new(registry, Connections::new(&w.settings, &w.sdk), 32, None)
     };
     let messages: Vec<(String, String)> = (0..1000)
         .map(|i| {

@@ -44,7 +44,8 @@ impl<'a> Fields<'a> {
                         Some(("kms", Some(key.and_then(Value::as_str).unwrap_or_default())))
                     }
                     _ => {
-                        problems.push("encryption.mode must be bucket_default, aes256 or kms".into());
+                        problems
+                            .push("encryption.mode must be bucket_default, aes256 or kms".into());
                         None
                     }
                 }
@@ -206,10 +207,15 @@ pub(crate) async fn probe(
         write_once: true,
     };
     match put(identity, put_target, &body).await {
-        Ok(Written::Created) => Check::pass(name, format!("We wrote s3://{}/{probe}.", target.bucket)),
+        Ok(Written::Created) => {
+            Check::pass(name, format!("We wrote s3://{}/{probe}.", target.bucket))
+        }
         Ok(Written::AlreadyPresent) => Check::pass(
             name,
-            format!("S3 authorised our write of s3://{}/{probe} (today's probe was already there).", target.bucket),
+            format!(
+                "S3 authorised our write of s3://{}/{probe} (today's probe was already there).",
+                target.bucket
+            ),
         ),
         Err(err) => put_failure(&err, destination, target),
     }

@@ -180,7 +180,6 @@ pub enum Encryption {
     },
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

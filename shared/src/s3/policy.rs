@@ -9,8 +9,8 @@
 
 use serde_json::{json, Value};
 
-use crate::arn::{KmsKeyArn, Partition};
 use super::{Encryption, S3Target};
+use crate::arn::{KmsKeyArn, Partition};
 
 /// What S3 asks KMS for when it encrypts an object with SSE-KMS under the
 /// writer's identity: `GenerateDataKey` for every object, `Decrypt` where S3

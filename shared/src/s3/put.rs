@@ -141,4 +141,3 @@ fn bucket_region<E>(
     let end = start + body[start..].find("</Region>")?;
     valid(&body[start..end])
 }
-

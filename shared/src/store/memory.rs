@@ -56,7 +56,10 @@ impl MemoryStore {
     }
 
     pub fn destination(&self, id: &DestinationId) -> Option<Destination> {
-        lock(&self.state).destinations.get(id).map(|(d, _)| d.clone())
+        lock(&self.state)
+            .destinations
+            .get(id)
+            .map(|(d, _)| d.clone())
     }
 
     pub fn put_external_id(&self, org: &OrgId, id: ExternalId) {
@@ -334,13 +337,10 @@ impl Delivery for MemoryDelivery {
             Side::Failing(err) => which
                 .iter()
                 .map(|c| match c {
-                    LiveCheck::PutObject => Check::fail(
-                        c.name(),
-                        err.code.as_str(),
-                        err.message.clone(),
-                        "fix it",
-                    )
-                    .transient_if(err.retryable),
+                    LiveCheck::PutObject => {
+                        Check::fail(c.name(), err.code.as_str(), err.message.clone(), "fix it")
+                            .transient_if(err.retryable)
+                    }
                     _ => Check::pass(c.name(), "passed"),
                 })
                 .collect(),
@@ -357,8 +357,7 @@ impl Delivery for MemoryDelivery {
 /// laid out by date and uncompressed so tests can name its keys.
 pub fn destination(project: &str, channels: &[crate::ids::Channel]) -> Destination {
     let role =
-        crate::arn::RoleArn::parse("arn:aws:iam::111122223333:role/stored-messages-acme")
-            .unwrap();
+        crate::arn::RoleArn::parse("arn:aws:iam::111122223333:role/stored-messages-acme").unwrap();
     Destination {
         id: DestinationId::generate().unwrap(),
         org_id: OrgId::parse("acme").unwrap(),
@@ -371,8 +370,7 @@ pub fn destination(project: &str, channels: &[crate::ids::Channel]) -> Destinati
         status: crate::destination::Status::Active,
         health: Default::default(),
         target: crate::destination::Target::S3(crate::s3::S3Target {
-            region: crate::destination::Region::parse("eu-west-1")
-                .unwrap(),
+            region: crate::destination::Region::parse("eu-west-1").unwrap(),
             bucket: crate::s3::BucketName::parse("acme-archive").unwrap(),
             folder_path: None,
             layout: crate::s3::Layout::ByDate,

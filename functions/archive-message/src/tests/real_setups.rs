@@ -43,8 +43,10 @@ async fn bucket_default_kms_encryption_archives_instead_of_parking() {
     w.emulator.bucket_default_kms(&c, &key, false);
     w.emulator
         .allow_put_with_key(&c, None, Some(&KmsKeyArn::parse(&key).unwrap()));
-    w.register(&c, "12345", |d| d.encryption = Encryption::BucketDefault)
-        .await;
+    w.register(&c, "12345", |d| {
+        s3_mut(d).encryption = Encryption::BucketDefault
+    })
+    .await;
     let response = handler::handle(
         &w.archiver(),
         sqs_event(&batch("12345", &["m1", "m2", "m3"])),
@@ -123,10 +125,10 @@ async fn a_message_ref_outside_the_orgs_staging_prefix_is_never_read() {
     let evil_xid = w.registry.ensure_external_id(&evil_org).await.unwrap();
     w.emulator.aws(ACCOUNT, REGION, json!([{ "service": "iam", "op": "update_assume_role_policy", "args": {
         "RoleName": evil.role_name,
-        "PolicyDocument": stored_messages::policy::trust_policy(&w.vendor.principal_arn, &evil_xid).to_string(),
+        "PolicyDocument": stored_messages::credentials::trust_policy(&w.vendor.principal_arn, &evil_xid).to_string(),
     } }]));
     let mut d = stored_messages_testkit::destination(&evil, "evil-org", "666");
-    d.compression = Compression::None;
+    s3_mut(&mut d).compression = Compression::None;
     w.registry.create_destination(&d).await.unwrap();
     w.emulator.aws(VENDOR_ACCOUNT, "us-east-1", json!([{ "service": "s3", "op": "put_object", "args": {
         "Bucket": STAGING_BUCKET, "Key": "acme/staged/secret.json", "Body": "{\"subject\":\"acme only\"}" } }]));
