@@ -12,7 +12,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::Utc;
 use serde_json::{json, Value};
 use stored_messages::destination::Destination;
-use stored_messages::request::{ArchiveRequest, MessageBody};
+use stored_messages::records::message::{ArchiveRequest, MessageBody};
 use stored_messages::write::{encode, Compression};
 
 use crate::procstat::thread_cpu;

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use stored_messages::destination::Destination;
-use stored_messages::request::ArchiveRequest;
+use stored_messages::records::message::ArchiveRequest;
 use stored_messages::write::{encode, Compression};
 
 use function::{Function, Subject};

@@ -1,9 +1,13 @@
 //! The archive pipeline: a batch of SQS records in, the records to retry
-//! out. Every write of the batch shares one concurrency bound, and a record
-//! is acknowledged only when all its writes have succeeded.
+//! out, in named steps: parse each record by its kind, route it to the
+//! destinations that take it, group the routed records into objects, and
+//! write every object (or park it for a broken destination). Every write
+//! of the batch shares one concurrency bound, and a record is acknowledged
+//! only when every object holding it has been written or parked.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +23,10 @@ use crate::connections::{Connections, Delivery, Object};
 use crate::credentials::ExternalId;
 use crate::destination::Destination;
 use crate::failure::FailureCode;
-use crate::ids::{OrgId, ProjectId};
+use crate::ids::{InvalidField, OrgId, ProjectId};
+use crate::records::message::{parse_referenced_message, ArchiveRequest, MessageBody};
+use crate::records::{group, Group, Malformed, Record, Routed};
 use crate::registry::{quarantine_key, Registry, RegistryError};
-use crate::request::{parse_referenced_message, ArchiveRequest, Malformed, MessageBody};
 use crate::s3::BucketName;
 use crate::store::ControlStore;
 use crate::write::{encode, Compression, Encoded, Written};
@@ -60,34 +65,109 @@ pub struct BatchReport {
     pub failures: BTreeMap<&'static str, u64>,
 }
 
-#[derive(Debug, Default)]
-struct RecordReport {
+/// How one record ended, merged over every step and object that held it.
+#[derive(Debug, Clone, Copy, Default)]
+struct RecordEnd {
     retry: bool,
     archived: bool,
-    written: u64,
-    already_present: u64,
-    parked: u64,
     quarantined: bool,
     no_destination: bool,
     timed_out: bool,
-    failures: Vec<FailureCode>,
 }
 
-impl RecordReport {
+impl RecordEnd {
+    /// Retried: what a record is until a step says otherwise.
     fn retry() -> Self {
         Self {
             retry: true,
             ..Self::default()
         }
     }
+
+    /// Abandoned at the deadline, and so retried.
+    fn abandoned() -> Self {
+        Self {
+            retry: true,
+            timed_out: true,
+            ..Self::default()
+        }
+    }
+
+    /// A record is archived only if every object holding it was, and
+    /// retried if any one of them must be.
+    fn merge(&mut self, other: Self) {
+        self.retry |= other.retry;
+        self.archived &= other.archived;
+        self.quarantined |= other.quarantined;
+        self.no_destination |= other.no_destination;
+        self.timed_out |= other.timed_out;
+    }
+}
+
+/// The writes of one object (or one quarantine), counted once per object.
+#[derive(Debug, Default)]
+struct Tally {
+    written: u64,
+    already_present: u64,
+    parked: u64,
+    failures: Vec<FailureCode>,
+}
+
+/// What a unit of work did: to each of its records, and in objects.
+#[derive(Debug, Default)]
+struct Outcome {
+    end: RecordEnd,
+    tally: Tally,
+}
+
+impl Outcome {
+    fn ended(end: RecordEnd) -> Self {
+        Self {
+            end,
+            tally: Tally::default(),
+        }
+    }
 }
 
 /// How one write to one destination ended.
-enum Outcome {
+enum WriteEnd {
     Written,
     AlreadyPresent,
     /// The destination is broken; the object waits in `parked/`.
     Parked(FailureCode),
+}
+
+/// A project's destinations, shared by every record of the batch.
+type ProjectDestinations = Arc<Vec<Arc<Destination>>>;
+
+/// A registry lookup made against the deadline: `None` once it passed first.
+type Lookup<T> = Option<Result<T, RegistryError>>;
+
+/// Step 1's result: the records by kind, and the malformed ones.
+struct Parsed {
+    records: Vec<(usize, Record)>,
+    malformed: Vec<(usize, Malformed)>,
+}
+
+/// One unit of the write step.
+enum Work<'b> {
+    /// A malformed record's raw body, into quarantine.
+    Quarantine(usize, Malformed),
+    /// One object to every destination of its group.
+    Object(Group<'b>),
+}
+
+/// Runs `work` unless `deadline` passes first; `None` once it has.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        None => Some(work.await),
+        // Not started before the deadline: not started at all.
+        Some(deadline) if tokio::time::Instant::now() >= deadline => None,
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+    }
 }
 
 /// The archive service of one Lambda container, over our control data
@@ -95,7 +175,7 @@ enum Outcome {
 pub struct Archiver<S = Registry, D = Connections> {
     registry: S,
     delivery: D,
-    destinations: TtlCache<(OrgId, ProjectId), Arc<Vec<Arc<Destination>>>>,
+    destinations: TtlCache<(OrgId, ProjectId), ProjectDestinations>,
     external_ids: TtlCache<OrgId, Option<ExternalId>>,
     max_in_flight: usize,
     /// `STAGING_BUCKET`: the one bucket a `message_ref` may name.
@@ -128,124 +208,284 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
     /// for retry, so the function answers before Lambda kills it mid-write
     /// (which would make SQS retry the whole batch). Writes are write-once, so
     /// a retried record never duplicates what already landed.
+    ///
+    /// Every record is parsed up front (the batch is already in memory, at
+    /// most Lambda's 6 MB payload); objects are built and encoded only as
+    /// write slots free up, so a 10,000 record batch never holds every
+    /// encoded object at once.
     pub async fn archive_batch(
         &self,
         records: &[InboundRecord<'_>],
         deadline: Option<tokio::time::Instant>,
     ) -> BatchReport {
         let sts_before = self.delivery.credential_fetches();
-        let permits = Semaphore::new(self.max_in_flight);
-        let staged = Semaphore::new(STAGED_IN_FLIGHT);
-        // Records start as slots free up rather than all at once: a 10,000
-        // record batch would otherwise hold every parsed body and encoded
-        // object in memory while waiting for a write permit.
-        let mut pending = stream::iter(records.iter().enumerate().map(|(index, record)| {
-            let span = tracing::info_span!("record", sqs_message_id = record.id);
-            let permits = &permits;
-            let staged = &staged;
-            async move {
-                let abandoned = || {
-                    warn!(
-                        sqs_message_id = record.id,
-                        "deadline reached; record will be retried"
-                    );
-                    RecordReport {
-                        retry: true,
-                        timed_out: true,
-                        ..RecordReport::default()
-                    }
+        let now = Utc::now();
+        // Every record ends retried unless a step says otherwise, so none
+        // is ever acknowledged unwritten.
+        let mut ends = vec![RecordEnd::retry(); records.len()];
+        let mut tally = Tally::default();
+
+        let Parsed {
+            records: parsed,
+            malformed,
+        } = self.parse(records);
+        let routed = self
+            .route(records, parsed, deadline, &mut ends, &mut tally)
+            .await;
+        let groups = group(&routed);
+        for group in &groups {
+            for index in group.records() {
+                ends[index] = RecordEnd {
+                    archived: true,
+                    ..RecordEnd::default()
                 };
-                let report = match deadline {
-                    None => {
-                        self.archive_record(*record, permits, staged)
-                            .instrument(span)
-                            .await
-                    }
-                    // Not started before the deadline: not started at all.
-                    Some(deadline) if tokio::time::Instant::now() >= deadline => abandoned(),
-                    Some(deadline) => tokio::time::timeout_at(
-                        deadline,
-                        self.archive_record(*record, permits, staged)
-                            .instrument(span),
-                    )
-                    .await
-                    .unwrap_or_else(|_| abandoned()),
-                };
-                (index, report)
             }
-        }))
-        .buffer_unordered(self.max_in_flight);
-        // Every record yields a report; were one ever missing, it is retried,
-        // never acknowledged unwritten.
-        let mut reports: Vec<RecordReport> = Vec::with_capacity(records.len());
-        reports.resize_with(records.len(), RecordReport::retry);
-        while let Some((index, report)) = pending.next().await {
-            reports[index] = report;
         }
-        drop(pending);
+        for (index, _) in &malformed {
+            ends[*index] = RecordEnd::default();
+        }
+        let work = malformed
+            .into_iter()
+            .map(|(index, reason)| Work::Quarantine(index, reason))
+            .chain(groups.into_iter().map(Work::Object));
+        self.write_all(records, work, now, deadline, &mut ends, &mut tally)
+            .await;
 
         let mut batch = BatchReport::default();
-        for (record, report) in records.iter().zip(reports) {
-            if report.retry {
+        for (record, end) in records.iter().zip(ends) {
+            if end.retry {
                 batch.retry.push(record.id.to_owned());
             }
-            batch.messages_archived += u64::from(report.archived);
-            batch.objects_written += report.written;
-            batch.already_present += report.already_present;
-            batch.parked += report.parked;
-            batch.quarantined += u64::from(report.quarantined);
-            batch.no_destination += u64::from(report.no_destination);
-            batch.timed_out += u64::from(report.timed_out);
-            for code in report.failures {
-                *batch.failures.entry(code.as_str()).or_default() += 1;
-            }
+            batch.messages_archived += u64::from(end.archived);
+            batch.quarantined += u64::from(end.quarantined);
+            batch.no_destination += u64::from(end.no_destination);
+            batch.timed_out += u64::from(end.timed_out);
+        }
+        batch.objects_written = tally.written;
+        batch.already_present = tally.already_present;
+        batch.parked = tally.parked;
+        for code in tally.failures {
+            *batch.failures.entry(code.as_str()).or_default() += 1;
         }
         batch.sts_calls = self.delivery.credential_fetches() - sts_before;
         batch
     }
 
-    /// One record, in the contract's steps: parse (or quarantine), find the
-    /// destinations that take it, the org's External ID, the message (inline
-    /// or staged), one encoding per compression, then every write. A step
-    /// that cannot finish now ends the record with its report.
-    async fn archive_record(
-        &self,
-        record: InboundRecord<'_>,
-        permits: &Semaphore,
-        staged: &Semaphore,
-    ) -> RecordReport {
-        let now = Utc::now();
-        let request = match ArchiveRequest::parse(record.body.as_bytes(), self.staging.as_ref()) {
-            Ok(request) => request,
-            Err(reason) => return self.quarantine(record, now, &reason, permits).await,
-        };
-        let span = tracing::info_span!(
-            "message",
-            org_id = %request.org_id,
-            project_id = %request.project_id,
-            message_id = %request.message_id,
-        );
-        self.archive_request(record, &request, now, permits, staged)
-            .instrument(span)
-            .await
-            .unwrap_or_else(|ended| ended)
+    /// Step 1: every record by its kind, or the reason it is malformed.
+    fn parse(&self, records: &[InboundRecord<'_>]) -> Parsed {
+        let mut parsed = Vec::with_capacity(records.len());
+        let mut malformed = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            match Record::parse(record.body.as_bytes(), self.staging.as_ref()) {
+                Ok(record) => parsed.push((index, record)),
+                Err(reason) => malformed.push((index, reason)),
+            }
+        }
+        Parsed {
+            records: parsed,
+            malformed,
+        }
     }
 
-    /// The steps after parsing; `Err` is a report that ends the record early.
-    async fn archive_request(
+    /// Step 2: the destinations that take each record (CONTRACT 2) and its
+    /// org's External ID, each looked up once per batch. A record no
+    /// destination takes is acknowledged; one whose lookups fail (or do not
+    /// finish by the deadline) is retried, never written with a wrong
+    /// identity.
+    async fn route(
+        &self,
+        records: &[InboundRecord<'_>],
+        parsed: Vec<(usize, Record)>,
+        deadline: Option<tokio::time::Instant>,
+        ends: &mut [RecordEnd],
+        tally: &mut Tally,
+    ) -> Vec<Routed> {
+        let projects: BTreeSet<(OrgId, ProjectId)> = parsed
+            .iter()
+            .map(|(_, r)| (r.org_id().clone(), r.project_id().clone()))
+            .collect();
+        let destinations: HashMap<(OrgId, ProjectId), Lookup<ProjectDestinations>> =
+            stream::iter(projects)
+                .map(|key| async move {
+                    let found = within(deadline, self.destinations_for(&key)).await;
+                    (key, found)
+                })
+                .buffer_unordered(self.max_in_flight)
+                .collect()
+                .await;
+
+        let mut with_targets = Vec::with_capacity(parsed.len());
+        for (index, record) in parsed {
+            // Spans only where a line is logged: this loop runs per record.
+            let span = || record_span(records[index].id, &record).entered();
+            let key = (record.org_id().clone(), record.project_id().clone());
+            let targets = match destinations.get(&key) {
+                Some(Some(Ok(found))) => found
+                    .iter()
+                    .filter(|d| record.goes_to(d))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                Some(Some(Err(err))) => {
+                    let _span = span();
+                    warn!(error = %err, "destinations unavailable; record will be retried");
+                    continue;
+                }
+                Some(None) | None => {
+                    let _span = span();
+                    warn!("deadline reached; record will be retried");
+                    ends[index] = RecordEnd::abandoned();
+                    continue;
+                }
+            };
+            if targets.is_empty() {
+                let _span = span();
+                info!("project has no active destination for this channel; acknowledged");
+                ends[index] = RecordEnd {
+                    no_destination: true,
+                    ..RecordEnd::default()
+                };
+                continue;
+            }
+            with_targets.push((index, record, targets));
+        }
+
+        let orgs: BTreeSet<OrgId> = with_targets
+            .iter()
+            .map(|(_, r, _)| r.org_id().clone())
+            .collect();
+        let external_ids: HashMap<OrgId, Lookup<Option<ExternalId>>> =
+            join_all(orgs.into_iter().map(|org| async move {
+                let found = within(deadline, self.external_id(&org)).await;
+                (org, found)
+            }))
+            .await
+            .into_iter()
+            .collect();
+
+        let mut routed = Vec::with_capacity(with_targets.len());
+        for (index, record, targets) in with_targets {
+            let found = external_ids.get(record.org_id());
+            if let Some(Some(Ok(Some(external_id)))) = found {
+                routed.push(Routed {
+                    index,
+                    record,
+                    targets,
+                    external_id: external_id.clone(),
+                });
+                continue;
+            }
+            let _span = record_span(records[index].id, &record).entered();
+            match found {
+                Some(Some(Ok(Some(_)))) => {}
+                Some(Some(Ok(None))) => {
+                    warn!("org has destinations but no External ID; record will be retried");
+                    tally.failures.push(FailureCode::AssumeRoleFailed);
+                }
+                Some(Some(Err(err))) => {
+                    warn!(error = %err, "External ID unavailable; record will be retried");
+                }
+                Some(None) | None => {
+                    warn!("deadline reached; record will be retried");
+                    ends[index] = RecordEnd::abandoned();
+                }
+            }
+        }
+        routed
+    }
+
+    /// Step 4: every quarantine and object, at most `max_in_flight` at a
+    /// time, each abandoned (and its records retried) at the deadline.
+    async fn write_all(
+        &self,
+        records: &[InboundRecord<'_>],
+        work: impl Iterator<Item = Work<'_>>,
+        now: DateTime<Utc>,
+        deadline: Option<tokio::time::Instant>,
+        ends: &mut [RecordEnd],
+        tally: &mut Tally,
+    ) {
+        let permits = Semaphore::new(self.max_in_flight);
+        let staged = Semaphore::new(STAGED_IN_FLIGHT);
+        let (permits, staged) = (&permits, &staged);
+        let mut pending = stream::iter(work.map(|work| async move {
+            let indexes = match &work {
+                Work::Quarantine(index, _) => vec![*index],
+                Work::Object(group) => group.records(),
+            };
+            let outcome = within(deadline, self.run(records, work, now, permits, staged))
+                .await
+                .unwrap_or_else(|| {
+                    for index in &indexes {
+                        warn!(
+                            sqs_message_id = records[*index].id,
+                            "deadline reached; record will be retried"
+                        );
+                    }
+                    Outcome::ended(RecordEnd::abandoned())
+                });
+            (indexes, outcome)
+        }))
+        .buffer_unordered(self.max_in_flight);
+        while let Some((indexes, outcome)) = pending.next().await {
+            for index in indexes {
+                ends[index].merge(outcome.end);
+            }
+            tally.written += outcome.tally.written;
+            tally.already_present += outcome.tally.already_present;
+            tally.parked += outcome.tally.parked;
+            tally.failures.extend(outcome.tally.failures);
+        }
+    }
+
+    /// One unit of the write step, by kind.
+    async fn run(
+        &self,
+        records: &[InboundRecord<'_>],
+        work: Work<'_>,
+        now: DateTime<Utc>,
+        permits: &Semaphore,
+        staged: &Semaphore,
+    ) -> Outcome {
+        match work {
+            Work::Quarantine(index, reason) => {
+                let record = records[index];
+                let span = tracing::info_span!("record", sqs_message_id = record.id);
+                Outcome::ended(
+                    self.quarantine(record, now, &reason, permits)
+                        .instrument(span)
+                        .await,
+                )
+            }
+            Work::Object(Group::Message { routed, request }) => {
+                let record = records[routed.index];
+                let span = record_span(record.id, &routed.record);
+                self.write_message(record, routed, request, now, permits, staged)
+                    .instrument(span)
+                    .await
+            }
+        }
+    }
+
+    /// A message: its body (inline or staged), the archived document, one
+    /// encoding per compression its destinations use, then every write.
+    async fn write_message(
         &self,
         record: InboundRecord<'_>,
+        routed: &Routed,
         request: &ArchiveRequest,
         now: DateTime<Utc>,
         permits: &Semaphore,
         staged: &Semaphore,
-    ) -> Result<RecordReport, RecordReport> {
-        let targets = self.targets(request).await?;
-        let external_id = self.org_external_id(&request.org_id).await?;
+    ) -> Outcome {
         // Held until this record's writes end: a staged body may be megabytes.
-        let (message, _staged_permit) = self.message(record, request, now, permits, staged).await?;
+        let (message, _staged_permit) =
+            match self.message(record, request, now, permits, staged).await {
+                Ok(found) => found,
+                Err(end) => return Outcome::ended(end),
+            };
         let document = request.archived_document(&message, now);
         drop(message);
+        let targets = &routed.targets;
         let encoded = |compression| {
             targets
                 .iter()
@@ -260,74 +500,33 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
                 Compression::Gzip => gzip.as_ref(),
                 Compression::None => plain.as_ref(),
             };
-            self.write(request, destination, &external_id, body, permits)
+            let key = destination.target.message_key(request);
+            async move {
+                self.write(destination, &routed.external_id, &key, body, permits)
+                    .await
+            }
         });
-        let mut report = RecordReport {
+        let mut outcome = Outcome::ended(RecordEnd {
             archived: true,
-            ..RecordReport::default()
-        };
+            ..RecordEnd::default()
+        });
         for result in join_all(writes).await {
             match result {
-                Ok(Outcome::Written) => report.written += 1,
-                Ok(Outcome::AlreadyPresent) => report.already_present += 1,
-                Ok(Outcome::Parked(code)) => {
-                    report.archived = false;
-                    report.parked += 1;
-                    report.failures.push(code);
+                Ok(WriteEnd::Written) => outcome.tally.written += 1,
+                Ok(WriteEnd::AlreadyPresent) => outcome.tally.already_present += 1,
+                Ok(WriteEnd::Parked(code)) => {
+                    outcome.end.archived = false;
+                    outcome.tally.parked += 1;
+                    outcome.tally.failures.push(code);
                 }
                 Err(code) => {
-                    report.archived = false;
-                    report.retry = true;
-                    report.failures.push(code);
+                    outcome.end.archived = false;
+                    outcome.end.retry = true;
+                    outcome.tally.failures.push(code);
                 }
             }
         }
-        Ok(report)
-    }
-
-    /// The project's destinations that take this channel (CONTRACT 2): none
-    /// is an acknowledged record; an unreadable registry, a retried one.
-    async fn targets(
-        &self,
-        request: &ArchiveRequest,
-    ) -> Result<Vec<Arc<Destination>>, RecordReport> {
-        let destinations = self.destinations_for(request).await.map_err(|err| {
-            warn!(error = %err, "destinations unavailable; record will be retried");
-            RecordReport::retry()
-        })?;
-        let targets: Vec<Arc<Destination>> = destinations
-            .iter()
-            .filter(|d| d.accepts(request.channel))
-            .cloned()
-            .collect();
-        if targets.is_empty() {
-            info!("project has no active destination for this channel; acknowledged");
-            return Err(RecordReport {
-                no_destination: true,
-                ..RecordReport::default()
-            });
-        }
-        Ok(targets)
-    }
-
-    /// The org's External ID; without one (or without the registry) the
-    /// record is retried, never written with a wrong identity.
-    async fn org_external_id(&self, org: &OrgId) -> Result<ExternalId, RecordReport> {
-        match self.external_id(org).await {
-            Ok(Some(id)) => Ok(id),
-            Ok(None) => {
-                warn!("org has destinations but no External ID; record will be retried");
-                Err(RecordReport {
-                    retry: true,
-                    failures: vec![FailureCode::AssumeRoleFailed],
-                    ..RecordReport::default()
-                })
-            }
-            Err(err) => {
-                warn!(error = %err, "External ID unavailable; record will be retried");
-                Err(RecordReport::retry())
-            }
-        }
+        outcome
     }
 
     /// The message to archive: inline, or read from the staging bucket (a
@@ -341,7 +540,7 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
         now: DateTime<Utc>,
         permits: &Semaphore,
         staged: &'s Semaphore,
-    ) -> Result<(Cow<'r, RawValue>, Option<SemaphorePermit<'s>>), RecordReport> {
+    ) -> Result<(Cow<'r, RawValue>, Option<SemaphorePermit<'s>>), RecordEnd> {
         let staged_ref = match &request.body {
             MessageBody::Inline(message) => return Ok((Cow::Borrowed(message.as_ref()), None)),
             MessageBody::Staged(staged_ref) => staged_ref,
@@ -356,35 +555,36 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
                 Ok(message) => return Ok((Cow::Owned(message), permit)),
                 Err(reason) => reason,
             },
-            Ok(None) => Malformed::Field(crate::ids::InvalidField::new(
+            Ok(None) => Malformed::Field(InvalidField::new(
                 "message_ref",
                 "the referenced object does not exist",
             )),
             Err(err) => {
                 warn!(error = %err, "staged message unavailable; record will be retried");
-                return Err(RecordReport::retry());
+                return Err(RecordEnd::retry());
             }
         };
         Err(self.quarantine(record, now, &reason, permits).await)
     }
 
+    /// One object to one destination. A failure retrying can fix retries
+    /// the record; one it cannot parks the object (CONTRACT section 7).
     async fn write(
         &self,
-        request: &ArchiveRequest,
         destination: &Destination,
         external_id: &ExternalId,
+        key: &str,
         body: Option<&Encoded>,
         permits: &Semaphore,
-    ) -> Result<Outcome, FailureCode> {
+    ) -> Result<WriteEnd, FailureCode> {
         let Some(body) = body else {
             return Err(FailureCode::PutObjectFailed);
         };
-        let key = destination.target.message_key(request);
-        let object = Object { key: &key, body };
+        let object = Object { key, body };
         let _permit = permits.acquire().await;
         let err = match self.delivery.write(destination, external_id, object).await {
-            Ok(Written::Created) => return Ok(Outcome::Written),
-            Ok(Written::AlreadyPresent) => return Ok(Outcome::AlreadyPresent),
+            Ok(Written::Created) => return Ok(WriteEnd::Written),
+            Ok(Written::AlreadyPresent) => return Ok(WriteEnd::AlreadyPresent),
             Err(err) => err,
         };
         if err.retryable {
@@ -396,12 +596,12 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
         // instead of letting SQS retry the record into the dead-letter queue.
         match self
             .registry
-            .park(destination, &key, body.body.clone(), body.content_encoding)
+            .park(destination, key, body.body.clone(), body.content_encoding)
             .await
         {
             Ok(()) => {
                 warn!(destination_id = %destination.id, code = %err.code, error = %err.message, "destination broken; object parked for replay");
-                Ok(Outcome::Parked(err.code))
+                Ok(WriteEnd::Parked(err.code))
             }
             Err(park_err) => {
                 warn!(destination_id = %destination.id, code = %err.code, error = %park_err, "destination broken and parking failed; record will be retried");
@@ -410,37 +610,38 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
         }
     }
 
+    /// Keeps a malformed record's raw body; acknowledged once kept,
+    /// retried if it could not be.
     async fn quarantine(
         &self,
         record: InboundRecord<'_>,
         now: DateTime<Utc>,
         reason: &Malformed,
         permits: &Semaphore,
-    ) -> RecordReport {
+    ) -> RecordEnd {
         let key = quarantine_key(now, record.id);
         let _permit = permits.acquire().await;
         match self.registry.quarantine(&key, record.body).await {
             Ok(()) => {
                 warn!(reason = %reason, quarantine_key = %key, "malformed archive request quarantined");
-                RecordReport {
+                RecordEnd {
                     quarantined: true,
-                    ..RecordReport::default()
+                    ..RecordEnd::default()
                 }
             }
             Err(err) => {
                 warn!(reason = %reason, error = %err, "malformed archive request could not be quarantined; record will be retried");
-                RecordReport::retry()
+                RecordEnd::retry()
             }
         }
     }
 
     async fn destinations_for(
         &self,
-        request: &ArchiveRequest,
-    ) -> Result<Arc<Vec<Arc<Destination>>>, RegistryError> {
-        let key = (request.org_id.clone(), request.project_id.clone());
+        key: &(OrgId, ProjectId),
+    ) -> Result<ProjectDestinations, RegistryError> {
         self.destinations
-            .get_or_try_load(&key, || async {
+            .get_or_try_load(key, || async {
                 let found = self.registry.project_destinations(&key.0, &key.1).await?;
                 Ok(Arc::new(found.into_iter().map(Arc::new).collect()))
             })
@@ -451,6 +652,21 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
         self.external_ids
             .get_or_try_load(org, || self.registry.external_id(org))
             .await
+    }
+}
+
+/// The spans every log line of one record is written under: its SQS id,
+/// and what it is (never its contents).
+fn record_span(sqs_message_id: &str, record: &Record) -> tracing::Span {
+    let outer = tracing::info_span!("record", sqs_message_id);
+    match record {
+        Record::Message(m) => tracing::info_span!(
+            parent: &outer,
+            "message",
+            org_id = %m.org_id,
+            project_id = %m.project_id,
+            message_id = %m.message_id,
+        ),
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arn::{AccountId, Partition, RoleArn};
 use crate::ids::{Channel, OrgId, ProjectId};
-use crate::request::ArchiveRequest;
+use crate::records::message::ArchiveRequest;
 use crate::s3::S3Target;
 use crate::write::Compression;
 

@@ -17,7 +17,7 @@ use crate::credentials::ExternalId;
 use crate::destination::{Destination, DestinationId};
 use crate::failure::{sdk_outcome, SdkOutcome};
 use crate::ids::{OrgId, ProjectId};
-use crate::request::StagedRef;
+use crate::records::message::StagedRef;
 use crate::store::ControlStore;
 
 /// Why the registry could not answer. Never carries record contents.
@@ -396,7 +396,7 @@ impl Registry {
 impl ControlStore for Registry {
     /// A staged body (`message_ref`) from our staging bucket, or None. The
     /// location is already confined to the record's org by
-    /// [`crate::request::StagedRef`].
+    /// [`crate::records::message::StagedRef`].
     async fn read_staged(&self, staged: &StagedRef) -> Result<Option<Bytes>, RegistryError> {
         Ok(self
             .fetch(staged.bucket().as_str(), staged.key())

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use crate::credentials::ExternalId;
 use crate::destination::Destination;
 use crate::ids::{OrgId, ProjectId};
+use crate::records::message::StagedRef;
 use crate::registry::{ParkedObject, RegistryError};
-use crate::request::StagedRef;
 
 #[cfg(test)]
 pub mod memory;

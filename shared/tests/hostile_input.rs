@@ -9,8 +9,8 @@ use stored_messages::arn::{KmsKeyArn, RoleArn};
 use stored_messages::checks::static_checks;
 use stored_messages::destination::*;
 use stored_messages::ids::{MessageId, OrgId};
+use stored_messages::records::message::ArchiveRequest;
 use stored_messages::registry::quarantine_key;
-use stored_messages::request::ArchiveRequest;
 use stored_messages::s3::keys::probe_key;
 use stored_messages::s3::{BucketName, FolderPath};
 

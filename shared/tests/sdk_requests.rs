@@ -485,8 +485,8 @@ async fn every_request_to_our_own_buckets_asserts_our_account() {
     use aws_sdk_s3::operation::get_object::GetObjectOutput;
     use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
     use stored_messages::arn::AccountId;
+    use stored_messages::records::message::{ArchiveRequest, MessageBody};
     use stored_messages::registry::Registry;
-    use stored_messages::request::{ArchiveRequest, MessageBody};
 
     let owners: Seen<(&'static str, Option<String>)> = Seen::default();
     // Records which operation asserted which owner; always matches.

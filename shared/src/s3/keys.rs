@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{FolderPath, Layout, S3Target};
-use crate::request::ArchiveRequest;
+use crate::records::message::ArchiveRequest;
 use crate::write::Compression;
 
 /// The key an archived message is written under, by the target's layout.
@@ -75,7 +75,7 @@ pub fn probe_key(folder: Option<&FolderPath>, at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::tests::sample;
+    use crate::records::message::tests::sample;
     use serde_json::{json, Value};
     use sha2::{Digest, Sha256};
 

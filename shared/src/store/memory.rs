@@ -18,8 +18,8 @@ use crate::credentials::ExternalId;
 use crate::destination::{Destination, DestinationId};
 use crate::failure::FailureCode;
 use crate::ids::{OrgId, ProjectId};
+use crate::records::message::StagedRef;
 use crate::registry::{ParkedObject, RegistryError};
-use crate::request::StagedRef;
 use crate::write::{WriteError, Written};
 
 /// A poisoned lock in a test only means another assertion already failed.

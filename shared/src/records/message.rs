@@ -1,4 +1,4 @@
-//! The archive request: one SQS message body from the sending platform
+//! The message record kind: one SQS message body from the sending platform
 //! (CONTRACT section 2), parsed into a value that key naming can trust.
 //!
 //! Error messages name fields and rules only. serde's own messages quote the
