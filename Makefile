@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv test lint leak-audit emulator-test fuzz-api demo bench revert-check
+.PHONY: bench-baseline venv test lint leak-audit emulator-test fuzz-api demo bench revert-check
 
 $(VENV)/.installed: tools/requirements.txt infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -64,6 +64,27 @@ bench: venv $(S3S_FS)
 	cargo build --release --locked -p bench -p archive-message -p validate-destination -p check-destinations
 	target/release/bench --release target/release --s3s-fs $(S3S_FS) --python $(PY) \
 		--comparator bench/boto3_handler.py --out target/bench
+
+## CPU per message of this tree against an earlier build (BASELINE, by
+## default the commit before HEAD), in alternating runs of one process: what
+## a refactoring costs. The baseline builds from a scratch worktree into the
+## same target directory, so only the workspace's own crates recompile.
+BASELINE ?= HEAD~1
+bench-baseline: venv $(S3S_FS)
+	cargo build --release --locked -p bench -p archive-message
+	rm -rf target/bench-current target/bench-baseline
+	mkdir -p target/bench-current target/bench-baseline
+	cp target/release/archive-message target/bench-current/
+	git worktree remove --force target/baseline-src 2>/dev/null || true
+	git worktree add --detach target/baseline-src $(BASELINE)
+	cd target/baseline-src && CARGO_TARGET_DIR=$(CURDIR)/target cargo build --release --locked -p archive-message
+	cp target/release/archive-message target/bench-baseline/
+	git worktree remove --force target/baseline-src
+	# The baseline's binary took target/release/archive-message; put ours back.
+	cp target/bench-current/archive-message target/release/archive-message
+	BENCH_ONLY=baseline BENCH_BASELINE=target/bench-baseline target/release/bench \
+		--release target/bench-current --s3s-fs $(S3S_FS) --python $(PY) \
+		--comparator bench/boto3_handler.py --out target/bench-baseline
 
 ## Each issue-13 regression test fails once its fix is reverted (a scratch
 ## worktree of HEAD; tools/revert_check/run.py). Not part of `make test`.

@@ -168,6 +168,39 @@ async fn run() -> Result<(), Error> {
         results.insert("breakdown".into(), Value::Array(parts));
     }
 
+    // BENCH_BASELINE=DIR (`make bench-baseline`): the same shapes through
+    // DIR/archive-message, an earlier build, alternating with ours, so a
+    // refactoring's cost is a ratio measured in one run.
+    if let (Ok(dir), true) = (std::env::var("BENCH_BASELINE"), wanted("baseline")) {
+        println!("\n## Against the baseline build: CPU per message, alternating runs\n");
+        let baseline = Subject::Binary(PathBuf::from(dir).join("archive-message"));
+        let mut rows = Vec::new();
+        for (i, shape) in SHAPES.iter().enumerate() {
+            eprintln!("  baseline {}: baseline, ours, baseline, ours", shape.name);
+            let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+            for round in 0..BASELINE_ROUNDS {
+                for (side, subject) in [&baseline, &archive].into_iter().enumerate() {
+                    let seed = 5000 + i * 100 + round * 2 + side;
+                    let run = throughput(
+                        &s3,
+                        &sts,
+                        subject,
+                        "tp-rust",
+                        "bench-tp-rust",
+                        shape,
+                        reps(shape, false),
+                        seed,
+                    )
+                    .await?;
+                    runs[side].push(run);
+                }
+            }
+            rows.push(report::baseline_row(shape, &runs[0], &runs[1]));
+        }
+        report::baseline_table(&rows);
+        results.insert("baseline".into(), Value::Array(rows));
+    }
+
     if wanted("sts") {
         println!("\n## STS calls: 100-message batches over N destinations (each its own project and account)\n");
         let mut rows = Vec::new();
@@ -226,6 +259,8 @@ async fn run() -> Result<(), Error> {
 }
 
 const STS_FANOUT: [usize; 3] = [1, 10, 100];
+/// Runs per side and shape in the baseline comparison.
+const BASELINE_ROUNDS: usize = 2;
 const REF_RECORDS: usize = 100;
 const COLD_STARTS: usize = 15;
 

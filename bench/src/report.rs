@@ -187,3 +187,49 @@ pub fn cost_table(results: &Map<String, Value>) -> Value {
     }
     Value::Array(out)
 }
+
+/// One shape of the baseline comparison: CPU per message of each run of the
+/// baseline build and of ours, and the ratio of their totals.
+pub fn baseline_row(shape: &Shape, baseline: &[Run], ours: &[Run]) -> Value {
+    let total = |runs: &[Run]| {
+        let cpu: f64 = runs.iter().map(|r| r.cpu.as_secs_f64()).sum();
+        let messages: usize = runs.iter().map(|r| r.messages).sum();
+        cpu * 1e6 / messages.max(1) as f64
+    };
+    let (before, after) = (total(baseline), total(ours));
+    json!({
+        "batch": shape.name,
+        "baseline_cpu_us_per_msg_runs": baseline.iter().map(cpu_us).collect::<Vec<_>>(),
+        "ours_cpu_us_per_msg_runs": ours.iter().map(cpu_us).collect::<Vec<_>>(),
+        "baseline_cpu_us_per_msg": before,
+        "ours_cpu_us_per_msg": after,
+        "ours_over_baseline": after / before.max(1e-9),
+    })
+}
+
+pub fn baseline_table(rows: &[Value]) {
+    println!("| batch | baseline CPU µs/msg (runs) | ours CPU µs/msg (runs) | ours / baseline |");
+    println!("|---|---:|---:|---:|");
+    let runs = |r: &Value, key: &str| {
+        r[key]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|x| format!("{:.1}", x.as_f64().unwrap_or(f64::NAN)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    for r in rows {
+        println!(
+            "| {} | {:.1} ({}) | {:.1} ({}) | {:.3} |",
+            r["batch"].as_str().unwrap_or("?"),
+            f(r, "baseline_cpu_us_per_msg"),
+            runs(r, "baseline_cpu_us_per_msg_runs"),
+            f(r, "ours_cpu_us_per_msg"),
+            runs(r, "ours_cpu_us_per_msg_runs"),
+            f(r, "ours_over_baseline"),
+        );
+    }
+}
