@@ -137,6 +137,7 @@ pub fn destination(project: &str, role_arn: &str, bucket: &str) -> Result<Destin
         role_session_name: SessionName::default(),
         channels: Channel::ALL.to_vec(),
         created_at: chrono::Utc::now(),
+        updated_at: None,
         status: Status::Active,
         health: Health::default(),
         target: Target::S3(S3Target {

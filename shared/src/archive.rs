@@ -8,8 +8,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
@@ -19,21 +19,29 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::{info, warn, Instrument};
 
 use crate::cache::TtlCache;
+use crate::checks::write_failure;
 use crate::connections::{Connections, Delivery, Object};
 use crate::credentials::ExternalId;
-use crate::destination::Destination;
+use crate::destination::{Destination, DestinationId, Status};
 use crate::failure::FailureCode;
+use crate::health::{record_health, Failure};
 use crate::ids::{InvalidField, OrgId, ProjectId};
+use crate::notify::{announce, EventBridgeNotifier, Notifier};
 use crate::records::message::{parse_referenced_message, ArchiveRequest, MessageBody};
 use crate::records::{group, Group, Malformed, Record, Routed};
 use crate::registry::{quarantine_key, Registry, RegistryError};
 use crate::s3::BucketName;
 use crate::store::ControlStore;
-use crate::write::{encode, Compression, Encoded, Written};
+use crate::write::{encode, Compression, Encoded, WriteError, Written};
 
 /// How long a container trusts its copy of a project's destinations: a
 /// deleted destination receives nothing once this has passed (CONTRACT 5).
 pub const DESTINATION_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// How often one container may move one destination to `failing` on a
+/// failed write (CONTRACT section 6's immediate detection): once per
+/// destination per minute, never per message.
+pub const DETECTION_INTERVAL: Duration = Duration::from_secs(60);
 
 /// `message_ref` records between fetch and last write, at most: each holds
 /// its staged body (up to megabytes) three times over (raw, parsed, encoded),
@@ -171,10 +179,14 @@ async fn within<T>(
 }
 
 /// The archive service of one Lambda container, over our control data
-/// (`S`, the control bucket in production) and the customer's side (`D`).
-pub struct Archiver<S = Registry, D = Connections> {
+/// (`S`, the control bucket in production), the customer's side (`D`) and
+/// where health transitions are published (`N`).
+pub struct Archiver<S = Registry, D = Connections, N = EventBridgeNotifier> {
     registry: S,
     delivery: D,
+    notifier: N,
+    /// When this container last recorded a failed write per destination.
+    detected: Mutex<HashMap<DestinationId, Instant>>,
     destinations: TtlCache<(OrgId, ProjectId), ProjectDestinations>,
     external_ids: TtlCache<OrgId, Option<ExternalId>>,
     max_in_flight: usize,
@@ -182,18 +194,21 @@ pub struct Archiver<S = Registry, D = Connections> {
     staging: Option<BucketName>,
 }
 
-impl<S: ControlStore, D: Delivery> Archiver<S, D> {
+impl<S: ControlStore, D: Delivery, N: Notifier> Archiver<S, D, N> {
     /// `max_in_flight` bounds the writes (and staged reads) of a batch;
     /// `staging` is `STAGING_BUCKET`, the one bucket a `message_ref` may name.
     pub fn new(
         registry: S,
         delivery: D,
+        notifier: N,
         max_in_flight: usize,
         staging: Option<BucketName>,
     ) -> Self {
         Self {
             registry,
             delivery,
+            notifier,
+            detected: Mutex::new(HashMap::new()),
             destinations: TtlCache::new(DESTINATION_CACHE_TTL),
             external_ids: TtlCache::new(DESTINATION_CACHE_TTL),
             max_in_flight: max_in_flight.max(1),
@@ -594,11 +609,12 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
         // Retrying soon will not fix a denied role or a missing bucket: hold the
         // object in our bucket until a health check sees the destination recover,
         // instead of letting SQS retry the record into the dead-letter queue.
-        match self
+        let parked = self
             .registry
             .park(destination, key, body.body.clone(), body.content_encoding)
-            .await
-        {
+            .await;
+        self.detect(destination, &err).await;
+        match parked {
             Ok(()) => {
                 warn!(destination_id = %destination.id, code = %err.code, error = %err.message, "destination broken; object parked for replay");
                 Ok(WriteEnd::Parked(err.code))
@@ -607,6 +623,34 @@ impl<S: ControlStore, D: Delivery> Archiver<S, D> {
                 warn!(destination_id = %destination.id, code = %err.code, error = %park_err, "destination broken and parking failed; record will be retried");
                 Err(err.code)
             }
+        }
+    }
+
+    /// CONTRACT section 6's immediate detection: a permanent write failure
+    /// moves an `active` destination to `failing` with the same rules, log
+    /// line and event as a health check, so the customer hears within a
+    /// minute, not at the next scheduled run. At most once per destination
+    /// per [`DETECTION_INTERVAL`] in this container; the health checker
+    /// moves it back once it recovers.
+    async fn detect(&self, destination: &Destination, err: &WriteError) {
+        if destination.status != Status::Active {
+            return;
+        }
+        {
+            let mut detected = self.detected.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if detected
+                .get(&destination.id)
+                .is_some_and(|at| now.duration_since(*at) < DETECTION_INTERVAL)
+            {
+                return;
+            }
+            detected.insert(destination.id.clone(), now);
+        }
+        let failure = Failure::from_check(&write_failure(destination, err));
+        let recorded = record_health(&self.registry, destination, Some(&failure), Utc::now()).await;
+        if let Some(transition) = recorded.transition {
+            announce(&self.notifier, &transition, "archive-message").await;
         }
     }
 
@@ -715,7 +759,7 @@ mod tests {
     use super::*;
     use crate::destination::Status;
     use crate::ids::Channel;
-    use crate::store::memory::{destination, MemoryDelivery, MemoryStore, Side};
+    use crate::store::memory::{destination, MemoryDelivery, MemoryNotifier, MemoryStore, Side};
 
     const KEY: &str = "channel=email/project=p/date=2026-11-23/hour=08/m-1.json";
 
@@ -729,7 +773,7 @@ mod tests {
     }
 
     struct World {
-        archiver: Archiver<MemoryStore, MemoryDelivery>,
+        archiver: Archiver<MemoryStore, MemoryDelivery, MemoryNotifier>,
     }
 
     impl World {
@@ -744,7 +788,13 @@ mod tests {
             }
             let staging = BucketName::parse("staging-bucket").ok();
             Self {
-                archiver: Archiver::new(store, MemoryDelivery::default(), 8, staging),
+                archiver: Archiver::new(
+                    store,
+                    MemoryDelivery::default(),
+                    MemoryNotifier::default(),
+                    8,
+                    staging,
+                ),
             }
         }
 
@@ -906,7 +956,13 @@ mod tests {
 
         let store = MemoryStore::default();
         store.put_destination(d.clone());
-        let archiver = Archiver::new(store, MemoryDelivery::default(), 8, None);
+        let archiver = Archiver::new(
+            store,
+            MemoryDelivery::default(),
+            MemoryNotifier::default(),
+            8,
+            None,
+        );
         let body = message("m-1", "email");
         let report = archiver
             .archive_batch(
@@ -987,5 +1043,47 @@ mod tests {
             ["sqs-0"],
             "an unreadable bucket is retried"
         );
+    }
+
+    #[tokio::test]
+    async fn the_first_permanent_failure_moves_the_destination_to_failing_once() {
+        let broken = destination("p", &[Channel::Email]);
+        let w = World::new(&[&broken]);
+        w.delivery().set(&broken.id, Side::denied());
+        let first = w
+            .archive(&[&message("m-1", "email"), &message("m-2", "email")])
+            .await;
+        assert_eq!(first.parked, 2);
+        let stored = w.store().destination(&broken.id).unwrap();
+        assert_eq!(stored.status, Status::Failing);
+        assert_eq!(
+            stored.health.last_error.map(|e| e.code),
+            Some("put_object_denied".to_owned())
+        );
+        let published = w.archiver.notifier.published();
+        assert_eq!(published.len(), 1, "one event, not one per message");
+        assert_eq!(
+            (published[0].from, published[0].to),
+            (Status::Active, Status::Failing)
+        );
+        w.archive(&[&message("m-3", "email")]).await;
+        assert_eq!(
+            w.archiver.notifier.published().len(),
+            1,
+            "once per destination per minute"
+        );
+    }
+
+    #[tokio::test]
+    async fn transient_failures_never_move_the_destination() {
+        let slow = destination("p", &[Channel::Email]);
+        let w = World::new(&[&slow]);
+        w.delivery().set(&slow.id, Side::throttled());
+        w.archive(&[&message("m-1", "email")]).await;
+        assert_eq!(
+            w.store().destination(&slow.id).unwrap().status,
+            Status::Active
+        );
+        assert!(w.archiver.notifier.published().is_empty());
     }
 }

@@ -246,6 +246,7 @@ pub fn static_checks(
             role_session_name,
             channels,
             created_at: Utc::now(),
+            updated_at: None,
             status: Status::Active,
             health: Health::default(),
             target,
@@ -311,8 +312,11 @@ pub(crate) fn enum_field<T: serde::de::DeserializeOwned + Default>(
 /// Why the live checks are being run; named in the probe object.
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {
+    /// Validate and create (`POST /v1/destinations[/validate]`, `PATCH`).
     Validation,
     HealthCheck,
+    /// `POST /v1/destinations/{id}/test`.
+    OnDemandTest,
 }
 
 /// The connection probe written by `put_object`.
@@ -320,6 +324,7 @@ pub fn probe_body(purpose: Purpose, at: DateTime<Utc>) -> Vec<u8> {
     let check = match purpose {
         Purpose::Validation => "validation",
         Purpose::HealthCheck => "health_check",
+        Purpose::OnDemandTest => "on_demand_test",
     };
     json!({
         "stored_messages": "connection-test",
@@ -381,6 +386,15 @@ pub(crate) async fn external_id_enforced(
             "Retry in a minute.",
         )
         .transient_if(err.is_retryable()),
+    }
+}
+
+/// A failed write as the `put_object` check would report it, whatever the
+/// destination kind: how archive's immediate detection words the failure it
+/// records (CONTRACT section 6).
+pub fn write_failure(destination: &Destination, err: &crate::write::WriteError) -> Check {
+    match &destination.target {
+        Target::S3(s3) => crate::s3::checks::put_failure(err, destination, s3),
     }
 }
 

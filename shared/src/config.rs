@@ -48,6 +48,9 @@ pub struct Settings {
     pub local_endpoints: bool,
     /// How check-destinations bounds a run.
     pub health: crate::health::HealthSettings,
+    /// `EVENT_BUS_NAME`: where health transitions are published (CONTRACT
+    /// section 6); None publishes nothing (the log line stays).
+    pub event_bus_name: Option<String>,
 }
 
 impl Settings {
@@ -136,6 +139,7 @@ impl Settings {
             max_in_flight,
             endpoint_override,
             local_endpoints,
+            event_bus_name: get("EVENT_BUS_NAME"),
         })
     }
 
@@ -234,10 +238,11 @@ pub async fn own_account(sts: &aws_sdk_sts::Client) -> Result<AccountId, ConfigE
 }
 
 /// The endpoint variables the SDK reads for the services we call.
-const ENDPOINT_VARIABLES: [&str; 3] = [
+const ENDPOINT_VARIABLES: [&str; 4] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
 ];
 
 fn number(

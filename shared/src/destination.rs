@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::arn::{AccountId, Partition, RoleArn};
 use crate::ids::{Channel, OrgId, ProjectId};
@@ -162,12 +163,27 @@ pub struct Destination {
     /// checked on load so a hand-edited record cannot point writes elsewhere.
     pub account_id: AccountId,
     pub created_at: DateTime<Utc>,
+    /// When the customer last changed a setting (create, `PATCH`); None on
+    /// records saved before v1.1. Health updates leave it alone.
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
     pub status: Status,
     #[serde(default)]
     pub health: Health,
     #[serde(flatten)]
     pub target: Target,
 }
+
+/// Fields of a stored destination the customer does not set: left out of
+/// the [`Destination::etag`].
+const NOT_SET_BY_CUSTOMER: [&str; 6] = [
+    "org_id",
+    "account_id",
+    "created_at",
+    "updated_at",
+    "status",
+    "health",
+];
 
 impl Destination {
     /// Whether a message on `channel` goes here.
@@ -188,6 +204,36 @@ impl Destination {
     /// The region of the target's resources, where its sessions sign.
     pub fn region(&self) -> &Region {
         self.target.region()
+    }
+
+    /// The `ETag` of the destination's settings (CONTRACT section 5): a
+    /// quoted hash over its id, the fields the customer sets (section 3)
+    /// and whether it is `disabled`, so a health update or an
+    /// `active`/`failing` move leaves it unchanged and an `If-Match` fails
+    /// only when a setting changed.
+    pub fn etag(&self) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let serde_json::Value::Object(fields) = &mut value {
+            for field in NOT_SET_BY_CUSTOMER {
+                fields.remove(field);
+            }
+            fields.insert(
+                "disabled".to_owned(),
+                serde_json::Value::Bool(self.status == Status::Disabled),
+            );
+        }
+        // serde_json's map is ordered by key: the same settings, the same text.
+        let digest = Sha256::digest(value.to_string().as_bytes());
+        format!("\"{}\"", hex::encode(&digest[..16]))
+    }
+
+    /// Whether reaching `other` needs the live checks again: a change to
+    /// the identity or to where the target is (CONTRACT section 5's
+    /// connection fields), not to layout, compression or channels.
+    pub fn connection_differs(&self, other: &Destination) -> bool {
+        self.role_arn != other.role_arn
+            || self.role_session_name != other.role_session_name
+            || self.target.connection_differs(&other.target)
     }
 
     /// The S3 target, when this destination is a bucket.
@@ -231,6 +277,14 @@ impl Target {
     pub fn message_key(&self, request: &ArchiveRequest) -> String {
         match self {
             Target::S3(s3) => crate::s3::keys::message_key(s3, request),
+        }
+    }
+
+    /// Whether the two targets are different connections (another bucket,
+    /// region, folder or encryption for S3).
+    pub fn connection_differs(&self, other: &Target) -> bool {
+        match (self, other) {
+            (Target::S3(a), Target::S3(b)) => a.connection_differs(b),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::connections::{Connections, Delivery, Object};
 use crate::credentials::ExternalId;
 use crate::destination::{Destination, HealthError, Status};
 use crate::ids::OrgId;
+use crate::notify::{announce, EventBridgeNotifier, Notifier, Transition};
 use crate::registry::{ParkedObject, Registry, RegistryError};
 use crate::store::ControlStore;
 use crate::write::Encoded;
@@ -56,9 +57,33 @@ pub struct HealthReport {
 }
 
 /// A failed check run: what the customer sees, and whether a retry can fix it.
-struct Failure {
-    error: HealthError,
-    transient: bool,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: HealthError,
+    /// Throttling, 5xx, a timeout, our own control bucket: recorded, but
+    /// never a reason to move a destination (CONTRACT section 6).
+    pub transient: bool,
+}
+
+impl Failure {
+    /// The first failed check of a run, or None when all passed.
+    pub fn of(checks: &[Check]) -> Option<Self> {
+        checks
+            .iter()
+            .find(|c| c.status == CheckStatus::Fail)
+            .map(Self::from_check)
+    }
+
+    /// A failed check as the health it leaves.
+    pub fn from_check(check: &Check) -> Self {
+        Self {
+            transient: check.transient,
+            error: HealthError {
+                code: check.code.unwrap_or("put_object_failed").to_owned(),
+                message: check.message.clone(),
+            },
+        }
+    }
 }
 
 struct DestinationResult {
@@ -74,18 +99,21 @@ struct DestinationResult {
 /// The health checker of one Lambda container, over our control data (`S`)
 /// and the customer's side (`D`); its sessions persist, so a fresh cached
 /// credential means no STS call.
-pub struct HealthChecker<S = Registry, D = Connections> {
+pub struct HealthChecker<S = Registry, D = Connections, N = EventBridgeNotifier> {
     registry: S,
     delivery: D,
+    notifier: N,
     external_ids: TtlCache<OrgId, Option<ExternalId>>,
     settings: HealthSettings,
 }
 
-impl<S: ControlStore, D: Delivery> HealthChecker<S, D> {
-    pub fn new(registry: S, delivery: D, settings: HealthSettings) -> Self {
+impl<S: ControlStore, D: Delivery, N: Notifier> HealthChecker<S, D, N> {
+    /// `notifier` publishes each transition (CONTRACT section 6).
+    pub fn new(registry: S, delivery: D, notifier: N, settings: HealthSettings) -> Self {
         Self {
             registry,
             delivery,
+            notifier,
             external_ids: TtlCache::new(Duration::from_secs(300)),
             settings,
         }
@@ -136,16 +164,7 @@ impl<S: ControlStore, D: Delivery> HealthChecker<S, D> {
         .await;
         let timed_out = checks.is_err();
         let failure = match checks {
-            Ok(checks) => checks
-                .into_iter()
-                .find(|c| c.status == CheckStatus::Fail)
-                .map(|c| Failure {
-                    transient: c.transient,
-                    error: HealthError {
-                        code: c.code.unwrap_or("put_object_failed").to_owned(),
-                        message: c.message,
-                    },
-                }),
+            Ok(checks) => Failure::of(&checks),
             // A timeout is the textbook transient failure.
             Err(_) => Some(Failure {
                 transient: true,
@@ -160,7 +179,12 @@ impl<S: ControlStore, D: Delivery> HealthChecker<S, D> {
         };
         let elapsed = started.elapsed();
         let healthy = failure.is_none();
-        let transitioned = self.record(&destination, failure, Utc::now()).await;
+        let recorded =
+            record_health(&self.registry, &destination, failure.as_ref(), Utc::now()).await;
+        let transitioned = recorded.transition.is_some();
+        if let Some(transition) = &recorded.transition {
+            announce(&self.notifier, transition, "check-destinations").await;
+        }
 
         let mut result = DestinationResult {
             healthy,
@@ -217,77 +241,6 @@ impl<S: ControlStore, D: Delivery> HealthChecker<S, D> {
                 &LiveCheck::HEALTH,
             )
             .await
-    }
-
-    /// Writes the new health, merging into whatever the record is now: a
-    /// concurrent API update wins for every field but `health` and `status`.
-    /// Returns whether the status changed (logged once, here).
-    ///
-    /// CONTRACT section 6: a pass moves the destination to `active`; only a
-    /// failure that retrying will not fix moves it to `failing`. A transient
-    /// one (throttling, 5xx, a timeout) is recorded in `health` and moves
-    /// nothing, so one `503 SlowDown` never flaps a destination (real-setups
-    /// B08).
-    async fn record(
-        &self,
-        checked: &Destination,
-        failure: Option<Failure>,
-        at: DateTime<Utc>,
-    ) -> bool {
-        for _ in 0..5 {
-            let (mut current, etag) = match self.registry.destination_for_update(checked).await {
-                Ok(Some(found)) => found,
-                Ok(None) => return false, // deleted meanwhile: nothing to record
-                Err(err) => {
-                    warn!(error = %err, "health could not be read for update");
-                    return false;
-                }
-            };
-            if current.status == Status::Disabled {
-                return false;
-            }
-            let from = current.status;
-            current.health.last_checked_at = Some(at);
-            match &failure {
-                None => {
-                    current.health.last_ok_at = Some(at);
-                    current.health.consecutive_failures = 0;
-                    current.health.last_error = None;
-                    current.status = Status::Active;
-                }
-                Some(failure) => {
-                    current.health.consecutive_failures += 1;
-                    current.health.last_error = Some(failure.error.clone());
-                    if !failure.transient {
-                        current.status = Status::Failing;
-                    }
-                }
-            }
-            match self.registry.replace_destination(&current, &etag).await {
-                Ok(()) => {
-                    if from != current.status {
-                        info!(
-                            event = "destination_health_changed",
-                            org_id = %current.org_id,
-                            destination_id = %current.id,
-                            from = from.as_str(),
-                            to = current.status.as_str(),
-                            code = failure.as_ref().map_or("ok", |f| f.error.code.as_str()),
-                            "destination health changed"
-                        );
-                        return true;
-                    }
-                    return false;
-                }
-                Err(RegistryError::Conflict) => continue,
-                Err(err) => {
-                    warn!(error = %err, "health could not be recorded");
-                    return false;
-                }
-            }
-        }
-        warn!("health not recorded: the destination kept changing");
-        false
     }
 
     /// Replays parked objects to a recovered destination, write-once at
@@ -350,6 +303,95 @@ impl<S: ControlStore, D: Delivery> HealthChecker<S, D> {
     }
 }
 
+/// What [`record_health`] saved.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// The destination as saved; None when nothing was (deleted, disabled,
+    /// or the control bucket refused).
+    pub destination: Option<Destination>,
+    /// The status move, when there was one; the caller announces it.
+    pub transition: Option<Transition>,
+}
+
+/// Records one health observation (`failure`: None for a pass) on the
+/// stored destination, merging into whatever the record is now: a
+/// concurrent API update wins for every field but `health` and `status`.
+/// Used by the health checker, the API's on-demand test and archive's
+/// immediate detection, so all three apply the same rules.
+///
+/// CONTRACT section 6: a pass moves the destination to `active`; only a
+/// failure that retrying will not fix moves it to `failing`. A transient
+/// one (throttling, 5xx, a timeout) is recorded in `health` and moves
+/// nothing, so one `503 SlowDown` never flaps a destination (real-setups
+/// B08). A `disabled` destination is the customer's pause: nothing is
+/// recorded on it.
+pub async fn record_health<S: ControlStore>(
+    store: &S,
+    checked: &Destination,
+    failure: Option<&Failure>,
+    at: DateTime<Utc>,
+) -> Recorded {
+    for _ in 0..5 {
+        let (mut current, version) = match store.destination_for_update(checked).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Recorded::default(), // deleted meanwhile
+            Err(err) => {
+                warn!(error = %err, "health could not be read for update");
+                return Recorded::default();
+            }
+        };
+        if current.status == Status::Disabled {
+            return Recorded::default();
+        }
+        let from = current.status;
+        current.health.last_checked_at = Some(at);
+        match failure {
+            None => {
+                current.health.last_ok_at = Some(at);
+                current.health.consecutive_failures = 0;
+                current.health.last_error = None;
+                current.status = Status::Active;
+            }
+            Some(failure) => {
+                current.health.consecutive_failures += 1;
+                current.health.last_error = Some(failure.error.clone());
+                if !failure.transient {
+                    current.status = Status::Failing;
+                }
+            }
+        }
+        match store.replace_destination(&current, &version).await {
+            Ok(()) => {
+                let transition = (from != current.status).then(|| Transition {
+                    org_id: current.org_id.clone(),
+                    project_id: current.project_id.clone(),
+                    destination_id: current.id.clone(),
+                    from,
+                    to: current.status,
+                    code: failure
+                        .filter(|_| current.status == Status::Failing)
+                        .map(|f| f.error.code.clone()),
+                    message: failure
+                        .filter(|_| current.status == Status::Failing)
+                        .map(|f| f.error.message.clone()),
+                    occurred_at: at,
+                });
+                return Recorded {
+                    destination: Some(current),
+                    transition,
+                };
+            }
+            Err(RegistryError::Conflict) => continue,
+            Err(err) => {
+                warn!(error = %err, "health could not be recorded");
+                return Recorded::default();
+            }
+        }
+    }
+    warn!("health not recorded: the destination kept changing");
+    Recorded::default()
+}
+
 impl HealthReport {
     /// The EMF line for this run.
     pub fn metrics_line(&self, timestamp_ms: i64) -> String {
@@ -380,9 +422,11 @@ mod tests {
 
     use super::*;
     use crate::ids::Channel;
-    use crate::store::memory::{destination, MemoryDelivery, MemoryStore, Side};
+    use crate::store::memory::{destination, MemoryDelivery, MemoryNotifier, MemoryStore, Side};
 
-    fn checker(destinations: &[&Destination]) -> HealthChecker<MemoryStore, MemoryDelivery> {
+    type Checker = HealthChecker<MemoryStore, MemoryDelivery, MemoryNotifier>;
+
+    fn checker(destinations: &[&Destination]) -> Checker {
         let store = MemoryStore::default();
         store.put_external_id(
             &OrgId::parse("acme").unwrap(),
@@ -395,14 +439,19 @@ mod tests {
             per_destination_timeout: Duration::from_millis(200),
             ..HealthSettings::default()
         };
-        HealthChecker::new(store, MemoryDelivery::default(), settings)
+        HealthChecker::new(
+            store,
+            MemoryDelivery::default(),
+            MemoryNotifier::default(),
+            settings,
+        )
     }
 
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(60)
     }
 
-    fn stored(c: &HealthChecker<MemoryStore, MemoryDelivery>, d: &Destination) -> Destination {
+    fn stored(c: &Checker, d: &Destination) -> Destination {
         c.registry.destination(&d.id).unwrap()
     }
 
@@ -434,8 +483,21 @@ mod tests {
             now.health.last_error.map(|e| e.code),
             Some("put_object_denied".to_owned())
         );
+        let published = c.notifier.published();
+        assert_eq!(published.len(), 1);
+        assert_eq!(
+            (published[0].from, published[0].to),
+            (Status::Active, Status::Failing)
+        );
+        assert_eq!(published[0].code.as_deref(), Some("put_object_denied"));
+        assert_eq!(published[0].destination_id, d.id);
         let second = c.run(far()).await.unwrap();
         assert_eq!(second.transitions, 0, "logged once, at the move");
+        assert_eq!(
+            c.notifier.published().len(),
+            1,
+            "published once, at the move"
+        );
         assert_eq!(stored(&c, &d).health.consecutive_failures, 2);
     }
 
@@ -474,7 +536,12 @@ mod tests {
         let d = destination("p", &Channel::ALL);
         let store = MemoryStore::default();
         store.put_destination(d.clone());
-        let c = HealthChecker::new(store, MemoryDelivery::default(), HealthSettings::default());
+        let c = HealthChecker::new(
+            store,
+            MemoryDelivery::default(),
+            MemoryNotifier::default(),
+            HealthSettings::default(),
+        );
         let report = c.run(far()).await.unwrap();
         assert_eq!((report.failing, report.transitions), (1, 0));
         let now = c.registry.destination(&d.id).unwrap();
@@ -511,6 +578,19 @@ mod tests {
         assert_eq!((report.transitions, report.replayed), (1, 2));
         assert_eq!(report.parked_remaining, 0);
         assert_eq!(stored(&c, &d).status, Status::Active);
+        let published = c.notifier.published();
+        assert_eq!(published.len(), 1);
+        assert_eq!(
+            (published[0].from, published[0].to),
+            (Status::Failing, Status::Active)
+        );
+        assert_eq!(
+            (
+                published[0].code.as_deref(),
+                published[0].message.as_deref()
+            ),
+            (None, None)
+        );
         assert_eq!(c.delivery.keys(&d.id), ["a.json", "b.json"]);
         assert!(c.registry.parked_keys().is_empty(), "deleted once written");
     }

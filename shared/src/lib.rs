@@ -53,6 +53,7 @@ pub mod failure;
 pub mod health;
 pub mod ids;
 pub mod metrics;
+pub mod notify;
 pub mod records;
 pub mod registry;
 pub mod s3;

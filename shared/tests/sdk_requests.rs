@@ -36,6 +36,7 @@ fn destination(encryption: Encryption, folder: Option<&str>) -> Destination {
         role_session_name: SessionName::default(),
         channels: Channel::ALL.to_vec(),
         created_at: Utc::now(),
+        updated_at: None,
         status: Status::Active,
         health: Health::default(),
         target: Target::S3(S3Target {

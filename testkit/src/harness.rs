@@ -29,6 +29,11 @@ pub const CONTROL_BUCKET: &str = "sm-control";
 pub const STAGING_BUCKET: &str = "sm-staging";
 /// Where our functions run; customer buckets live elsewhere.
 pub const HOME_REGION: &str = "us-east-1";
+/// Our event bus for health transitions (`EVENT_BUS_NAME`); a rule sends
+/// everything from `stored-messages` on it to [`HEALTH_QUEUE`], which is how
+/// a test reads what was published.
+pub const EVENT_BUS: &str = "stored-messages-health";
+pub const HEALTH_QUEUE: &str = "stored-messages-health-events";
 
 /// The repository root, for `.venv` and `tools/`.
 pub fn repo_root() -> PathBuf {
@@ -207,6 +212,8 @@ impl Emulator {
                     format!("arn:aws:s3:::{CONTROL_BUCKET}"), format!("arn:aws:s3:::{CONTROL_BUCKET}/*"),
                     format!("arn:aws:s3:::{STAGING_BUCKET}"), format!("arn:aws:s3:::{STAGING_BUCKET}/*"),
                 ] },
+                // As the SAM template scopes it: our bus only.
+                { "Effect": "Allow", "Action": "events:PutEvents", "Resource": event_bus_arn() },
             ],
         });
         let trust = json!({
@@ -224,6 +231,16 @@ impl Emulator {
                 { "service": "sts", "op": "assume_role", "args": { "RoleArn": principal_arn, "RoleSessionName": "stored-messages-functions", "DurationSeconds": 43200 } },
                 { "service": "s3", "op": "create_bucket", "args": { "Bucket": CONTROL_BUCKET } },
                 { "service": "s3", "op": "create_bucket", "args": { "Bucket": STAGING_BUCKET } },
+                { "service": "events", "op": "create_event_bus", "args": { "Name": EVENT_BUS } },
+                { "service": "sqs", "op": "create_queue", "args": { "QueueName": HEALTH_QUEUE } },
+                { "service": "events", "op": "put_rule", "args": {
+                    "Name": "health-to-queue", "EventBusName": EVENT_BUS,
+                    "EventPattern": json!({ "source": ["stored-messages"] }).to_string(),
+                } },
+                { "service": "events", "op": "put_targets", "args": {
+                    "Rule": "health-to-queue", "EventBusName": EVENT_BUS,
+                    "Targets": [{ "Id": "queue", "Arn": format!("arn:aws:sqs:{HOME_REGION}:{VENDOR_ACCOUNT}:{HEALTH_QUEUE}") }],
+                } },
             ]),
         );
         let credentials = &results[2]["Credentials"];
@@ -496,7 +513,53 @@ impl Emulator {
             endpoint_override: Some(self.endpoint()),
             local_endpoints: true,
             health: stored_messages::health::HealthSettings::default(),
+            event_bus_name: Some(EVENT_BUS.to_owned()),
         }
+    }
+
+    /// The events published on [`EVENT_BUS`] since the last call, as
+    /// EventBridge delivered them (the envelope, `detail` parsed), oldest
+    /// first; read from [`HEALTH_QUEUE`] and deleted there.
+    pub fn health_events(&self) -> Vec<Value> {
+        let found = self.aws(
+            VENDOR_ACCOUNT,
+            HOME_REGION,
+            json!([{ "service": "sqs", "op": "get_queue_url", "args": { "QueueName": HEALTH_QUEUE } }]),
+        );
+        let url = found[0]["QueueUrl"]
+            .as_str()
+            .expect("the health queue")
+            .to_owned();
+        let mut events = Vec::new();
+        loop {
+            let answer = self.aws(
+                VENDOR_ACCOUNT,
+                HOME_REGION,
+                json!([{ "service": "sqs", "op": "receive_message", "args": {
+                    "QueueUrl": url, "MaxNumberOfMessages": 10, "VisibilityTimeout": 30,
+                } }]),
+            );
+            let messages = answer[0]["Messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                let body = message["Body"].as_str().expect("a message body");
+                events.push(serde_json::from_str::<Value>(body).expect("an EventBridge envelope"));
+                self.aws(
+                    VENDOR_ACCOUNT,
+                    HOME_REGION,
+                    json!([{ "service": "sqs", "op": "delete_message", "args": {
+                        "QueueUrl": url, "ReceiptHandle": message["ReceiptHandle"],
+                    } }]),
+                );
+            }
+        }
+        events.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+        events
     }
 }
 
@@ -529,7 +592,7 @@ impl LambdaWatch {
                 "AWS_ENDPOINT_URL={}\nSTORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE=1\nCONTROL_BUCKET={CONTROL_BUCKET}\n\
                  STAGING_BUCKET={STAGING_BUCKET}\nVENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\n\
                  AWS_SECRET_ACCESS_KEY='{}'\nAWS_SESSION_TOKEN='{}'\nAWS_REGION={HOME_REGION}\n\
-                 AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\n",
+                 AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\nEVENT_BUS_NAME={EVENT_BUS}\n",
                 emulator.endpoint(),
                 vendor.principal_arn,
                 vendor.access_key_id,
@@ -617,6 +680,11 @@ impl LambdaWatch {
     }
 }
 
+/// The ARN of [`EVENT_BUS`].
+pub fn event_bus_arn() -> String {
+    format!("arn:aws:events:{HOME_REGION}:{VENDOR_ACCOUNT}:event-bus/{EVENT_BUS}")
+}
+
 /// A registry record for `customer`'s bucket, as the API would save it.
 pub fn destination(
     customer: &Customer,
@@ -636,6 +704,7 @@ pub fn destination(
         role_session_name: SessionName::default(),
         channels: stored_messages::ids::Channel::ALL.to_vec(),
         created_at: chrono::Utc::now(),
+        updated_at: None,
         status: Status::Active,
         health: Health::default(),
         target: Target::S3(S3Target {

@@ -193,6 +193,7 @@ REQUEST_STATE_DEFAULTS = {
     "trust_checked": False,  # an AssumeRole whose trust policy the middleware checked
     "policy_view": None,  # PolicyView: who calls, with what context
     "after_authorized": None,  # a check to run once moto has authorised the request
+    "resource": None,  # the ARN moto must authorise against instead of "*"
 }
 
 
@@ -264,7 +265,7 @@ def _install_moto_hooks():
     def authenticate_unless_public(self, iam_request_cls, resource="*"):
         if getattr(_request_state, "anonymous_granted", False):
             return None
-        return authenticate(self, iam_request_cls, resource)
+        return authenticate(self, iam_request_cls, getattr(_request_state, "resource", None) or resource)
 
     def trust_unless_checked(self, role_arn):
         if getattr(_request_state, "trust_checked", False):
@@ -314,6 +315,12 @@ def moto_auth_on():
 
 LEAK_AUDIT_DIR = os.environ.get("STORED_MESSAGES_LEAK_AUDIT")
 EXTERNAL_ID_FIELD = re.compile(rb'"external_id"\s*:\s*"([A-Za-z0-9]+)"')
+
+
+def json_error(status, code, message):
+    """The JSON-protocol error shape (EventBridge, SQS JSON) the SDKs parse."""
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return Answer(status, [("Content-Type", "application/x-amz-json-1.1")], body)
 
 
 def query_error(status, code, message, error_type="Sender"):
@@ -1354,6 +1361,42 @@ class Middleware:
             return self.check_s3(request, environ, caller)
         if request.service == "sts" and caller is not None:
             return self.check_sts(request, caller)
+        if request.service == "events" and caller is not None and request.lower_headers.get("x-amz-target") == "AWSEvents.PutEvents":
+            return self.check_put_events(request, caller)
+        return None
+
+    def check_put_events(self, request, caller):
+        """EventBridge authorises PutEvents against the event bus each entry
+        names: the Service Authorization Reference for Amazon EventBridge
+        lists PutEvents with the resource type `event-bus`, and an entry
+        without EventBusName goes to the account's `default` bus. moto
+        checks every non-S3 action against the resource "*", where a grant
+        scoped to one bus (what our SAM template gives the functions) would
+        refuse every event. So: explicit identity-based Denies and the
+        session policy here, per bus; then moto's identity check runs
+        against the (first) bus ARN instead of "*"."""
+        try:
+            entries = json.loads(request.body or b"{}").get("Entries") or []
+        except (ValueError, AttributeError):
+            return None  # moto answers the malformed body
+        context = _request_state.policy_view.context
+        buses = []
+        for entry in entries:
+            bus = (entry.get("EventBusName") if isinstance(entry, dict) else None) or "default"
+            arn = bus if bus.startswith("arn:") else f"arn:aws:events:{request.region}:{caller.account}:event-bus/{bus}"
+            if arn not in buses:
+                buses.append(arn)
+        for arn in buses:
+            found, _ = evaluate(caller.identity_statements(), "events:PutEvents", arn, context, caller)
+            reason = (
+                explicit_deny("identity-based") if found == "Deny" else None
+            ) or (
+                no_allow("identity-based", "events:PutEvents") if found != "Allow" else None
+            ) or self.session_refusal(caller, "events:PutEvents", arn, context)
+            if reason:
+                return json_error(400, "AccessDeniedException", denial(caller.arn, "events:PutEvents", arn, reason))
+        if buses:
+            _request_state.resource = buses[0]
         return None
 
     def request_context(self, request, caller):

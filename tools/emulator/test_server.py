@@ -686,6 +686,46 @@ class EmulatorTest(unittest.TestCase):
 
     # ---- faults -------------------------------------------------------------
 
+    def test_put_events_is_authorised_against_the_event_bus(self):
+        """PutEvents is checked against each entry's bus ARN (the `default`
+        bus when none is named), not "*": a grant scoped to one bus publishes
+        there and nowhere else; a rule delivers what it matches to SQS."""
+        bus_arn = f"arn:aws:events:us-east-1:{VENDOR_ACCOUNT}:event-bus/health"
+        results = self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "events", "op": "create_event_bus", "args": {"Name": "health"}},
+            {"service": "events", "op": "create_event_bus", "args": {"Name": "other"}},
+            {"service": "sqs", "op": "create_queue", "args": {"QueueName": "health-events"}},
+            {"service": "iam", "op": "create_user", "args": {"UserName": "publisher"}},
+            {"service": "iam", "op": "put_user_policy", "args": {"UserName": "publisher", "PolicyName": "publish", "PolicyDocument": policy(
+                {"Effect": "Allow", "Action": "events:PutEvents", "Resource": bus_arn})}},
+            {"service": "iam", "op": "create_access_key", "args": {"UserName": "publisher"}},
+            {"service": "events", "op": "put_rule", "args": {
+                "Name": "health-to-queue", "EventBusName": "health",
+                "EventPattern": json.dumps({"source": ["stored-messages"]})}},
+            {"service": "events", "op": "put_targets", "args": {
+                "Rule": "health-to-queue", "EventBusName": "health",
+                "Targets": [{"Id": "queue", "Arn": f"arn:aws:sqs:us-east-1:{VENDOR_ACCOUNT}:health-events"}]}},
+        ])
+        queue_url = results[2]["QueueUrl"]
+        key = results[5]["AccessKey"]
+        events = self.client("events", Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
+        entry = {"Source": "stored-messages", "DetailType": "Destination Health Changed", "Detail": json.dumps({"to": "failing"})}
+
+        answer = events.put_events(Entries=[{**entry, "EventBusName": "health"}])
+        self.assertEqual(answer["FailedEntryCount"], 0)
+        self.assertEqual(events.put_events(Entries=[{**entry, "EventBusName": bus_arn}])["FailedEntryCount"], 0)
+        received = self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "sqs", "op": "receive_message", "args": {"QueueUrl": queue_url, "MaxNumberOfMessages": 10}},
+        ])[0]["Messages"]
+        self.assertEqual(len(received), 2)
+        envelope = json.loads(received[0]["Body"])
+        self.assertEqual((envelope["source"], envelope["detail-type"]), ("stored-messages", "Destination Health Changed"))
+        self.assertEqual(envelope["detail"], {"to": "failing"})
+
+        for elsewhere in ({"EventBusName": "other"}, {}):
+            error = self.assertRefused(lambda: events.put_events(Entries=[{**entry, **elsewhere}]), "AccessDeniedException", 400)
+            self.assertIn("events:PutEvents", error["Error"]["Message"])
+
     def test_status_faults_are_aws_shaped_and_counted(self):
         credentials = self.assume(ROLE, ExternalId=XID)
         s3 = self.s3(credentials)

@@ -10,6 +10,7 @@ use stored_messages::config::Settings;
 use stored_messages::connections::Connections;
 use stored_messages::deadline::stop_at;
 use stored_messages::health::HealthChecker;
+use stored_messages::notify::EventBridgeNotifier;
 use stored_messages::registry::{Registry, RegistryError};
 
 /// Replays stop this long before the Lambda deadline (or a quarter of the
@@ -25,6 +26,7 @@ pub fn checker(
     HealthChecker::new(
         Registry::new(settings.s3_client(sdk), &settings.control_bucket, account),
         Connections::new(settings, sdk),
+        EventBridgeNotifier::new(sdk, settings.event_bus_name.clone()),
         settings.health,
     )
 }

@@ -14,6 +14,7 @@ use stored_messages::credentials::ExternalId;
 use stored_messages::destination::{Destination, Status};
 use stored_messages::health::HealthChecker;
 use stored_messages::ids::OrgId;
+use stored_messages::notify::EventBridgeNotifier;
 use stored_messages::registry::Registry;
 use stored_messages::store::ControlStore;
 use stored_messages_testkit::leak_audit::{self, Kind, LogCapture};
@@ -215,7 +216,13 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
     }
     let archiver: Archiver = {
         let registry = w.emulator.registry(&w.settings, &w.sdk);
-        Archiver::new(registry, Connections::new(&w.settings, &w.sdk), 32, None)
+        Archiver::new(
+            registry,
+            Connections::new(&w.settings, &w.sdk),
+            EventBridgeNotifier::new(&w.sdk, None),
+            32,
+            None,
+        )
     };
     let messages: Vec<(String, String)> = (0..1000)
         .map(|i| {

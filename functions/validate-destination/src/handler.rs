@@ -2,7 +2,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
-use aws_lambda_events::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use aws_lambda_events::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, ETAG, IF_MATCH};
 use std::convert::Infallible;
 
 use lambda_runtime::LambdaEvent;
@@ -53,6 +53,7 @@ pub async fn handle(
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok()),
             org_claim: org_claim.as_ref(),
+            if_match: request.headers.get(IF_MATCH).and_then(|v| v.to_str().ok()),
         })
         .await;
     Ok(to_gateway(response))
@@ -81,6 +82,10 @@ fn to_gateway(response: ApiResponse) -> ApiGatewayV2httpResponse {
     }
     if let Some(allow) = response.allow {
         out.headers.insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    // A quoted hex digest: always a valid header value.
+    if let Some(etag) = response.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        out.headers.insert(ETAG, etag);
     }
     out
 }

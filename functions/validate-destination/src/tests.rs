@@ -69,6 +69,8 @@ fn with_path(fixture: &str, method: &str, path: &str) -> String {
 struct Answer {
     status: i64,
     body: Value,
+    /// The `ETag` header, when the answer carries one destination.
+    etag: Option<String>,
 }
 
 /// One request through the real handler; the answer is recorded for the leak audit.
@@ -80,6 +82,11 @@ async fn call(w: &World, event: LambdaEvent<ApiGatewayV2httpRequest>) -> Answer 
     );
     let response: ApiGatewayV2httpResponse = handler::handle(&w.api, event).await.unwrap();
     let label = format!("{route} {}", response.status_code);
+    let etag = response
+        .headers
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = match response.body {
         Some(Body::Text(text)) => {
             leak_audit::record(Kind::Response, &label, &text);
@@ -91,6 +98,7 @@ async fn call(w: &World, event: LambdaEvent<ApiGatewayV2httpRequest>) -> Answer 
     Answer {
         status: response.status_code,
         body,
+        etag,
     }
 }
 
@@ -968,4 +976,5 @@ async fn hostile_api_inputs_get_a_4xx_or_a_failed_check_never_a_5xx() {
     assert_eq!(server_errors, 0);
 }
 
+mod lifecycle;
 mod real_setups;

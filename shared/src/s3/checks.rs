@@ -223,7 +223,7 @@ pub(crate) async fn probe(
 
 /// The failed probe, in words for whoever can fix it: the bucket policy, the
 /// role's policies, the key, the organisation, or us.
-fn put_failure(err: &WriteError, destination: &Destination, target: &S3Target) -> Check {
+pub(crate) fn put_failure(err: &WriteError, destination: &Destination, target: &S3Target) -> Check {
     let bucket = target.bucket.as_str();
     let account = &destination.account_id;
     let folder = super::policy::object_resource(

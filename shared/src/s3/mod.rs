@@ -39,6 +39,18 @@ pub struct S3Target {
     pub bucket_private_confirmed: bool,
 }
 
+impl S3Target {
+    /// Whether `other` writes somewhere else or otherwise: another region,
+    /// bucket, folder or encryption, which the live checks must prove again.
+    /// Layout and compression change only keys and bytes.
+    pub fn connection_differs(&self, other: &S3Target) -> bool {
+        self.region != other.region
+            || self.bucket != other.bucket
+            || self.folder_path != other.folder_path
+            || self.encryption != other.encryption
+    }
+}
+
 /// Why a bucket name breaks S3's naming rules; each variant is a rule a
 /// customer can check against their console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -18,6 +18,7 @@ use crate::credentials::ExternalId;
 use crate::destination::{Destination, DestinationId};
 use crate::failure::FailureCode;
 use crate::ids::{OrgId, ProjectId};
+use crate::notify::{Notifier, Transition};
 use crate::records::message::StagedRef;
 use crate::registry::{ParkedObject, RegistryError};
 use crate::write::{WriteError, Written};
@@ -353,6 +354,25 @@ impl Delivery for MemoryDelivery {
     }
 }
 
+/// The transitions published, in order.
+#[derive(Default)]
+pub struct MemoryNotifier {
+    published: Mutex<Vec<Transition>>,
+}
+
+impl MemoryNotifier {
+    pub fn published(&self) -> Vec<Transition> {
+        lock(&self.published).clone()
+    }
+}
+
+impl Notifier for MemoryNotifier {
+    async fn publish(&self, transition: &Transition) -> bool {
+        lock(&self.published).push(transition.clone());
+        true
+    }
+}
+
 /// A healthy S3 destination of org `acme` for `project`, taking `channels`,
 /// laid out by date and uncompressed so tests can name its keys.
 pub fn destination(project: &str, channels: &[crate::ids::Channel]) -> Destination {
@@ -369,6 +389,7 @@ pub fn destination(project: &str, channels: &[crate::ids::Channel]) -> Destinati
         created_at: Utc::now(),
         status: crate::destination::Status::Active,
         health: Default::default(),
+        updated_at: None,
         target: crate::destination::Target::S3(crate::s3::S3Target {
             region: crate::destination::Region::parse("eu-west-1").unwrap(),
             bucket: crate::s3::BucketName::parse("acme-archive").unwrap(),

@@ -5,12 +5,15 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 use tracing::{error, info};
 
+mod lifecycle;
+
 use crate::arn::{AccountId, KmsKeyArn};
 use crate::checks::{all_passed, static_checks, Check, LiveCheck, Purpose};
 use crate::config::Settings;
 use crate::connections::{Connections, Delivery};
 use crate::destination::{Destination, DestinationId};
 use crate::ids::OrgId;
+use crate::notify::EventBridgeNotifier;
 use crate::registry::{Registry, RegistryError};
 use crate::s3::{BucketName, FolderPath};
 use crate::setup::{render, SetupQuery};
@@ -30,6 +33,8 @@ pub struct ApiRequest<'a> {
     pub content_type: Option<&'a str>,
     /// The `org_id` claim of the authorizer, as given.
     pub org_claim: Option<&'a Value>,
+    /// The request's `If-Match` header, if it sent one.
+    pub if_match: Option<&'a str>,
 }
 
 /// A response: status and JSON body (none for 204).
@@ -39,6 +44,8 @@ pub struct ApiResponse {
     pub body: Option<Value>,
     /// Methods the path supports, for a 405's `Allow` header.
     pub allow: Option<&'static str>,
+    /// The `ETag` of the one destination the answer carries (CONTRACT 5).
+    pub etag: Option<String>,
 }
 
 impl ApiResponse {
@@ -47,6 +54,16 @@ impl ApiResponse {
             status,
             body: Some(body),
             allow: None,
+            etag: None,
+        }
+    }
+
+    /// An answer carrying one destination, with its `ETag`.
+    fn with_destination(status: u16, mut body: Value, destination: &Destination) -> Self {
+        body["destination"] = json!(destination);
+        Self {
+            etag: Some(destination.etag()),
+            ..Self::json(status, body)
         }
     }
 }
@@ -68,6 +85,12 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     #[error("The body is larger than 64 KiB.")]
     PayloadTooLarge,
+    #[error("The destination changed since you read it: If-Match does not match its ETag. Read it again and retry.")]
+    PreconditionFailed,
+    #[error(
+        "The destination changed while this request was being checked. Read it again and retry."
+    )]
+    Conflict,
     #[error("Internal error.")]
     Internal(String),
 }
@@ -82,6 +105,8 @@ impl ApiError {
             Self::NotFound => (404, "not_found"),
             Self::MethodNotAllowed(_) => (405, "method_not_allowed"),
             Self::PayloadTooLarge => (413, "payload_too_large"),
+            Self::PreconditionFailed => (412, "precondition_failed"),
+            Self::Conflict => (409, "conflict"),
             Self::Internal(_) => (500, "internal"),
         }
     }
@@ -98,6 +123,7 @@ impl ApiError {
                 Self::MethodNotAllowed(allow) => Some(allow),
                 _ => None,
             },
+            etag: None,
         }
     }
 }
@@ -116,6 +142,7 @@ enum Route {
     Validate,
     Collection,
     Item(String),
+    Test(String),
 }
 
 fn route(method: &str, path: &str) -> Result<Route, ApiError> {
@@ -128,7 +155,8 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         ["", "v1", "setup"] => (Route::Setup, "GET"),
         ["", "v1", "destinations", "validate"] => (Route::Validate, "POST"),
         ["", "v1", "destinations"] => (Route::Collection, "GET, POST"),
-        ["", "v1", "destinations", id] => (Route::Item((*id).to_owned()), "GET, DELETE"),
+        ["", "v1", "destinations", id] => (Route::Item((*id).to_owned()), "GET, PATCH, DELETE"),
+        ["", "v1", "destinations", id, "test"] => (Route::Test((*id).to_owned()), "POST"),
         _ => return Err(ApiError::NotFound),
     };
     if allow.split(", ").any(|m| m == method) {
@@ -144,6 +172,7 @@ pub struct Api {
     sts: aws_sdk_sts::Client,
     s3_config: aws_sdk_s3::config::Builder,
     anonymous_s3: aws_sdk_s3::config::Builder,
+    notifier: EventBridgeNotifier,
     settings: Settings,
 }
 
@@ -160,6 +189,7 @@ impl Api {
             s3_config: settings.s3_config(sdk),
             // The `not_public` probe must be unsigned.
             anonymous_s3: settings.anonymous_s3_config(sdk),
+            notifier: EventBridgeNotifier::new(sdk, settings.event_bus_name.clone()),
             settings: settings.clone(),
         }
     }
@@ -200,12 +230,10 @@ impl Api {
                         destination.created_at = now;
                         destination.health.last_checked_at = Some(now);
                         destination.health.last_ok_at = Some(now);
+                        destination.updated_at = Some(now);
                         self.registry.create_destination(&destination).await?;
                         info!(org_id = %org, destination_id = %destination.id, "destination created");
-                        Ok(ApiResponse::json(
-                            201,
-                            json!({ "destination": destination }),
-                        ))
+                        Ok(ApiResponse::with_destination(201, json!({}), &destination))
                     }
                     None => Ok(ApiResponse::json(
                         422,
@@ -224,6 +252,15 @@ impl Api {
                     200,
                     json!({ "destinations": destinations }),
                 ))
+            }
+            Route::Test(id) => {
+                let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
+                self.test(&org, &id).await
+            }
+            Route::Item(id) if request.method == "PATCH" => {
+                let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
+                let body = destination_body(request.body, request.content_type)?;
+                self.patch(&org, &id, &body, request.if_match).await
             }
             Route::Item(id) => {
                 let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
@@ -244,13 +281,11 @@ impl Api {
                         status: 204,
                         body: None,
                         allow: None,
+                        etag: None,
                     })
                 } else {
                     let destination = found?;
-                    Ok(ApiResponse::json(
-                        200,
-                        json!({ "destination": destination }),
-                    ))
+                    Ok(ApiResponse::with_destination(200, json!({}), &destination))
                 }
             }
         }
@@ -310,25 +345,31 @@ impl Api {
             }));
             return Ok((checks, None));
         };
+        checks.extend(
+            self.live_checks(org, &destination, Purpose::Validation)
+                .await?,
+        );
+        Ok((checks, Some(destination)))
+    }
+
+    /// Every live check of `destination` with the org's External ID, in a
+    /// fresh session: "Test Credentials" must really call STS.
+    async fn live_checks(
+        &self,
+        org: &OrgId,
+        destination: &Destination,
+        purpose: Purpose,
+    ) -> Result<Vec<Check>, ApiError> {
         let external_id = self.registry.ensure_external_id(org).await?;
-        // A fresh session per validation: "Test Credentials" must really call STS.
         let connections = Connections::from_parts(
             self.sts.clone(),
             self.s3_config.clone(),
             self.anonymous_s3.clone(),
             self.settings.session_duration,
         );
-        checks.extend(
-            connections
-                .live_checks(
-                    &destination,
-                    &external_id,
-                    Purpose::Validation,
-                    &LiveCheck::ALL,
-                )
-                .await,
-        );
-        Ok((checks, Some(destination)))
+        Ok(connections
+            .live_checks(destination, &external_id, purpose, &LiveCheck::ALL)
+            .await)
     }
 }
 
@@ -419,7 +460,7 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 fn preview(destination: &Destination) -> Value {
     let mut value = json!(destination);
     if let Value::Object(map) = &mut value {
-        for field in ["id", "created_at", "status", "health"] {
+        for field in ["id", "created_at", "updated_at", "status", "health"] {
             map.remove(field);
         }
     }

@@ -1,0 +1,297 @@
+//! A saved destination's lifecycle (CONTRACT section 5): `PATCH` to edit,
+//! pause and resume it, and `POST .../test`, "Test Credentials" on a saved
+//! destination. Both record what they learn with the health rules of
+//! section 6, through the same [`record_health`] the health checker uses.
+
+use chrono::Utc;
+use serde_json::{json, Map, Value};
+use tracing::info;
+
+use super::{Api, ApiError, ApiResponse};
+use crate::checks::{all_passed, static_checks, Check, LiveCheck, Purpose};
+use crate::destination::{Destination, DestinationId, Status};
+use crate::health::{record_health, Failure};
+use crate::ids::OrgId;
+use crate::notify::{announce, Transition};
+use crate::registry::RegistryError;
+use crate::store::ControlStore;
+
+/// The section 3 fields a `PATCH` may change: all but `project_id`, which
+/// names where the destination is stored and what it receives.
+const EDITABLE: [&str; 10] = [
+    "role_arn",
+    "role_session_name",
+    "region",
+    "bucket",
+    "folder_path",
+    "channels",
+    "layout",
+    "compression",
+    "encryption",
+    "bucket_private_confirmed",
+];
+
+/// How often a `PATCH` re-reads and re-merges when a health update races
+/// its conditional write.
+const SAVE_ATTEMPTS: usize = 5;
+
+/// A `PATCH` body, checked field by field before anything is read.
+struct Patch {
+    settings: Map<String, Value>,
+    status: Option<Status>,
+}
+
+impl Patch {
+    /// `project_id`, a field a `PATCH` cannot change (unknown, or not built
+    /// yet) or a `status` other than `active`/`disabled`: `400`. Field
+    /// names and rules only, never values.
+    fn parse(body: &Map<String, Value>) -> Result<Self, ApiError> {
+        let mut patch = Self {
+            settings: Map::new(),
+            status: None,
+        };
+        for (name, value) in body {
+            match name.as_str() {
+                "project_id" => {
+                    return Err(ApiError::InvalidRequest(
+                        "project_id cannot be changed: create a destination in the other project instead.".into(),
+                    ))
+                }
+                "status" => {
+                    patch.status = Some(match value.as_str() {
+                        Some("active") => Status::Active,
+                        Some("disabled") => Status::Disabled,
+                        _ => {
+                            return Err(ApiError::InvalidRequest(
+                                "status must be active or disabled.".into(),
+                            ))
+                        }
+                    })
+                }
+                field if EDITABLE.contains(&field) => {
+                    patch.settings.insert(name.clone(), value.clone());
+                }
+                _ => {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "The body has a field a PATCH cannot change. Allowed: {}, status.",
+                        EDITABLE.join(", ")
+                    )))
+                }
+            }
+        }
+        Ok(patch)
+    }
+}
+
+/// A stored destination's settings as a request body would give them, so
+/// a merged `PATCH` runs through the very static checks of a create.
+fn settings_of(destination: &Destination) -> Map<String, Value> {
+    let Value::Object(mut fields) = json!(destination) else {
+        return Map::new();
+    };
+    fields.retain(|name, _| name == "project_id" || EDITABLE.contains(&name.as_str()));
+    fields
+}
+
+/// RFC 9110 `If-Match`: `*`, or a list of strong entity tags one of which
+/// must be the current one.
+fn if_match_holds(if_match: Option<&str>, etag: &str) -> bool {
+    if_match.is_none_or(|header| {
+        header
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag == etag)
+    })
+}
+
+impl Api {
+    /// `PATCH /v1/destinations/{id}`: a change to a connection field, or a
+    /// resume (`disabled` → `active`), re-runs every check on the merged
+    /// destination and saves only when all pass; anything else saves at
+    /// once. The save is a conditional write: a racing health update is
+    /// re-read and kept (the edit wins for settings, the health for
+    /// health), and a racing edit is never overwritten: `409` (`412` under
+    /// `If-Match`).
+    pub(super) async fn patch(
+        &self,
+        org: &OrgId,
+        id: &DestinationId,
+        body: &Map<String, Value>,
+        if_match: Option<&str>,
+    ) -> Result<ApiResponse, ApiError> {
+        let patch = Patch::parse(body)?;
+        let current = self.registry.destination(org, id).await?;
+        let read_etag = current.etag();
+        if !if_match_holds(if_match, &read_etag) {
+            return Err(ApiError::PreconditionFailed);
+        }
+        let mut merged = settings_of(&current);
+        merged.extend(patch.settings);
+        let outcome = static_checks(org, &merged, &self.settings.role_name_prefix);
+        let mut checks = outcome.checks;
+        let Some(candidate) = outcome.destination else {
+            checks.extend(LiveCheck::ALL.iter().map(|live| {
+                Check::skip(live.name(), "Skipped: fix the failed checks above first.")
+            }));
+            return Ok(ApiResponse::json(
+                422,
+                json!({ "valid": false, "checks": checks }),
+            ));
+        };
+        let resuming = current.status == Status::Disabled && patch.status == Some(Status::Active);
+        let revalidated = resuming || current.connection_differs(&candidate);
+        if revalidated {
+            checks.extend(
+                self.live_checks(org, &candidate, Purpose::Validation)
+                    .await?,
+            );
+            if !all_passed(&checks) {
+                return Ok(ApiResponse::json(
+                    422,
+                    json!({ "valid": false, "checks": checks }),
+                ));
+            }
+        }
+
+        for _ in 0..SAVE_ATTEMPTS {
+            let Some((fresh, version)) = self.registry.destination_for_update(&current).await?
+            else {
+                return Err(ApiError::NotFound);
+            };
+            if fresh.etag() != read_etag {
+                // Another edit landed since we read: never overwrite it.
+                return Err(if if_match.is_some() {
+                    ApiError::PreconditionFailed
+                } else {
+                    ApiError::Conflict
+                });
+            }
+            let now = Utc::now();
+            let mut updated = Destination {
+                id: fresh.id.clone(),
+                org_id: fresh.org_id.clone(),
+                project_id: fresh.project_id.clone(),
+                created_at: fresh.created_at,
+                updated_at: Some(now),
+                status: fresh.status,
+                health: fresh.health.clone(),
+                ..candidate.clone()
+            };
+            match patch.status {
+                Some(Status::Disabled) => updated.status = Status::Disabled,
+                Some(Status::Active) if fresh.status == Status::Disabled => {
+                    updated.status = Status::Active
+                }
+                _ => {}
+            }
+            // Every check just passed: that is a healthy destination.
+            if revalidated && updated.status != Status::Disabled {
+                updated.status = Status::Active;
+                updated.health.last_checked_at = Some(now);
+                updated.health.last_ok_at = Some(now);
+                updated.health.consecutive_failures = 0;
+                updated.health.last_error = None;
+            }
+            match self.registry.replace_destination(&updated, &version).await {
+                Ok(()) => {
+                    info!(org_id = %org, destination_id = %id, revalidated, status = updated.status.as_str(), "destination updated");
+                    if fresh.status == Status::Failing && updated.status == Status::Active {
+                        let transition = Transition {
+                            org_id: updated.org_id.clone(),
+                            project_id: updated.project_id.clone(),
+                            destination_id: updated.id.clone(),
+                            from: Status::Failing,
+                            to: Status::Active,
+                            code: None,
+                            message: None,
+                            occurred_at: now,
+                        };
+                        announce(&self.notifier, &transition, "validate-destination").await;
+                    }
+                    return Ok(ApiResponse::with_destination(200, json!({}), &updated));
+                }
+                Err(RegistryError::Conflict) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(ApiError::Conflict)
+    }
+
+    /// `POST /v1/destinations/{id}/test`: every live check now, with the
+    /// stored settings; the result is recorded with the health rules of
+    /// section 6 (a pass moves `failing` back to `active`; a transient
+    /// failure moves nothing; a `disabled` destination records nothing).
+    /// Parked objects are replayed by the next scheduled health run, not
+    /// here: a replay can take longer than API Gateway's 30 s.
+    pub(super) async fn test(
+        &self,
+        org: &OrgId,
+        id: &DestinationId,
+    ) -> Result<ApiResponse, ApiError> {
+        let current = self.registry.destination(org, id).await?;
+        let checks = self
+            .live_checks(org, &current, Purpose::OnDemandTest)
+            .await?;
+        let failure = Failure::of(&checks);
+        let recorded = record_health(&self.registry, &current, failure.as_ref(), Utc::now()).await;
+        if let Some(transition) = &recorded.transition {
+            announce(&self.notifier, transition, "validate-destination").await;
+        }
+        let destination = match recorded.destination {
+            Some(saved) => saved,
+            None => self.registry.destination(org, id).await?,
+        };
+        Ok(ApiResponse::with_destination(
+            200,
+            json!({ "valid": all_passed(&checks), "checks": checks }),
+            &destination,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_patch_takes_settings_and_status_only() {
+        let patch = Patch::parse(&body(json!({
+            "bucket": "other-bucket", "folder_path": null, "status": "disabled"
+        })))
+        .unwrap();
+        assert_eq!(patch.status, Some(Status::Disabled));
+        assert_eq!(patch.settings.len(), 2);
+        for refused in [
+            json!({ "project_id": "p2" }),
+            json!({ "status": "failing" }),
+            json!({ "status": true }),
+            json!({ "id": "dst_x" }),
+            json!({ "health": {} }),
+            json!({ "auth": { "mode": "role" } }),
+            json!({ "secret": "do-not-echo-this" }),
+        ] {
+            let err = Patch::parse(&body(refused.clone())).err().unwrap();
+            assert!(matches!(err, ApiError::InvalidRequest(_)), "{refused}");
+            assert!(!err.to_string().contains("do-not-echo-this"));
+        }
+    }
+
+    #[test]
+    fn if_match_is_strong_and_may_list_tags() {
+        let etag = "\"abc\"";
+        assert!(if_match_holds(None, etag));
+        assert!(if_match_holds(Some("\"abc\""), etag));
+        assert!(if_match_holds(Some("\"x\", \"abc\""), etag));
+        assert!(if_match_holds(Some("*"), etag));
+        assert!(!if_match_holds(Some("\"x\""), etag));
+        assert!(
+            !if_match_holds(Some("W/\"abc\""), etag),
+            "weak never matches"
+        );
+        assert!(!if_match_holds(Some("abc"), etag));
+    }
+}
