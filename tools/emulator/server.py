@@ -140,6 +140,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 import urllib.parse
 import urllib.request
@@ -1298,6 +1299,10 @@ class Middleware:
             "access_key_id": request.access_key,
             "params": request.params,
             "status": None,
+            # Arrival, seconds since the epoch: how a test times what
+            # happened between two requests (e.g. a failed write and the
+            # health event it caused) on one clock.
+            "at": time.time(),
         }
         with self.lock:
             self.recorded.append(entry)

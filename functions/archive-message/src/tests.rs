@@ -986,4 +986,5 @@ fn own() -> stored_messages::arn::AccountId {
     stored_messages::arn::AccountId::parse(stored_messages_testkit::VENDOR_ACCOUNT).unwrap()
 }
 
+mod detection;
 mod real_setups;
