@@ -39,13 +39,15 @@ CONTRACT_ROUTES = {
     ("GET", "/v1/destinations"),
     ("GET", "/v1/destinations/{id}"),
     ("DELETE", "/v1/destinations/{id}"),
+    ("PATCH", "/v1/destinations/{id}"),
+    ("POST", "/v1/destinations/{id}/test"),
 }
 # What each function may do in the control bucket, by key prefix
 # (CONTRACT section 7): the least the code needs.
 CONTROL_BUCKET_ACCESS = {
     "ArchiveMessageFunction": {
         "s3:GetObject": {"orgs", "destinations"},
-        "s3:PutObject": {"quarantine", "parked"},
+        "s3:PutObject": {"quarantine", "parked", "destinations"},
     },
     "ValidateDestinationFunction": {
         "s3:GetObject": {"orgs", "destinations"},
@@ -335,6 +337,23 @@ class SamTemplate(unittest.TestCase):
             self.assertIn("RetentionInDays", group["Properties"], name)
         for name in self.functions:
             self.assertIn(self.function_props(name)["LoggingConfig"]["LogGroup"]["Ref"], groups)
+
+    def test_health_events_go_to_our_bus_and_only_there(self):
+        env = self.template["Globals"]["Function"]["Environment"]["Variables"]
+        self.assertEqual(env["EVENT_BUS_NAME"], {"Ref": "HealthEventBus"})
+        grants = [
+            statement
+            for _, kind, document in policy_documents(self.template)
+            if kind == "identity"
+            for statement in statements(document)
+            if "events:PutEvents" in as_list(statement["Action"])
+        ]
+        self.assertEqual([g["Resource"] for g in grants], [{"Fn::GetAtt": ["HealthEventBus", "Arn"]}])
+        rule = self.resources["HealthEventsRule"]["Properties"]
+        self.assertEqual(rule["EventBusName"], {"Ref": "HealthEventBus"})
+        self.assertEqual(rule["EventPattern"], {"source": ["stored-messages"], "detail-type": ["Destination Health Changed"]})
+        (queue_grant,) = statements(self.resources["HealthEventsQueuePolicy"]["Properties"]["PolicyDocument"])
+        self.assertEqual(queue_grant["Condition"], {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["HealthEventsRule", "Arn"]}}})
 
     def test_outputs(self):
         self.assertLessEqual({"ApiUrl", "ArchiveQueueUrl", "CustomerTrustPrincipalArn"}, set(self.template["Outputs"]))
