@@ -4,7 +4,9 @@
 //! `cargo lambda watch`, asks validate-destination for the org's setup,
 //! creates the customer's role and bucket from it, registers the destination
 //! through validate-destination, archives the sample SQS events through
-//! archive-message, and prints what landed.
+//! archive-message, and prints what landed. Then the lifecycle: pause and
+//! resume the destination (`PATCH`), break the customer's side and show the
+//! health event the archive publishes, fix it and test it (`POST .../test`).
 
 use serde_json::Value;
 use stored_messages::credentials::ExternalId;
@@ -14,6 +16,57 @@ use stored_messages_testkit::{
 
 fn api_body(response: &Value) -> Value {
     serde_json::from_str(response["body"].as_str().unwrap_or("null")).expect("a JSON body")
+}
+
+/// `events/{fixture}` aimed at `path` with `method` (and `body`), written
+/// under `work` for `cargo lambda invoke`.
+fn api_event(
+    root: &std::path::Path,
+    work: &std::path::Path,
+    fixture: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> std::path::PathBuf {
+    let text =
+        std::fs::read_to_string(root.join("events").join(fixture)).expect("an event fixture");
+    let mut event: Value = serde_json::from_str(&text).expect("a JSON event");
+    event["rawPath"] = Value::from(path);
+    event["requestContext"]["http"]["path"] = Value::from(path);
+    event["requestContext"]["http"]["method"] = Value::from(method);
+    if let Some(headers) = event["headers"].as_object_mut() {
+        headers.remove("if-match");
+    }
+    match body {
+        Some(body) => event["body"] = Value::from(body.to_string()),
+        None => {
+            if let Some(fields) = event.as_object_mut() {
+                fields.remove("body");
+            }
+        }
+    }
+    let file = work.join(format!("{}-{}.json", method.to_lowercase(), fixture));
+    std::fs::write(&file, event.to_string()).expect("write the event");
+    file
+}
+
+/// The health events on our bus since the last call, one line each.
+fn print_health_events(emulator: &Emulator) {
+    for event in emulator.health_events() {
+        let d = &event["detail"];
+        println!(
+            "    event {} / {}: {} {} -> {} ({})",
+            event["source"].as_str().unwrap_or("?"),
+            event["detail-type"].as_str().unwrap_or("?"),
+            d["destination_id"].as_str().unwrap_or("?"),
+            d["from"].as_str().unwrap_or("?"),
+            d["to"].as_str().unwrap_or("?"),
+            d["code"].as_str().unwrap_or("ok"),
+        );
+        if let Some(message) = d["message"].as_str() {
+            println!("      {message}");
+        }
+    }
 }
 
 fn main() {
@@ -119,5 +172,76 @@ fn main() {
         .iter()
         .filter(|o| !o.key.contains("_stored-messages/"))
         .count();
+
+    let id = body["destination"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let path = format!("/v1/destinations/{id}");
+    println!("==> PATCH {path} {{\"status\": \"disabled\"}}: paused");
+    let paused = watch.invoke(
+        "validate-destination",
+        &api_event(
+            &root,
+            &work,
+            "apigw-patch.json",
+            "PATCH",
+            &path,
+            Some(serde_json::json!({ "status": "disabled" })),
+        ),
+    );
+    println!(
+        "    {} status {}, ETag {} (archive-message stops writing within its 60 s destination cache)",
+        paused["statusCode"],
+        api_body(&paused)["destination"]["status"],
+        paused["headers"]["etag"]
+    );
+    println!("==> PATCH {path} {{\"status\": \"active\"}}: resumed after every check passed again");
+    let resumed = watch.invoke(
+        "validate-destination",
+        &api_event(
+            &root,
+            &work,
+            "apigw-patch.json",
+            "PATCH",
+            &path,
+            Some(serde_json::json!({ "status": "active" })),
+        ),
+    );
+    println!(
+        "    {} status {}",
+        resumed["statusCode"],
+        api_body(&resumed)["destination"]["status"]
+    );
+
+    println!("==> the customer removes s3:PutObject from the role; the next batch hits the break");
+    emulator.health_events();
+    emulator.revoke_put(&customer);
+    let response = watch.invoke("archive-message", &root.join("events/sqs-email.json"));
+    println!(
+        "    batchItemFailures: {} (parked, not retried)",
+        response["batchItemFailures"]
+    );
+    print_health_events(&emulator);
+
+    println!("==> the customer restores the permission; POST {path}/test");
+    emulator.allow_put(&customer, Some("archive/prod"));
+    let tested = watch.invoke(
+        "validate-destination",
+        &api_event(
+            &root,
+            &work,
+            "apigw-test.json",
+            "POST",
+            &format!("{path}/test"),
+            None,
+        ),
+    );
+    let tested_body = api_body(&tested);
+    println!(
+        "    {} valid {}, status {} (parked objects replay at the next health run)",
+        tested["statusCode"], tested_body["valid"], tested_body["destination"]["status"]
+    );
+    print_health_events(&emulator);
     println!("==> done: {archived} messages archived; emulator and watch stopped");
 }

@@ -221,8 +221,9 @@ pub(crate) async fn probe(
     }
 }
 
-/// The failed probe, in words for whoever can fix it: the bucket policy, the
-/// role's policies, the key, the organisation, or us.
+/// A failed write (the probe or an archived object), in words for whoever
+/// can fix it: the bucket policy, the role's policies, the key, the
+/// organisation, or us.
 pub(crate) fn put_failure(err: &WriteError, destination: &Destination, target: &S3Target) -> Check {
     let bucket = target.bucket.as_str();
     let account = &destination.account_id;
@@ -250,14 +251,14 @@ pub(crate) fn put_failure(err: &WriteError, destination: &Destination, target: &
         // Real-setups B05: the role is fine; the bucket's own policy refuses
         // the write, most often because it demands an encryption header.
         (FailureCode::PutObjectDenied, Some(DeniedBy::ResourcePolicy)) => (
-            format!("A bucket policy on '{bucket}' denies the probe write (an explicit Deny in a resource-based policy); the role's own permissions are not the problem."),
+            format!("A bucket policy on '{bucket}' denies our write (an explicit Deny in a resource-based policy); the role's own permissions are not the problem."),
             format!(
                 "Read the Deny statements of the bucket policy of '{bucket}'. Policies that demand an encryption header (a condition on s3:x-amz-server-side-encryption) need the matching encryption.mode: aes256 for AES256, or kms with the key the policy names (its key ARN, not an alias) for aws:kms; bucket_default sends no header. Otherwise exempt the role {} from the Deny.",
                 destination.role_arn
             ),
         ),
         (FailureCode::PutObjectDenied, Some(DeniedBy::IdentityPolicy)) => (
-            "S3 denied the probe write: the role's policies do not allow s3:PutObject here, or a Deny in them refuses it.".to_owned(),
+            "S3 denied our write: the role's policies do not allow s3:PutObject here, or a Deny in them refuses it.".to_owned(),
             format!("Give the role a permissions policy statement allowing s3:PutObject on {folder} (copy the permissions policy from GET /v1/setup) and remove any Deny that covers it. If you just revoked the role's active sessions, retry in a minute: we start a new session."),
         ),
         (FailureCode::PutObjectDenied | FailureCode::KmsDenied, Some(DeniedBy::SessionPolicy)) => (
@@ -269,29 +270,29 @@ pub(crate) fn put_failure(err: &WriteError, destination: &Destination, target: &
             "Ask the administrators of your AWS organization to allow the role to write to the bucket (and use its KMS key).".to_owned(),
         ),
         (FailureCode::PutObjectDenied, None) => (
-            "S3 denied the probe write (s3:PutObject).".to_owned(),
+            "S3 denied our write (s3:PutObject).".to_owned(),
             format!("Check that the bucket belongs to account {account} (the role's account; we refuse to write to a bucket anyone else owns), that the role allows s3:PutObject on {folder} (the permissions policy from GET /v1/setup), and that no bucket policy denies the role."),
         ),
         // Not a denial: the key itself cannot be used. Sending the admin to
         // the KMS statement again would be a loop (real-setups B02).
         (FailureCode::KmsDenied, None) if err.message.contains("KMS.NotFoundException") => (
-            "S3 could not encrypt the probe: the KMS key does not exist in the bucket's region (or the alias points nowhere).".to_owned(),
+            "S3 could not encrypt our object: the KMS key does not exist in the bucket's region (or the alias points nowhere).".to_owned(),
             format!("Check the key ARN (for encryption.mode kms) or the bucket's default encryption key: it must be an existing key in {}, the bucket's region.", target.region),
         ),
         (FailureCode::KmsDenied, None) if err.message.contains("KMS.DisabledException") || err.message.contains("KMS.KMSInvalidStateException") => (
-            "S3 could not encrypt the probe: the KMS key is disabled or pending deletion.".to_owned(),
+            "S3 could not encrypt our object: the KMS key is disabled or pending deletion.".to_owned(),
             "Enable the key (or cancel its deletion) in the KMS console, or point the destination at a key in use.".to_owned(),
         ),
         (FailureCode::KmsDenied, Some(DeniedBy::ResourcePolicy)) => (
-            "S3 could not encrypt the probe: the KMS key's policy does not allow the role to use the key.".to_owned(),
+            "S3 could not encrypt our object: the KMS key's policy does not allow the role to use the key.".to_owned(),
             "Add the role to the key policy (or keep the default key policy statement that delegates to IAM in the key's own account), allowing kms:GenerateDataKey and kms:Decrypt.".to_owned(),
         ),
         (FailureCode::KmsDenied, _) => (
-            "S3 could not encrypt the probe with the KMS key: the role may not use the key.".to_owned(),
+            "S3 could not encrypt our object with the KMS key: the role may not use the key.".to_owned(),
             "Add the KMS statement from GET /v1/setup (kms_policy_statement, with the key your bucket encrypts with: for encryption.mode bucket_default, the bucket's default key) to the role's permissions policy. If the key policy does not delegate to IAM, also allow the role in the key policy.".to_owned(),
         ),
         _ => (
-            format!("The probe write failed: {}.", err.message),
+            format!("Our write failed: {}.", err.message),
             "Retry in a minute; if it persists, check the bucket's policy and S3 Object Lock or ownership settings.".to_owned(),
         ),
     };
