@@ -778,14 +778,7 @@ mod tests {
 
     impl World {
         fn new(destinations: &[&Destination]) -> Self {
-            let store = MemoryStore::default();
-            store.put_external_id(
-                &OrgId::parse("acme").unwrap(),
-                ExternalId::generate().unwrap(),
-            );
-            for d in destinations {
-                store.put_destination((*d).clone());
-            }
+            let store = MemoryStore::seeded(destinations);
             let staging = BucketName::parse("staging-bucket").ok();
             Self {
                 archiver: Archiver::new(

@@ -427,14 +427,7 @@ mod tests {
     type Checker = HealthChecker<MemoryStore, MemoryDelivery, MemoryNotifier>;
 
     fn checker(destinations: &[&Destination]) -> Checker {
-        let store = MemoryStore::default();
-        store.put_external_id(
-            &OrgId::parse("acme").unwrap(),
-            ExternalId::generate().unwrap(),
-        );
-        for d in destinations {
-            store.put_destination((*d).clone());
-        }
+        let store = MemoryStore::seeded(destinations);
         let settings = HealthSettings {
             per_destination_timeout: Duration::from_millis(200),
             ..HealthSettings::default()

@@ -821,7 +821,11 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(self.header(put, "x-amz-expected-bucket-owner"), CUSTOMER)
         self.assertTrue(self.header(put, "authorization").startswith("AWS4-HMAC-SHA256 Credential="))
         self.assertEqual(put["params"], {})
-        self.assertEqual(set(put), {"method", "path", "query", "headers", "service", "region", "access_key_id", "params", "status"})
+        self.assertEqual(set(put), {"method", "path", "query", "headers", "service", "region", "access_key_id", "params", "status", "at"})
+        # Arrival times on the emulator's clock, in order: how a test times
+        # the span between two requests (issue 15's time to detect).
+        self.assertLessEqual(first["at"], put["at"])
+        self.assertLess(abs(put["at"] - time.time()), 60)
         # Neither the harness's own API nor fixture traffic is recorded.
         self.assertFalse([r for r in recorded if r["path"].startswith(("/_sm", "/moto-api"))])
         self.assertFalse([r for r in recorded if r["method"] == "GET"])

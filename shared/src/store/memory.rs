@@ -50,6 +50,19 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// A store holding `destinations` and an External ID for org `acme`.
+    pub fn seeded(destinations: &[&Destination]) -> Self {
+        let store = Self::default();
+        store.put_external_id(
+            &OrgId::parse("acme").unwrap(),
+            ExternalId::generate().unwrap(),
+        );
+        for d in destinations {
+            store.put_destination((*d).clone());
+        }
+        store
+    }
+
     pub fn put_destination(&self, destination: Destination) {
         lock(&self.state)
             .destinations
