@@ -11,43 +11,12 @@
 use serde_json::Value;
 use stored_messages::credentials::ExternalId;
 use stored_messages_testkit::{
-    repo_root, CustomerSpec, Emulator, LambdaWatch, CONTROL_BUCKET, HOME_REGION, VENDOR_ACCOUNT,
+    api_event, repo_root, CustomerSpec, Emulator, LambdaWatch, CONTROL_BUCKET, HOME_REGION,
+    VENDOR_ACCOUNT,
 };
 
 fn api_body(response: &Value) -> Value {
     serde_json::from_str(response["body"].as_str().unwrap_or("null")).expect("a JSON body")
-}
-
-/// `events/{fixture}` aimed at `path` with `method` (and `body`), written
-/// under `work` for `cargo lambda invoke`.
-fn api_event(
-    root: &std::path::Path,
-    work: &std::path::Path,
-    fixture: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> std::path::PathBuf {
-    let text =
-        std::fs::read_to_string(root.join("events").join(fixture)).expect("an event fixture");
-    let mut event: Value = serde_json::from_str(&text).expect("a JSON event");
-    event["rawPath"] = Value::from(path);
-    event["requestContext"]["http"]["path"] = Value::from(path);
-    event["requestContext"]["http"]["method"] = Value::from(method);
-    if let Some(headers) = event["headers"].as_object_mut() {
-        headers.remove("if-match");
-    }
-    match body {
-        Some(body) => event["body"] = Value::from(body.to_string()),
-        None => {
-            if let Some(fields) = event.as_object_mut() {
-                fields.remove("body");
-            }
-        }
-    }
-    let file = work.join(format!("{}-{}.json", method.to_lowercase(), fixture));
-    std::fs::write(&file, event.to_string()).expect("write the event");
-    file
 }
 
 /// The health events on our bus since the last call, one line each.
@@ -182,9 +151,9 @@ fn main() {
     let paused = watch.invoke(
         "validate-destination",
         &api_event(
-            &root,
             &work,
             "apigw-patch.json",
+            "acme",
             "PATCH",
             &path,
             Some(serde_json::json!({ "status": "disabled" })),
@@ -200,9 +169,9 @@ fn main() {
     let resumed = watch.invoke(
         "validate-destination",
         &api_event(
-            &root,
             &work,
             "apigw-patch.json",
+            "acme",
             "PATCH",
             &path,
             Some(serde_json::json!({ "status": "active" })),
@@ -229,9 +198,9 @@ fn main() {
     let tested = watch.invoke(
         "validate-destination",
         &api_event(
-            &root,
             &work,
             "apigw-test.json",
+            "acme",
             "POST",
             &format!("{path}/test"),
             None,

@@ -7,7 +7,15 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use stored_messages_testkit::{repo_root, Emulator, LambdaWatch};
+use serde_json::{json, Value};
+use stored_messages::credentials::ExternalId;
+use stored_messages_testkit::{api_event, repo_root, CustomerSpec, Emulator, LambdaWatch};
+
+const ORG: &str = "fuzz-org";
+
+fn api_body(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().unwrap_or("null")).expect("a JSON body")
+}
 
 fn main() {
     let root = repo_root();
@@ -18,6 +26,62 @@ fn main() {
     // The first invoke builds the function; do it before the clock starts.
     watch.invoke("validate-destination", &root.join("events/apigw-list.json"));
 
+    // One real, healthy destination of the fuzzing org, so that the routes
+    // on `/v1/destinations/{id}` (GET, PATCH, the test, DELETE) reach a
+    // stored destination and live checks, not only 404s.
+    let setup = api_body(&watch.invoke(
+        "validate-destination",
+        &api_event(&work, "apigw-setup.json", ORG, "GET", "/v1/setup", None),
+    ));
+    let external_id =
+        ExternalId::parse(setup["external_id"].as_str().expect("an External ID")).expect("valid");
+    let customer = emulator.customer(
+        &vendor,
+        &CustomerSpec {
+            account: "111122223333",
+            region: "eu-west-1",
+            bucket: "fuzz-archive",
+            role_name: "stored-messages-fuzz",
+            external_id: Some(&external_id),
+            folder: None,
+            allow_put: true,
+        },
+    );
+    // Two: DELETE gets its own, so that it cannot take away the one the
+    // other operations work on.
+    let create = |project: &str| {
+        let body = json!({
+            "project_id": project, "role_arn": customer.role_arn(), "region": customer.region,
+            "bucket": customer.bucket, "encryption": { "mode": "aes256" }, "bucket_private_confirmed": true,
+        });
+        let created = watch.invoke(
+            "validate-destination",
+            &api_event(
+                &work,
+                "apigw-create.json",
+                ORG,
+                "POST",
+                "/v1/destinations",
+                Some(body),
+            ),
+        );
+        api_body(&created)["destination"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the fuzzing destination was not created: {created}"))
+            .to_owned()
+    };
+    let (kept, deleted) = (create("fuzz"), create("fuzz-deleted"));
+    let config = work.join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[parameters]\n\"path.id\" = \"{kept}\"\n\n\
+             [[operations]]\ninclude-operation-id = \"deleteDestination\"\n\
+             parameters = {{ \"path.id\" = \"{deleted}\" }}\n"
+        ),
+    )
+    .expect("write the schemathesis config");
+
     let mut gateway = Command::new(root.join(".venv/bin/python"))
         .arg(root.join("tools/api_gateway.py"))
         .args([
@@ -26,7 +90,7 @@ fn main() {
             "--function",
             "validate-destination",
             "--org",
-            "fuzz-org",
+            ORG,
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -42,6 +106,8 @@ fn main() {
         .unwrap_or_else(|| panic!("the gateway did not start: {line:?}"));
 
     let status = Command::new(root.join(".venv/bin/st"))
+        .arg("--config-file")
+        .arg(&config)
         .arg("run")
         .arg(root.join("infra/openapi.yaml"))
         .args(["--url", &format!("http://127.0.0.1:{port}")])

@@ -680,6 +680,37 @@ impl LambdaWatch {
     }
 }
 
+/// `events/{fixture}` (an API Gateway event) for `org`, aimed at `path`
+/// with `method` and `body`, written under `work` for `cargo lambda invoke`.
+pub fn api_event(
+    work: &std::path::Path,
+    fixture: &str,
+    org: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("events").join(fixture))
+        .expect("an event fixture");
+    let mut event: Value = serde_json::from_str(&text).expect("a JSON event");
+    event["rawPath"] = Value::from(path);
+    event["requestContext"]["http"]["path"] = Value::from(path);
+    event["requestContext"]["http"]["method"] = Value::from(method);
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["org_id"] = Value::from(org);
+    if let Some(headers) = event["headers"].as_object_mut() {
+        headers.remove("if-match");
+    }
+    if let Some(fields) = event.as_object_mut() {
+        match body {
+            Some(body) => fields.insert("body".to_owned(), Value::from(body.to_string())),
+            None => fields.remove("body"),
+        };
+    }
+    let file = work.join(format!("{org}-{}-{fixture}", method.to_lowercase()));
+    std::fs::write(&file, event.to_string()).expect("write the event");
+    file
+}
+
 /// The ARN of [`EVENT_BUS`].
 pub fn event_bus_arn() -> String {
     format!("arn:aws:events:{HOME_REGION}:{VENDOR_ACCOUNT}:event-bus/{EVENT_BUS}")
