@@ -69,6 +69,7 @@ bench: venv $(S3S_FS)
 ## default the commit before HEAD), in alternating runs of one process: what
 ## a refactoring costs. The baseline builds from a scratch worktree into the
 ## same target directory, so only the workspace's own crates recompile.
+## BENCH_BASELINE_ROUNDS=N runs each side N times per shape (default 2).
 BASELINE ?= HEAD~1
 bench-baseline: venv $(S3S_FS)
 	cargo build --release --locked -p bench -p archive-message

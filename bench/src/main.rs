@@ -176,9 +176,13 @@ async fn run() -> Result<(), Error> {
         let baseline = Subject::Binary(PathBuf::from(dir).join("archive-message"));
         let mut rows = Vec::new();
         for (i, shape) in SHAPES.iter().enumerate() {
-            eprintln!("  baseline {}: baseline, ours, baseline, ours", shape.name);
+            eprintln!("  baseline {}: baseline and ours, alternating", shape.name);
             let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
-            for round in 0..BASELINE_ROUNDS {
+            let rounds = std::env::var("BENCH_BASELINE_ROUNDS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(BASELINE_ROUNDS);
+            for round in 0..rounds {
                 for (side, subject) in [&baseline, &archive].into_iter().enumerate() {
                     let seed = 5000 + i * 100 + round * 2 + side;
                     let run = throughput(
@@ -259,7 +263,8 @@ async fn run() -> Result<(), Error> {
 }
 
 const STS_FANOUT: [usize; 3] = [1, 10, 100];
-/// Runs per side and shape in the baseline comparison.
+/// Runs per side and shape in the baseline comparison, unless
+/// BENCH_BASELINE_ROUNDS says otherwise.
 const BASELINE_ROUNDS: usize = 2;
 const REF_RECORDS: usize = 100;
 const COLD_STARTS: usize = 15;
