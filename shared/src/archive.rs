@@ -182,9 +182,10 @@ async fn within<T>(
 /// (`S`, the control bucket in production), the customer's side (`D`) and
 /// where health transitions are published (`N`).
 pub struct Archiver<S = Registry, D = Connections, N = EventBridgeNotifier> {
-    registry: S,
+    /// Shared with the detection task, which outlives an abandoned batch.
+    registry: Arc<S>,
     delivery: D,
-    notifier: N,
+    notifier: Arc<N>,
     /// When this container last recorded a failed write per destination.
     detected: Mutex<HashMap<DestinationId, Instant>>,
     destinations: TtlCache<(OrgId, ProjectId), ProjectDestinations>,
@@ -194,7 +195,7 @@ pub struct Archiver<S = Registry, D = Connections, N = EventBridgeNotifier> {
     staging: Option<BucketName>,
 }
 
-impl<S: ControlStore, D: Delivery, N: Notifier> Archiver<S, D, N> {
+impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, D, N> {
     /// `max_in_flight` bounds the writes (and staged reads) of a batch;
     /// `staging` is `STAGING_BUCKET`, the one bucket a `message_ref` may name.
     pub fn new(
@@ -205,9 +206,9 @@ impl<S: ControlStore, D: Delivery, N: Notifier> Archiver<S, D, N> {
         staging: Option<BucketName>,
     ) -> Self {
         Self {
-            registry,
+            registry: Arc::new(registry),
             delivery,
-            notifier,
+            notifier: Arc::new(notifier),
             detected: Mutex::new(HashMap::new()),
             destinations: TtlCache::new(DESTINATION_CACHE_TTL),
             external_ids: TtlCache::new(DESTINATION_CACHE_TTL),
@@ -586,7 +587,7 @@ impl<S: ControlStore, D: Delivery, N: Notifier> Archiver<S, D, N> {
     /// the record; one it cannot parks the object (CONTRACT section 7).
     async fn write(
         &self,
-        destination: &Destination,
+        destination: &Arc<Destination>,
         external_id: &ExternalId,
         key: &str,
         body: Option<&Encoded>,
@@ -632,7 +633,13 @@ impl<S: ControlStore, D: Delivery, N: Notifier> Archiver<S, D, N> {
     /// minute, not at the next scheduled run. At most once per destination
     /// per [`DETECTION_INTERVAL`] in this container; the health checker
     /// moves it back once it recovers.
-    async fn detect(&self, destination: &Destination, err: &WriteError) {
+    ///
+    /// The record and the event are one task, spawned and awaited: were the
+    /// batch abandoned at its deadline between saving `failing` and
+    /// publishing it, the task still finishes (in this invocation's margin,
+    /// or when the container next runs), so a saved move is never left
+    /// unannounced.
+    async fn detect(&self, destination: &Arc<Destination>, err: &WriteError) {
         if destination.status != Status::Active {
             return;
         }
@@ -648,10 +655,16 @@ impl<S: ControlStore, D: Delivery, N: Notifier> Archiver<S, D, N> {
             detected.insert(destination.id.clone(), now);
         }
         let failure = Failure::from_check(&write_failure(destination, err));
-        let recorded = record_health(&self.registry, destination, Some(&failure), Utc::now()).await;
-        if let Some(transition) = recorded.transition {
-            announce(&self.notifier, &transition, "archive-message").await;
-        }
+        let (store, notifier) = (Arc::clone(&self.registry), Arc::clone(&self.notifier));
+        let destination = Arc::clone(destination);
+        let task = tokio::spawn(async move {
+            let recorded = record_health(&*store, &destination, Some(&failure), Utc::now()).await;
+            if let Some(transition) = recorded.transition {
+                announce(&*notifier, &transition, "archive-message").await;
+            }
+        });
+        // A JoinError is only a panic inside the task: nothing to undo here.
+        let _ = task.await;
     }
 
     /// Keeps a malformed record's raw body; acknowledged once kept,

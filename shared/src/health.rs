@@ -204,8 +204,12 @@ impl<S: ControlStore, D: Delivery, N: Notifier> HealthChecker<S, D, N> {
                     .iter()
                     .filter(|p| p.last_modified.is_some_and(|m| m < cutoff))
                     .count() as u64;
-                if healthy && !parked.is_empty() {
-                    result.replayed = self.replay(&destination, &parked, deadline).await;
+                // Replayed with the settings just recorded as healthy, never
+                // with the copy the run started from.
+                if let (true, false, Some(fresh)) =
+                    (healthy, parked.is_empty(), recorded.destination.as_ref())
+                {
+                    result.replayed = self.replay(fresh, &parked, deadline).await;
                 }
                 result.parked_remaining = parked.len() as u64 - result.replayed;
             }
@@ -341,6 +345,13 @@ pub async fn record_health<S: ControlStore>(
             }
         };
         if current.status == Status::Disabled {
+            return Recorded::default();
+        }
+        // A result about other settings than the stored ones (a PATCH landed
+        // since the check began, or the caller's copy is a cache up to 60 s
+        // old) says nothing about the destination as it is now.
+        if current.connection_differs(checked) {
+            info!(destination_id = %current.id, "health not recorded: the destination's connection changed since it was checked");
             return Recorded::default();
         }
         let from = current.status;
@@ -636,5 +647,24 @@ mod tests {
         c.registry.make_unavailable("replace_destination");
         let report = c.run(far()).await.unwrap();
         assert_eq!((report.checked, report.transitions), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_result_about_settings_since_changed_is_not_recorded() {
+        let checked = destination("p", &Channel::ALL);
+        let mut edited = checked.clone();
+        let crate::destination::Target::S3(s3) = &mut edited.target;
+        s3.bucket = crate::s3::BucketName::parse("acme-moved").unwrap();
+        let store = MemoryStore::seeded(&[&edited]);
+        let failure = Failure {
+            transient: false,
+            error: HealthError {
+                code: "bucket_not_found".to_owned(),
+                message: "The bucket does not exist.".to_owned(),
+            },
+        };
+        let recorded = record_health(&store, &checked, Some(&failure), Utc::now()).await;
+        assert!(recorded.transition.is_none() && recorded.destination.is_none());
+        assert_eq!(store.destination(&checked.id).unwrap(), edited, "untouched");
     }
 }

@@ -216,19 +216,19 @@ impl Registry {
             Condition::Absent => request.if_none_match("*"),
             Condition::Unchanged(etag) => request.if_match(etag),
         };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .raw_response()
-                    .is_some_and(|r| r.status().as_u16() == 412) =>
-            {
-                match condition {
-                    Condition::Unchanged(_) => Err(RegistryError::Conflict),
-                    _ => Err(RegistryError::AlreadyExists),
-                }
-            }
-            Err(err) => Err(unavailable(&err)),
+        let err = match request.send().await {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        // 412: the condition failed. 409 ConditionalRequestConflict: another
+        // conditional write to the key was in flight, which S3 asks to retry
+        // (S3 User Guide, "Conditional writes"); both mean "read again".
+        // 404 under If-Match: the record was deleted meanwhile.
+        match (err.raw_response().map(|r| r.status().as_u16()), condition) {
+            (Some(412 | 409), Condition::Unchanged(_)) => Err(RegistryError::Conflict),
+            (Some(412 | 409), Condition::Absent) => Err(RegistryError::AlreadyExists),
+            (Some(404), Condition::Unchanged(_)) => Err(RegistryError::NotFound),
+            _ => Err(unavailable(&err)),
         }
     }
 

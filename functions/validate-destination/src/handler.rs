@@ -53,7 +53,12 @@ pub async fn handle(
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok()),
             org_claim: org_claim.as_ref(),
-            if_match: request.headers.get(IF_MATCH).and_then(|v| v.to_str().ok()),
+            // An If-Match that is not text still makes the write conditional:
+            // it matches no ETag, so the answer is 412, never an unconditional save.
+            if_match: request
+                .headers
+                .get(IF_MATCH)
+                .map(|v| v.to_str().unwrap_or_default()),
         })
         .await;
     Ok(to_gateway(response))
