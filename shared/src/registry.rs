@@ -328,7 +328,9 @@ impl Registry {
         Ok(destinations)
     }
 
-    fn parked_prefix(destination: &Destination) -> String {
+    /// Where a destination's parked objects sit in the control bucket
+    /// (CONTRACT section 7); the in-memory store keeps the same layout.
+    pub(crate) fn parked_prefix(destination: &Destination) -> String {
         format!("parked/{}/{}/", destination.org_id, destination.id)
     }
 

@@ -110,10 +110,6 @@ impl MemoryStore {
         }
         Ok(())
     }
-
-    fn parked_prefix(destination: &Destination) -> String {
-        format!("parked/{}/{}/", destination.org_id, destination.id)
-    }
 }
 
 impl ControlStore for MemoryStore {
@@ -166,7 +162,10 @@ impl ControlStore for MemoryStore {
         content_encoding: Option<&str>,
     ) -> Result<(), RegistryError> {
         self.check("park")?;
-        let key = format!("{}{object_key}", Self::parked_prefix(destination));
+        let key = format!(
+            "{}{object_key}",
+            crate::registry::Registry::parked_prefix(destination)
+        );
         lock(&self.state)
             .parked
             .insert(key, (body, content_encoding.map(str::to_owned)));
@@ -175,7 +174,7 @@ impl ControlStore for MemoryStore {
 
     async fn parked(&self, destination: &Destination) -> Result<Vec<ParkedObject>, RegistryError> {
         self.check("parked")?;
-        let prefix = Self::parked_prefix(destination);
+        let prefix = crate::registry::Registry::parked_prefix(destination);
         Ok(lock(&self.state)
             .parked
             .keys()
