@@ -136,6 +136,8 @@ pub fn destination(project: &str, role_arn: &str, bucket: &str) -> Result<Destin
         role_arn,
         role_session_name: SessionName::default(),
         channels: Channel::ALL.to_vec(),
+        record_kinds: stored_messages::destination::messages_only(),
+        event_types: None,
         created_at: chrono::Utc::now(),
         updated_at: None,
         status: Status::Active,

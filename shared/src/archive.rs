@@ -25,14 +25,16 @@ use crate::credentials::ExternalId;
 use crate::destination::{Destination, DestinationId, Status};
 use crate::failure::FailureCode;
 use crate::health::{record_health, Failure};
+use crate::ids::RecordKind;
 use crate::ids::{InvalidField, OrgId, ProjectId};
 use crate::notify::{announce, EventBridgeNotifier, Notifier};
+use crate::records::event::ndjson;
 use crate::records::message::{parse_referenced_message, ArchiveRequest, MessageBody};
-use crate::records::{group, Group, Malformed, Record, Routed};
+use crate::records::{group, EventBatch, Group, Malformed, ObjectBounds, Record, Routed};
 use crate::registry::{quarantine_key, Registry, RegistryError};
 use crate::s3::BucketName;
 use crate::store::ControlStore;
-use crate::write::{encode, Compression, Encoded, WriteError, Written};
+use crate::write::{encode_as, Compression, ContentType, Encoded, WriteError, Written};
 
 /// How long a container trusts its copy of a project's destinations: a
 /// deleted destination receives nothing once this has passed (CONTRACT 5).
@@ -61,6 +63,9 @@ pub struct BatchReport {
     /// SQS message ids to report in `batchItemFailures`, in batch order.
     pub retry: Vec<String>,
     pub messages_archived: u64,
+    /// Engagement events archived (each counted once, however many objects
+    /// and destinations held it).
+    pub events_archived: u64,
     pub objects_written: u64,
     pub already_present: u64,
     /// Objects held in the control bucket for a broken destination.
@@ -193,6 +198,8 @@ pub struct Archiver<S = Registry, D = Connections, N = EventBridgeNotifier> {
     max_in_flight: usize,
     /// `STAGING_BUCKET`: the one bucket a `message_ref` may name.
     staging: Option<BucketName>,
+    /// When an events group is split into several objects.
+    event_bounds: ObjectBounds,
 }
 
 impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, D, N> {
@@ -214,7 +221,16 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
             external_ids: TtlCache::new(DESTINATION_CACHE_TTL),
             max_in_flight: max_in_flight.max(1),
             staging,
+            event_bounds: ObjectBounds::DEFAULT,
         }
+    }
+
+    /// Splits events objects at `bounds` instead of
+    /// [`ObjectBounds::DEFAULT`]: for tests of splitting, and for the
+    /// bench's one-object-per-event comparison.
+    pub fn with_event_bounds(mut self, bounds: ObjectBounds) -> Self {
+        self.event_bounds = bounds;
+        self
     }
 
     /// Archives a batch. Never fails as a whole: a record that cannot be
@@ -245,10 +261,14 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
             records: parsed,
             malformed,
         } = self.parse(records);
+        let mut kinds: Vec<Option<RecordKind>> = vec![None; records.len()];
+        for (index, record) in &parsed {
+            kinds[*index] = Some(record.kind());
+        }
         let routed = self
             .route(records, parsed, deadline, &mut ends, &mut tally)
             .await;
-        let groups = group(&routed);
+        let groups = group(&routed, self.event_bounds);
         for group in &groups {
             for index in group.records() {
                 ends[index] = RecordEnd {
@@ -268,11 +288,14 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
             .await;
 
         let mut batch = BatchReport::default();
-        for (record, end) in records.iter().zip(ends) {
+        for ((record, end), kind) in records.iter().zip(ends).zip(kinds) {
             if end.retry {
                 batch.retry.push(record.id.to_owned());
             }
-            batch.messages_archived += u64::from(end.archived);
+            match kind {
+                Some(RecordKind::Event) => batch.events_archived += u64::from(end.archived),
+                _ => batch.messages_archived += u64::from(end.archived),
+            }
             batch.quarantined += u64::from(end.quarantined);
             batch.no_destination += u64::from(end.no_destination);
             batch.timed_out += u64::from(end.timed_out);
@@ -479,7 +502,42 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
                     .instrument(span)
                     .await
             }
+            Work::Object(Group::Events(batch)) => {
+                let span = tracing::info_span!(
+                    "events",
+                    org_id = %batch.partition.org_id,
+                    project_id = %batch.partition.project_id,
+                    channel = %batch.partition.channel,
+                    event_type = %batch.partition.event_type,
+                    batch_id = %batch.batch_id,
+                    events = batch.events.len(),
+                );
+                self.write_events(&batch, now, permits)
+                    .instrument(span)
+                    .await
+            }
         }
+    }
+
+    /// An events object: its NDJSON body, built once and encoded once per
+    /// compression its destinations use, then every write, each at its
+    /// destination's key.
+    async fn write_events(
+        &self,
+        batch: &EventBatch<'_>,
+        now: DateTime<Utc>,
+        permits: &Semaphore,
+    ) -> Outcome {
+        let body = ndjson(&batch.events, now);
+        let encoded = encodings(&batch.routed.targets, &body, ContentType::Ndjson);
+        drop(body);
+        self.deliver(
+            batch.routed,
+            &encoded,
+            |d| d.target.event_key(batch),
+            permits,
+        )
+        .await
     }
 
     /// A message: its body (inline or staged), the archived document, one
@@ -501,22 +559,25 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
             };
         let document = request.archived_document(&message, now);
         drop(message);
-        let targets = &routed.targets;
-        let encoded = |compression| {
-            targets
-                .iter()
-                .any(|d| d.target.compression() == compression)
-                .then(|| encode(&document, compression))
-        };
-        let (gzip, plain) = (encoded(Compression::Gzip), encoded(Compression::None));
+        let encoded = encodings(&routed.targets, &document, ContentType::Json);
         drop(document);
+        self.deliver(routed, &encoded, |d| d.target.message_key(request), permits)
+            .await
+    }
 
-        let writes = targets.iter().map(|destination| {
-            let body = match destination.target.compression() {
-                Compression::Gzip => gzip.as_ref(),
-                Compression::None => plain.as_ref(),
-            };
-            let key = destination.target.message_key(request);
+    /// One object to every destination of `routed`, each at its own key,
+    /// in the encoding it uses; the outcome over all of them: archived
+    /// only if every write ended well, retried if any must be.
+    async fn deliver(
+        &self,
+        routed: &Routed,
+        encoded: &Encodings,
+        key: impl Fn(&Destination) -> String,
+        permits: &Semaphore,
+    ) -> Outcome {
+        let writes = routed.targets.iter().map(|destination| {
+            let body = encoded.for_destination(destination);
+            let key = key(destination);
             async move {
                 self.write(destination, &routed.external_id, &key, body, permits)
                     .await
@@ -610,10 +671,7 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
         // Retrying soon will not fix a denied role or a missing bucket: hold the
         // object in our bucket until a health check sees the destination recover,
         // instead of letting SQS retry the record into the dead-letter queue.
-        let parked = self
-            .registry
-            .park(destination, key, body.body.clone(), body.content_encoding)
-            .await;
+        let parked = self.registry.park(destination, key, body).await;
         self.detect(destination, &err).await;
         match parked {
             Ok(()) => {
@@ -712,6 +770,35 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
     }
 }
 
+/// One object's bytes in each compression its destinations use, encoded
+/// once whatever the number of destinations.
+struct Encodings {
+    gzip: Option<Encoded>,
+    plain: Option<Encoded>,
+}
+
+impl Encodings {
+    fn for_destination(&self, destination: &Destination) -> Option<&Encoded> {
+        match destination.target.compression() {
+            Compression::Gzip => self.gzip.as_ref(),
+            Compression::None => self.plain.as_ref(),
+        }
+    }
+}
+
+fn encodings(targets: &[Arc<Destination>], bytes: &[u8], content_type: ContentType) -> Encodings {
+    let encoded = |compression| {
+        targets
+            .iter()
+            .any(|d| d.target.compression() == compression)
+            .then(|| encode_as(bytes, content_type, compression))
+    };
+    Encodings {
+        gzip: encoded(Compression::Gzip),
+        plain: encoded(Compression::None),
+    }
+}
+
 /// The spans every log line of one record is written under: its SQS id,
 /// and what it is (never its contents).
 fn record_span(sqs_message_id: &str, record: &Record) -> tracing::Span {
@@ -724,6 +811,13 @@ fn record_span(sqs_message_id: &str, record: &Record) -> tracing::Span {
             project_id = %m.project_id,
             message_id = %m.message_id,
         ),
+        Record::Event(e) => tracing::info_span!(
+            parent: &outer,
+            "event",
+            org_id = %e.org_id,
+            project_id = %e.project_id,
+            event_id = %e.event_id,
+        ),
     }
 }
 
@@ -732,6 +826,7 @@ impl BatchReport {
     pub fn metrics_line(&self, timestamp_ms: i64) -> String {
         let counts = [
             ("MessagesArchived", self.messages_archived),
+            ("EventsArchived", self.events_archived),
             ("ObjectsWritten", self.objects_written),
             ("AlreadyPresent", self.already_present),
             ("Parked", self.parked),
@@ -771,7 +866,7 @@ mod tests {
 
     use super::*;
     use crate::destination::Status;
-    use crate::ids::Channel;
+    use crate::ids::{Channel, EventId, EventType};
     use crate::store::memory::{destination, MemoryDelivery, MemoryNotifier, MemoryStore, Side};
 
     const KEY: &str = "channel=email/project=p/date=2026-11-23/hour=08/m-1.json";
@@ -1091,5 +1186,173 @@ mod tests {
             Status::Active
         );
         assert!(w.archiver.notifier.published().is_empty());
+    }
+
+    fn event(id: &str, channel: &str, event_type: &str, at: &str) -> String {
+        json!({
+            "version": 1, "kind": "event", "org_id": "acme", "project_id": "p",
+            "event_id": id, "message_id": "m-1", "channel": channel,
+            "event_type": event_type, "occurred_at": at,
+            "recipient": { "email": "ada@example.com" }, "data": { "url": "https://example.com/x" },
+        })
+        .to_string()
+    }
+
+    fn with_events(mut d: Destination) -> Destination {
+        d.record_kinds = vec![RecordKind::Message, RecordKind::Event];
+        d
+    }
+
+    const OPEN_PREFIX: &str =
+        "events/channel=email/project=p/event_type=open/date=2026-11-23/hour=08/";
+
+    fn lines(object: &Encoded) -> Vec<Value> {
+        assert_eq!(object.content_type, ContentType::Ndjson);
+        assert_eq!(
+            object.content_encoding, None,
+            "the test destination is uncompressed"
+        );
+        let text = std::str::from_utf8(&object.body).unwrap();
+        assert!(text.ends_with('\n'));
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn events_of_one_partition_are_one_ndjson_object_at_the_contracts_key() {
+        let d = with_events(destination("p", &Channel::ALL));
+        let w = World::new(&[&d]);
+        let bodies = [
+            event("ev-2", "email", "open", "2026-11-23T08:59:00Z"),
+            event("ev-1", "email", "open", "2026-11-23T08:01:00Z"),
+            event("ev-3", "email", "click", "2026-11-23T08:30:00Z"),
+            message("m-1", "email"),
+        ];
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let report = w.archive(&bodies).await;
+
+        assert!(report.retry.is_empty());
+        assert_eq!((report.events_archived, report.messages_archived), (3, 1));
+        assert_eq!(
+            report.objects_written, 3,
+            "two events objects and a message"
+        );
+        let batch_id = crate::records::event::batch_id(&[
+            EventId::parse("ev-1").unwrap(),
+            EventId::parse("ev-2").unwrap(),
+        ]);
+        let key = format!("{OPEN_PREFIX}{batch_id}.ndjson");
+        let object = w.delivery().object(&d.id, &key).expect("the open object");
+        let lines = lines(&object);
+        let ids: Vec<&str> = lines
+            .iter()
+            .map(|l| l["event_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["ev-1", "ev-2"]);
+        assert_eq!(lines[0]["data"]["url"], "https://example.com/x");
+        assert!(lines[0]["archived_at"].is_string());
+        assert!(w.delivery().keys(&d.id).contains(&KEY.to_owned()));
+
+        // The same events again, in another order: the same key, nothing new.
+        let mut again = bodies.clone();
+        again.reverse();
+        let report = w.archive(&again).await;
+        assert_eq!((report.objects_written, report.already_present), (0, 3));
+        assert_eq!(report.events_archived, 3);
+    }
+
+    #[tokio::test]
+    async fn events_go_only_where_their_kind_and_type_are_taken() {
+        let messages_only = destination("p", &Channel::ALL);
+        let mut opens_only = with_events(destination("p", &Channel::ALL));
+        opens_only.event_types = Some(vec![EventType::parse("open").unwrap()]);
+        let w = World::new(&[&messages_only, &opens_only]);
+        let bodies = [
+            event("ev-1", "email", "open", "2026-11-23T08:01:00Z"),
+            event("ev-2", "email", "click", "2026-11-23T08:01:00Z"),
+        ];
+        let report = w.archive(&[&bodies[0], &bodies[1]]).await;
+        assert!(report.retry.is_empty());
+        assert_eq!((report.events_archived, report.no_destination), (1, 1));
+        assert!(w.delivery().keys(&messages_only.id).is_empty());
+        let keys = w.delivery().keys(&opens_only.id);
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].starts_with(OPEN_PREFIX), "{keys:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_events_object_retries_exactly_its_records() {
+        let d = with_events(destination("p", &Channel::ALL));
+        let w = World::new(&[&d]);
+        w.delivery().fail_under(
+            &d.id,
+            OPEN_PREFIX,
+            match Side::throttled() {
+                Side::Failing(err) => err,
+                _ => unreachable!(),
+            },
+        );
+        let bodies = [
+            event("ev-1", "email", "open", "2026-11-23T08:01:00Z"),
+            event("ev-2", "email", "click", "2026-11-23T08:01:00Z"),
+            event("ev-3", "email", "open", "2026-11-23T08:02:00Z"),
+            message("m-1", "email"),
+            // A repeat of ev-1: held by the same object, so retried with it.
+            event("ev-1", "email", "open", "2026-11-23T08:01:00Z"),
+        ];
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let report = w.archive(&bodies).await;
+        assert_eq!(report.retry, ["sqs-0", "sqs-2", "sqs-4"]);
+        assert_eq!((report.events_archived, report.messages_archived), (1, 1));
+        assert_eq!(report.parked, 0);
+
+        // The retry: only the retried records come back, and land.
+        w.delivery().heal();
+        let retried: Vec<&str> = [0, 2, 4].iter().map(|i| bodies[*i]).collect();
+        let report = w.archive(&retried).await;
+        assert!(report.retry.is_empty());
+        assert_eq!((report.events_archived, report.objects_written), (3, 1));
+    }
+
+    #[tokio::test]
+    async fn a_broken_destination_parks_the_events_object_as_ndjson() {
+        let d = with_events(destination("p", &Channel::ALL));
+        let w = World::new(&[&d]);
+        w.delivery().set(&d.id, Side::denied());
+        let body = event("ev-1", "email", "open", "2026-11-23T08:01:00Z");
+        let report = w.archive(&[&body]).await;
+        assert!(report.retry.is_empty(), "parked is acknowledged");
+        assert_eq!(report.parked, 1);
+        let parked = w.store().parked_keys();
+        assert_eq!(parked.len(), 1);
+        assert!(parked[0].contains(OPEN_PREFIX), "{parked:?}");
+        let object = w.store().parked_object(&parked[0]).unwrap();
+        assert_eq!(lines(&object)[0]["event_id"], "ev-1");
+    }
+
+    #[tokio::test]
+    async fn a_group_over_the_bound_is_split_and_each_part_holds_its_records() {
+        let d = with_events(destination("p", &Channel::ALL));
+        let mut w = World::new(&[&d]);
+        w.archiver = w.archiver.with_event_bounds(ObjectBounds {
+            max_lines: 3,
+            max_bytes: usize::MAX,
+        });
+        let bodies: Vec<String> = (0..7)
+            .map(|i| event(&format!("ev-{i}"), "email", "open", "2026-11-23T08:01:00Z"))
+            .collect();
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let report = w.archive(&bodies).await;
+        assert_eq!((report.objects_written, report.events_archived), (3, 7));
+        let sizes: Vec<usize> = w
+            .delivery()
+            .keys(&d.id)
+            .iter()
+            .map(|k| lines(&w.delivery().object(&d.id, k).unwrap()).len())
+            .collect();
+        let mut sorted = sizes.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [1, 3, 3]);
     }
 }

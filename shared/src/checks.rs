@@ -9,8 +9,10 @@ use serde_json::{json, Map, Value};
 
 use crate::arn::RoleArn;
 use crate::credentials::{assume_role, AssumeSpec, CredentialsError};
-use crate::destination::{Destination, DestinationId, Health, SessionName, Status, Target};
-use crate::ids::{Channel, OrgId, ProjectId};
+use crate::destination::{
+    messages_only, Destination, DestinationId, Health, SessionName, Status, Target,
+};
+use crate::ids::{Channel, EventType, OrgId, ProjectId, RecordKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -182,6 +184,8 @@ pub fn static_checks(
             None
         }
     };
+    let record_kinds = record_kinds(body, &mut problems);
+    let event_types = event_types(body, &mut problems);
     let role_arn_text = get_str(body, "role_arn", &mut problems);
     // The kind's fields: S3, the one kind the contract has so far.
     let s3_fields = crate::s3::checks::Fields::parse(body, &mut problems);
@@ -227,7 +231,7 @@ pub fn static_checks(
         project_id,
         role_arn,
         session_name,
-        channels,
+        (channels, record_kinds, event_types),
         target,
     ) {
         (
@@ -235,7 +239,7 @@ pub fn static_checks(
             Some(project_id),
             Some(role_arn),
             Some(role_session_name),
-            Some(channels),
+            (Some(channels), Some(record_kinds), Some(event_types)),
             Some(target),
         ) => DestinationId::generate().ok().map(|id| Destination {
             id,
@@ -245,6 +249,8 @@ pub fn static_checks(
             role_arn,
             role_session_name,
             channels,
+            record_kinds,
+            event_types,
             created_at: Utc::now(),
             updated_at: None,
             status: Status::Active,
@@ -256,6 +262,69 @@ pub fn static_checks(
     StaticOutcome {
         checks,
         destination,
+    }
+}
+
+/// `record_kinds` (CONTRACT section 3): a non-empty list of `message` and
+/// `event`, each once; absent or `null` is messages only.
+fn record_kinds(body: &Map<String, Value>, problems: &mut Vec<String>) -> Option<Vec<RecordKind>> {
+    let rule = "record_kinds must be a non-empty list of message and event";
+    match body.get("record_kinds") {
+        None | Some(Value::Null) => Some(messages_only()),
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut kinds = Vec::new();
+            for item in items {
+                match item.as_str().and_then(RecordKind::parse) {
+                    Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
+                    Some(_) => {}
+                    None => {
+                        problems.push(rule.into());
+                        return None;
+                    }
+                }
+            }
+            Some(kinds)
+        }
+        Some(_) => {
+            problems.push(rule.into());
+            None
+        }
+    }
+}
+
+/// The most `event_types` a destination may list: every standard type
+/// several times over, and a bound on what one record can hold.
+pub const MAX_EVENT_TYPES: usize = 64;
+
+/// `event_types` (CONTRACT section 3): absent or `null` keeps every type;
+/// else a non-empty list of event types (section 2b's shape), each once.
+fn event_types(
+    body: &Map<String, Value>,
+    problems: &mut Vec<String>,
+) -> Option<Option<Vec<EventType>>> {
+    let rule = format!(
+        "event_types must be a non-empty list of at most {MAX_EVENT_TYPES} event types of [a-z0-9_], starting with a letter, or null for all"
+    );
+    match body.get("event_types") {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Array(items)) if (1..=MAX_EVENT_TYPES).contains(&items.len()) => {
+            let mut types = Vec::new();
+            for item in items {
+                match item.as_str().map(EventType::parse) {
+                    Some(Ok(t)) if !types.contains(&t) => types.push(t),
+                    Some(Ok(_)) => {}
+                    _ => {
+                        problems.push(rule);
+                        return None;
+                    }
+                }
+            }
+            Some(Some(types))
+        }
+        Some(_) => {
+            problems.push(rule);
+            None
+        }
     }
 }
 
@@ -494,6 +563,27 @@ pub(crate) mod tests {
         }
         let d = run(&body).destination.unwrap();
         assert_eq!(d.channels, Channel::ALL.to_vec());
+        assert_eq!(d.record_kinds, [RecordKind::Message]);
+        assert_eq!(d.event_types, None);
+        body.insert("record_kinds".into(), json!(["event", "message", "event"]));
+        body.insert(
+            "event_types".into(),
+            json!(["open", "click", "open", "custom_one"]),
+        );
+        let d = run(&body).destination.unwrap();
+        assert_eq!(d.record_kinds, [RecordKind::Event, RecordKind::Message]);
+        let kept: Vec<&str> = d
+            .event_types
+            .iter()
+            .flatten()
+            .map(EventType::as_str)
+            .collect();
+        assert_eq!(kept, ["open", "click", "custom_one"]);
+        body.insert("event_types".into(), Value::Null);
+        assert_eq!(run(&body).destination.unwrap().event_types, None);
+        for field in ["record_kinds", "event_types"] {
+            body.remove(field);
+        }
         assert_eq!(
             (d.s3().unwrap().layout, d.s3().unwrap().compression),
             (Layout::ByRecipient, Compression::Gzip)
@@ -597,6 +687,34 @@ pub(crate) mod tests {
                 ("request", "invalid_request"),
             ),
             ("channels", json!("email"), ("request", "invalid_request")),
+            ("record_kinds", json!([]), ("request", "invalid_request")),
+            (
+                "record_kinds",
+                json!(["events"]),
+                ("request", "invalid_request"),
+            ),
+            (
+                "record_kinds",
+                json!("event"),
+                ("request", "invalid_request"),
+            ),
+            ("event_types", json!([]), ("request", "invalid_request")),
+            (
+                "event_types",
+                json!(["Open"]),
+                ("request", "invalid_request"),
+            ),
+            (
+                "event_types",
+                json!(["open", 7]),
+                ("request", "invalid_request"),
+            ),
+            ("event_types", json!("open"), ("request", "invalid_request")),
+            (
+                "event_types",
+                json!(vec!["open"; MAX_EVENT_TYPES + 1]),
+                ("request", "invalid_request"),
+            ),
             ("layout", json!("by_month"), ("request", "invalid_request")),
             ("compression", json!("zstd"), ("request", "invalid_request")),
             (

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::arn::{AccountId, Partition, RoleArn};
-use crate::ids::{Channel, OrgId, ProjectId};
+use crate::ids::{Channel, EventType, OrgId, ProjectId, RecordKind};
 use crate::records::message::ArchiveRequest;
+use crate::records::EventBatch;
 use crate::s3::S3Target;
 use crate::write::Compression;
 
@@ -159,6 +160,13 @@ pub struct Destination {
     pub role_arn: RoleArn,
     pub role_session_name: SessionName,
     pub channels: Vec<Channel>,
+    /// The kinds of record it takes (CONTRACT section 3); records saved
+    /// before v1.1 took messages only, and read so.
+    #[serde(default = "messages_only")]
+    pub record_kinds: Vec<RecordKind>,
+    /// The event types it keeps; `None` keeps every type.
+    #[serde(default)]
+    pub event_types: Option<Vec<EventType>>,
     /// Always the role ARN's account; stored because the API shows it, and
     /// checked on load so a hand-edited record cannot point writes elsewhere.
     pub account_id: AccountId,
@@ -185,10 +193,26 @@ const NOT_SET_BY_CUSTOMER: [&str; 6] = [
     "health",
 ];
 
+/// CONTRACT section 3's default `record_kinds`.
+pub fn messages_only() -> Vec<RecordKind> {
+    vec![RecordKind::Message]
+}
+
 impl Destination {
-    /// Whether a message on `channel` goes here.
-    pub fn accepts(&self, channel: Channel) -> bool {
-        self.status != Status::Disabled && self.channels.contains(&channel)
+    /// Whether a record of `kind` on `channel` goes here: not paused, and
+    /// the kind and channel among those it takes.
+    pub fn accepts(&self, kind: RecordKind, channel: Channel) -> bool {
+        self.status != Status::Disabled
+            && self.record_kinds.contains(&kind)
+            && self.channels.contains(&channel)
+    }
+
+    /// Whether an event of `event_type` is kept: every type unless
+    /// `event_types` names some.
+    pub fn keeps_event_type(&self, event_type: &EventType) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|kept| kept.contains(event_type))
     }
 
     /// The owner every call to the customer's resources must assert.
@@ -277,6 +301,13 @@ impl Target {
     pub fn message_key(&self, request: &ArchiveRequest) -> String {
         match self {
             Target::S3(s3) => crate::s3::keys::message_key(s3, request),
+        }
+    }
+
+    /// Where an events object lands in this target (CONTRACT section 4).
+    pub fn event_key(&self, batch: &EventBatch<'_>) -> String {
+        match self {
+            Target::S3(s3) => crate::s3::keys::event_key(s3, batch),
         }
     }
 

@@ -19,7 +19,6 @@ use crate::ids::OrgId;
 use crate::notify::{announce, EventBridgeNotifier, Notifier, Transition};
 use crate::registry::{ParkedObject, Registry, RegistryError};
 use crate::store::ControlStore;
-use crate::write::Encoded;
 
 /// How a run is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,15 +269,8 @@ impl<S: ControlStore, D: Delivery, N: Notifier> HealthChecker<S, D, N> {
             if Instant::now() >= deadline {
                 break;
             }
-            let Ok(Some((body, content_encoding))) = self.registry.read_parked(object).await else {
+            let Ok(Some(encoded)) = self.registry.read_parked(object).await else {
                 continue;
-            };
-            let encoded = Encoded {
-                body,
-                content_encoding: match content_encoding.as_deref() {
-                    Some("gzip") => Some("gzip"),
-                    _ => None,
-                },
             };
             let replayed_object = Object {
                 key: &object.object_key,
@@ -429,7 +421,7 @@ impl HealthReport {
 /// and when parked objects are replayed. No AWS, no emulator.
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
+    use crate::write::{encode, Compression};
 
     use super::*;
     use crate::ids::Channel;
@@ -574,7 +566,7 @@ mod tests {
         let c = checker(&[&d]);
         for key in ["a.json", "b.json"] {
             c.registry
-                .park(&d, key, Bytes::from_static(b"{}"), None)
+                .park(&d, key, &encode(b"{}", Compression::None))
                 .await
                 .unwrap();
         }
@@ -605,7 +597,7 @@ mod tests {
         let c = checker(&[&d]);
         c.delivery.set(&d.id, Side::denied());
         c.registry
-            .park(&d, "a.json", Bytes::from_static(b"{}"), None)
+            .park(&d, "a.json", &encode(b"{}", Compression::None))
             .await
             .unwrap();
         let report = c.run(far()).await.unwrap();
@@ -618,7 +610,7 @@ mod tests {
         let d = destination("p", &Channel::ALL);
         let c = checker(&[&d]);
         c.registry
-            .park(&d, "a.json", Bytes::from_static(b"{}"), None)
+            .park(&d, "a.json", &encode(b"{}", Compression::None))
             .await
             .unwrap();
         let report = c.run(Instant::now()).await.unwrap();

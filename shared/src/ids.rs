@@ -89,8 +89,87 @@ slug_id!(
     MessageId, "message_id", 128, ".", "must be 1-128 characters of [A-Za-z0-9._-], not '.' or '..'"
 );
 
+slug_id!(
+    /// The platform's id of one engagement event (CONTRACT section 2b): the
+    /// reader's deduplication key, and what an events object's `batch_id`
+    /// is computed from.
+    EventId, "event_id", 128, ".", "must be 1-128 characters of [A-Za-z0-9._-], not '.' or '..'"
+);
+
+/// What happened to a sent message (CONTRACT section 2b):
+/// `[a-z][a-z0-9_]{0,63}`, a segment of an events object's key. The
+/// standard types are in [`crate::records::event::STANDARD_EVENT_TYPES`];
+/// any other value of this shape is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventType(String);
+
+impl EventType {
+    pub fn parse(value: &str) -> Result<Self, InvalidField> {
+        let mut bytes = value.bytes();
+        let ok = value.len() <= 64
+            && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InvalidField::new(
+                "event_type",
+                "must be 1-64 characters of [a-z0-9_], starting with a letter",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EventType {
+    type Error = InvalidField;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<EventType> for String {
+    fn from(value: EventType) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kinds of record a destination takes (CONTRACT section 3,
+/// `record_kinds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Message,
+    Event,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 2] = [RecordKind::Message, RecordKind::Event];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Message => "message",
+            RecordKind::Event => "event",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.as_str() == value)
+    }
+}
+
 /// The channel a message was sent on; the first segment of its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
@@ -182,6 +261,43 @@ mod tests {
         let err = OrgId::parse("secret@example.com").unwrap_err();
         assert_eq!(err.field, "org_id");
         assert!(!err.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn event_types_are_lowercase_words() {
+        for ok in [
+            "click",
+            "rendering_failure",
+            "opt_out",
+            "a",
+            "x9_",
+            &"e".repeat(64),
+        ] {
+            assert!(EventType::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Click",
+            "9lives",
+            "_x",
+            "a-b",
+            "a.b",
+            "a/b",
+            "é",
+            &"e".repeat(65),
+        ] {
+            assert!(EventType::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            serde_json::from_str::<EventType>("\"Open\"").map_err(|e| e.is_data()),
+            Err(true)
+        );
+        assert!(EventId::parse("ev-01JD7QH9ZK8M3T2R6W4Y5X1A0B").is_ok());
+        assert!(EventId::parse("..").is_err());
+        for kind in RecordKind::ALL {
+            assert_eq!(RecordKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(RecordKind::parse("events"), None);
     }
 
     #[test]

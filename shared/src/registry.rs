@@ -19,6 +19,7 @@ use crate::failure::{sdk_outcome, SdkOutcome};
 use crate::ids::{OrgId, ProjectId};
 use crate::records::message::StagedRef;
 use crate::store::ControlStore;
+use crate::write::{ContentType, Encoded};
 
 /// Why the registry could not answer. Never carries record contents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +100,7 @@ enum Condition<'a> {
 struct Fetched {
     body: Bytes,
     etag: String,
+    content_type: Option<String>,
     content_encoding: Option<String>,
 }
 
@@ -167,6 +169,7 @@ impl Registry {
             Err(err) => return Err(unavailable(&err)),
         };
         let etag = out.e_tag().unwrap_or_default().to_owned();
+        let content_type = out.content_type().map(str::to_owned);
         let content_encoding = out.content_encoding().map(str::to_owned);
         let body = out
             .body
@@ -177,6 +180,7 @@ impl Registry {
         Ok(Some(Fetched {
             body,
             etag,
+            content_type,
             content_encoding,
         }))
     }
@@ -192,14 +196,18 @@ impl Registry {
         } else {
             Condition::None
         };
-        self.put(key, Bytes::from(body), None, condition).await
+        let body = Encoded {
+            body: Bytes::from(body),
+            content_type: ContentType::Json,
+            content_encoding: None,
+        };
+        self.put(key, &body, condition).await
     }
 
     async fn put(
         &self,
         key: &str,
-        body: Bytes,
-        content_encoding: Option<&str>,
+        object: &Encoded,
         condition: Condition<'_>,
     ) -> Result<(), RegistryError> {
         let mut request = self
@@ -208,9 +216,9 @@ impl Registry {
             .bucket(&self.bucket)
             .key(key)
             .expected_bucket_owner(self.owner.as_str())
-            .content_type("application/json")
-            .set_content_encoding(content_encoding.map(str::to_owned))
-            .body(ByteStream::from(body));
+            .content_type(object.content_type.as_str())
+            .set_content_encoding(object.content_encoding.map(str::to_owned))
+            .body(ByteStream::from(object.body.clone()));
         request = match condition {
             Condition::None => request,
             Condition::Absent => request.if_none_match("*"),
@@ -453,10 +461,14 @@ impl ControlStore for Registry {
     ) -> Result<(), RegistryError> {
         let body =
             serde_json::to_vec(destination).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let body = Encoded {
+            body: Bytes::from(body),
+            content_type: ContentType::Json,
+            content_encoding: None,
+        };
         self.put(
             &Self::destination_key(destination),
-            Bytes::from(body),
-            None,
+            &body,
             Condition::Unchanged(etag),
         )
         .await
@@ -468,12 +480,10 @@ impl ControlStore for Registry {
         &self,
         destination: &Destination,
         object_key: &str,
-        body: Bytes,
-        content_encoding: Option<&str>,
+        object: &Encoded,
     ) -> Result<(), RegistryError> {
         let key = format!("{}{object_key}", Self::parked_prefix(destination));
-        self.put(&key, body, content_encoding, Condition::None)
-            .await
+        self.put(&key, object, Condition::None).await
     }
 
     /// The objects parked for a destination, oldest key order as S3 lists them.
@@ -494,15 +504,18 @@ impl ControlStore for Registry {
             .collect())
     }
 
-    /// A parked object's bytes and `Content-Encoding`, or None once gone.
-    async fn read_parked(
-        &self,
-        parked: &ParkedObject,
-    ) -> Result<Option<(Bytes, Option<String>)>, RegistryError> {
+    /// A parked object as it was parked, or None once gone.
+    async fn read_parked(&self, parked: &ParkedObject) -> Result<Option<Encoded>, RegistryError> {
         Ok(self
             .fetch(&self.bucket, &parked.parked_key)
             .await?
-            .map(|f| (f.body, f.content_encoding)))
+            .map(|f| {
+                Encoded::stored(
+                    f.body,
+                    f.content_type.as_deref(),
+                    f.content_encoding.as_deref(),
+                )
+            }))
     }
 
     async fn delete_parked(&self, parked: &ParkedObject) -> Result<(), RegistryError> {

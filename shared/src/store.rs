@@ -13,6 +13,7 @@ use crate::destination::Destination;
 use crate::ids::{OrgId, ProjectId};
 use crate::records::message::StagedRef;
 use crate::registry::{ParkedObject, RegistryError};
+use crate::write::Encoded;
 
 #[cfg(test)]
 pub mod memory;
@@ -53,15 +54,14 @@ pub trait ControlStore: Send + Sync {
         raw_body: &str,
     ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
-    /// Holds an object for a broken destination: the exact body, encoding
+    /// Holds an object for a broken destination: the exact body, headers
     /// and key it would have had, so a replay writes what the customer
     /// would have got.
     fn park(
         &self,
         destination: &Destination,
         object_key: &str,
-        body: Bytes,
-        content_encoding: Option<&str>,
+        object: &Encoded,
     ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
     /// The objects parked for a destination, in key order.
@@ -70,11 +70,11 @@ pub trait ControlStore: Send + Sync {
         destination: &Destination,
     ) -> impl Future<Output = Result<Vec<ParkedObject>, RegistryError>> + Send;
 
-    /// A parked object's bytes and `Content-Encoding`, or None once gone.
+    /// A parked object as it was parked, or None once gone.
     fn read_parked(
         &self,
         parked: &ParkedObject,
-    ) -> impl Future<Output = Result<Option<(Bytes, Option<String>)>, RegistryError>> + Send;
+    ) -> impl Future<Output = Result<Option<Encoded>, RegistryError>> + Send;
 
     fn delete_parked(
         &self,

@@ -20,23 +20,72 @@ pub enum Compression {
     None,
 }
 
-/// The bytes of one object and the `Content-Encoding` they need.
+/// What an object holds (its `Content-Type`): one JSON document (a
+/// message, a probe), or one JSON document per line (an events object,
+/// CONTRACT section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentType {
+    #[default]
+    Json,
+    Ndjson,
+}
+
+impl ContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Json => "application/json",
+            ContentType::Ndjson => "application/x-ndjson",
+        }
+    }
+
+    /// The type an object was stored with (a parked object read back):
+    /// anything but NDJSON's is JSON, what every object before events had.
+    pub fn from_header(value: Option<&str>) -> Self {
+        match value {
+            Some(v) if v == ContentType::Ndjson.as_str() => ContentType::Ndjson,
+            _ => ContentType::Json,
+        }
+    }
+}
+
+/// The bytes of one object and the `Content-Type` and `Content-Encoding`
+/// they need.
 #[derive(Debug, Clone)]
 pub struct Encoded {
     pub body: Bytes,
+    pub content_type: ContentType,
     pub content_encoding: Option<&'static str>,
+}
+
+impl Encoded {
+    /// An object as stored with these headers (a parked object read back):
+    /// `gzip` is the one encoding we write.
+    pub fn stored(body: Bytes, content_type: Option<&str>, content_encoding: Option<&str>) -> Self {
+        Self {
+            body,
+            content_type: ContentType::from_header(content_type),
+            content_encoding: (content_encoding == Some("gzip")).then_some("gzip"),
+        }
+    }
 }
 
 /// Encodes a JSON document for a destination's compression setting. Level 1:
 /// JSON and HTML shrink 5-10x even there, and CPU is our cost per message.
 pub fn encode(json: &[u8], compression: Compression) -> Encoded {
+    encode_as(json, ContentType::Json, compression)
+}
+
+/// Encodes an object of `content_type` for a destination's compression.
+pub fn encode_as(bytes: &[u8], content_type: ContentType, compression: Compression) -> Encoded {
     match compression {
         Compression::None => Encoded {
-            body: Bytes::copy_from_slice(json),
+            body: Bytes::copy_from_slice(bytes),
+            content_type,
             content_encoding: None,
         },
         Compression::Gzip => Encoded {
-            body: Bytes::from(gzip(json).unwrap_or_else(|| gzip_fresh(json))),
+            body: Bytes::from(gzip(bytes).unwrap_or_else(|| gzip_fresh(bytes))),
+            content_type,
             content_encoding: Some("gzip"),
         },
     }

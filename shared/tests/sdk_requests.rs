@@ -35,6 +35,8 @@ fn destination(encryption: Encryption, folder: Option<&str>) -> Destination {
         role_arn,
         role_session_name: SessionName::default(),
         channels: Channel::ALL.to_vec(),
+        record_kinds: stored_messages::destination::messages_only(),
+        event_types: None,
         created_at: Utc::now(),
         updated_at: None,
         status: Status::Active,
@@ -550,12 +552,7 @@ async fn every_request_to_our_own_buckets_asserts_our_account() {
 
     let parked = destination(Encryption::BucketDefault, None);
     registry
-        .park(
-            &parked,
-            "k.json.gz",
-            bytes::Bytes::from_static(b"x"),
-            Some("gzip"),
-        )
+        .park(&parked, "k.json.gz", &encode(b"{}", Compression::Gzip))
         .await
         .unwrap();
     // A health update: the conditional (If-Match) replacement.

@@ -734,6 +734,8 @@ pub fn destination(
         role_arn,
         role_session_name: SessionName::default(),
         channels: stored_messages::ids::Channel::ALL.to_vec(),
+        record_kinds: stored_messages::destination::messages_only(),
+        event_types: None,
         created_at: chrono::Utc::now(),
         updated_at: None,
         status: Status::Active,

@@ -18,13 +18,15 @@ use crate::store::ControlStore;
 
 /// The section 3 fields a `PATCH` may change: all but `project_id`, which
 /// names where the destination is stored and what it receives.
-const EDITABLE: [&str; 10] = [
+const EDITABLE: [&str; 12] = [
     "role_arn",
     "role_session_name",
     "region",
     "bucket",
     "folder_path",
     "channels",
+    "record_kinds",
+    "event_types",
     "layout",
     "compression",
     "encryption",

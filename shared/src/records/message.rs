@@ -1,30 +1,13 @@
 //! The message record kind: one SQS message body from the sending platform
 //! (CONTRACT section 2), parsed into a value that key naming can trust.
-//!
-//! Error messages name fields and rules only. serde's own messages quote the
-//! offending value, which may be an address or a message body, so they are
-//! never passed on.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::json::{self, field_str, is_object, strict_json, Envelope, Fields, Malformed};
 use crate::ids::{CampaignId, Channel, InvalidField, MessageId, OrgId, ProjectId};
 use crate::s3::BucketName;
-
-/// Why a body can never be archived. Safe to log: no values, only rules.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Malformed {
-    #[error("body is not valid UTF-8 JSON (line {line}, column {column})")]
-    Json { line: usize, column: usize },
-    #[error("body must be a JSON object")]
-    NotAnObject,
-    #[error(transparent)]
-    Field(#[from] InvalidField),
-}
 
 /// Where the rendered message is: inline, or staged in our own bucket
 /// because it did not fit in an SQS message. The message is kept as the
@@ -98,9 +81,6 @@ impl StagedRef {
     }
 }
 
-/// The request's fields as sent, each as its JSON text.
-type Fields = BTreeMap<String, Box<RawValue>>;
-
 /// The lowercase hex SHA-256 of the recipient identity: lets customers find
 /// one person's messages without the key carrying the address itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,117 +108,21 @@ pub struct ArchiveRequest {
     envelope: Fields,
 }
 
-/// A field's value, parsed from its JSON text; `None` when absent.
-fn field<T: serde::de::DeserializeOwned>(
-    fields: &Fields,
-    name: &'static str,
-    rule: &'static str,
-) -> Result<Option<T>, InvalidField> {
-    fields
-        .get(name)
-        .map(|raw| serde_json::from_str(raw.get()).map_err(|_| InvalidField::new(name, rule)))
-        .transpose()
-}
-
-fn field_str(fields: &Fields, name: &'static str) -> Result<String, InvalidField> {
-    field(fields, name, "must be a string")?.ok_or(InvalidField::new(name, "is required"))
-}
-
-/// Proves `bytes` is JSON every reader of the archive can load, before any
-/// of it is kept as raw text: [`RawValue`] alone checks syntax only, and
-/// would let through a lone UTF-16 surrogate (`"\ud800"`), a number out of
-/// range (`1e400`) or nesting deeper than 128, which serde_json and others
-/// then refuse to read back. One walk, nothing built: strings are unescaped
-/// into serde_json's scratch buffer, numbers parsed, depth counted.
-fn strict_json(bytes: &[u8]) -> Result<(), Malformed> {
-    serde_json::from_slice::<Walk>(bytes)
-        .map(|_| ())
-        .map_err(|e| Malformed::Json {
-            line: e.line(),
-            column: e.column(),
-        })
-}
-
-/// A JSON value visited through `deserialize_any` (serde_json's full
-/// checks) and dropped as it goes, unlike `IgnoredAny`, which takes the
-/// lenient skipping path.
-struct Walk;
-
-impl<'de> serde::Deserialize<'de> for Walk {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(Walk)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Walk {
-    type Value = Walk;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-    fn visit_unit<E>(self) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Walk, A::Error> {
-        while items.next_element::<Walk>()?.is_some() {}
-        Ok(Walk)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut fields: A) -> Result<Walk, A::Error> {
-        while fields.next_entry::<Walk, Walk>()?.is_some() {}
-        Ok(Walk)
-    }
-}
-
-/// Whether a value's JSON text is an object.
-fn is_object(raw: &RawValue) -> bool {
-    raw.get().trim_start().starts_with('{')
-}
-
 impl ArchiveRequest {
     /// Parses one SQS body under CONTRACT section 2. `staging` is
     /// `STAGING_BUCKET`: the only bucket a `message_ref` may name.
     pub fn parse(body: &[u8], staging: Option<&BucketName>) -> Result<Self, Malformed> {
-        strict_json(body)?;
-        // Valid JSON by now: the only way left to fail is another type.
-        let mut envelope: Fields =
-            serde_json::from_slice(body).map_err(|_| Malformed::NotAnObject)?;
-
-        if field::<u64>(&envelope, "version", "must be 1")? != Some(1) {
-            return Err(InvalidField::new("version", "must be 1").into());
-        }
-        let org_id = OrgId::parse(&field_str(&envelope, "org_id")?)?;
-        let project_id = ProjectId::parse(&field_str(&envelope, "project_id")?)?;
+        let mut envelope = json::fields(body)?;
+        let Envelope {
+            org_id,
+            project_id,
+            channel,
+            campaign_id,
+            recipient,
+        } = Envelope::parse(&envelope)?;
         let message_id = MessageId::parse(&field_str(&envelope, "message_id")?)?;
-        let channel =
-            Channel::parse(&field_str(&envelope, "channel")?).ok_or(InvalidField::new(
-                "channel",
-                "must be one of email, sms, push, in_app, web_push, whatsapp",
-            ))?;
-        let sent_at = DateTime::parse_from_rfc3339(&field_str(&envelope, "sent_at")?)
-            .map_err(|_| InvalidField::new("sent_at", "must be an RFC 3339 timestamp"))?
-            .with_timezone(&Utc);
-        let campaign_id =
-            match field::<Option<String>>(&envelope, "campaign_id", "must be a string")? {
-                None | Some(None) => None,
-                Some(Some(s)) => Some(CampaignId::parse(&s)?),
-            };
-        let recipient =
-            recipient_hash(field::<Value>(&envelope, "recipient", "must be an object")?.as_ref())?;
+        let sent_at = json::timestamp(&envelope, "sent_at")?;
+        let recipient = RecipientHash(hex::encode(Sha256::digest(recipient.as_bytes())));
 
         let body = match (envelope.remove("message"), envelope.remove("message_ref")) {
             (Some(message), None) if is_object(&message) => MessageBody::Inline(message),
@@ -295,19 +179,14 @@ impl ArchiveRequest {
     /// The archived object: the request with `message` inlined and
     /// `archived_at` added, serialised once and shared by every destination.
     pub fn archived_document(&self, message: &RawValue, archived_at: DateTime<Utc>) -> Vec<u8> {
-        let archived_at = archived_at.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let archived_at = serde_json::value::to_raw_value(&archived_at);
-        let mut doc: BTreeMap<&str, &RawValue> = self
-            .envelope
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_ref()))
-            .collect();
-        doc.insert("message", message);
-        if let Ok(archived_at) = &archived_at {
-            doc.insert("archived_at", archived_at);
-        }
-        // Keys and JSON texts always serialise.
-        serde_json::to_vec(&doc).unwrap_or_default()
+        let mut doc = Vec::new();
+        json::write_archived(
+            &self.envelope,
+            Some(("message", message)),
+            &json::archived_at(archived_at),
+            &mut doc,
+        );
+        doc
     }
 }
 
@@ -329,30 +208,10 @@ pub fn parse_referenced_message(bytes: &[u8]) -> Result<Box<RawValue>, Malformed
     }
 }
 
-fn recipient_hash(recipient: Option<&Value>) -> Result<RecipientHash, InvalidField> {
-    let Some(Value::Object(recipient)) = recipient else {
-        return Err(InvalidField::new("recipient", "must be an object"));
-    };
-    let text = |field: &'static str| match recipient.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.as_str())),
-        Some(Value::String(_)) => Ok(None),
-        Some(_) => Err(InvalidField::new(field, "must be a string")),
-    };
-    let identity = match (text("email")?, text("user_id")?) {
-        (Some(email), _) => email.trim().to_lowercase(),
-        (None, Some(user_id)) => user_id.to_owned(),
-        (None, None) => return Err(InvalidField::new("recipient", "needs email or user_id")),
-    };
-    Ok(RecipientHash(hex::encode(Sha256::digest(
-        identity.as_bytes(),
-    ))))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     pub(crate) fn sample() -> Value {
         json!({

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{FolderPath, Layout, S3Target};
 use crate::records::message::ArchiveRequest;
+use crate::records::EventBatch;
 use crate::write::Compression;
 
 /// The key an archived message is written under, by the target's layout.
@@ -50,6 +51,25 @@ fn key_for(
     }
 }
 
+/// The key of an events object (CONTRACT section 4), whatever the layout:
+/// `{P}events/channel=/project=/event_type=/date=/hour=/{batch_id}{Y}`.
+pub fn event_key(target: &S3Target, batch: &EventBatch<'_>) -> String {
+    let prefix = folder_prefix(target.folder_path.as_ref());
+    let ext = match target.compression {
+        Compression::Gzip => ".ndjson.gz",
+        Compression::None => ".ndjson",
+    };
+    let p = &batch.partition;
+    format!(
+        "{prefix}events/channel={}/project={}/event_type={}/{}/{}{ext}",
+        p.channel,
+        p.project_id,
+        p.event_type,
+        date_hour(p.hour),
+        batch.batch_id
+    )
+}
+
 fn date_hour(at: DateTime<Utc>) -> String {
     at.format("date=%Y-%m-%d/hour=%H").to_string()
 }
@@ -85,6 +105,42 @@ mod tests {
 
     fn folder(s: &str) -> FolderPath {
         FolderPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn events_keys_follow_section_4_whatever_the_layout() {
+        use crate::records::event::tests::sample as event_sample;
+        use crate::records::{group, Group, ObjectBounds, Record, Routed};
+        let mut v = event_sample();
+        v["occurred_at"] = json!("2026-11-23T00:30:00+01:00");
+        let routed = [Routed {
+            index: 0,
+            record: Record::parse(v.to_string().as_bytes(), None).unwrap(),
+            targets: Vec::new(),
+            external_id: crate::credentials::ExternalId::generate().unwrap(),
+        }];
+        let groups = group(&routed, ObjectBounds::DEFAULT);
+        let Some(Group::Events(batch)) = groups.first() else {
+            panic!("an events object")
+        };
+        let batch_id = hex::encode(&Sha256::digest(b"ev-01JD7QH9ZK8M3T2R6W4Y5X1A0B")[..16]);
+        let mut target = crate::store::memory::destination("12345", &[]);
+        let crate::destination::Target::S3(s3) = &mut target.target;
+        for layout in [Layout::ByDate, Layout::ByRecipient] {
+            s3.layout = layout;
+            s3.folder_path = Some(folder("archive/prod"));
+            s3.compression = Compression::Gzip;
+            assert_eq!(
+                event_key(s3, batch),
+                format!("archive/prod/events/channel=email/project=12345/event_type=click/date=2026-11-22/hour=23/{batch_id}.ndjson.gz")
+            );
+            s3.folder_path = None;
+            s3.compression = Compression::None;
+            assert_eq!(
+                event_key(s3, batch),
+                format!("events/channel=email/project=12345/event_type=click/date=2026-11-22/hour=23/{batch_id}.ndjson")
+            );
+        }
     }
 
     #[test]

@@ -70,7 +70,7 @@ async fn put_once(
         .bucket(target.bucket.as_str())
         .key(target.key)
         .expected_bucket_owner(target.owner.as_str())
-        .content_type("application/json")
+        .content_type(body.content_type.as_str())
         .set_content_encoding(body.content_encoding.map(str::to_owned))
         .body(ByteStream::from(body.body.clone()));
     if target.write_once {

@@ -21,7 +21,7 @@ use crate::ids::{OrgId, ProjectId};
 use crate::notify::{Notifier, Transition};
 use crate::records::message::StagedRef;
 use crate::registry::{ParkedObject, RegistryError};
-use crate::write::{WriteError, Written};
+use crate::write::{Encoded, WriteError, Written};
 
 /// A poisoned lock in a test only means another assertion already failed.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -36,7 +36,7 @@ struct State {
     staged: HashMap<String, Bytes>,
     quarantined: BTreeMap<String, String>,
     /// Parked key → (body, content encoding).
-    parked: BTreeMap<String, (Bytes, Option<String>)>,
+    parked: BTreeMap<String, Encoded>,
     /// Operations that fail with `Unavailable` (by method name).
     unavailable: Vec<&'static str>,
     /// Versions to bump behind the next `replace_destination` (a racing writer).
@@ -104,6 +104,10 @@ impl MemoryStore {
         lock(&self.state).parked.keys().cloned().collect()
     }
 
+    pub fn parked_object(&self, key: &str) -> Option<Encoded> {
+        lock(&self.state).parked.get(key).cloned()
+    }
+
     fn check(&self, method: &'static str) -> Result<(), RegistryError> {
         if lock(&self.state).unavailable.contains(&method) {
             return Err(RegistryError::Unavailable(method.to_owned()));
@@ -158,17 +162,14 @@ impl ControlStore for MemoryStore {
         &self,
         destination: &Destination,
         object_key: &str,
-        body: Bytes,
-        content_encoding: Option<&str>,
+        object: &Encoded,
     ) -> Result<(), RegistryError> {
         self.check("park")?;
         let key = format!(
             "{}{object_key}",
             crate::registry::Registry::parked_prefix(destination)
         );
-        lock(&self.state)
-            .parked
-            .insert(key, (body, content_encoding.map(str::to_owned)));
+        lock(&self.state).parked.insert(key, object.clone());
         Ok(())
     }
 
@@ -188,10 +189,7 @@ impl ControlStore for MemoryStore {
             .collect())
     }
 
-    async fn read_parked(
-        &self,
-        parked: &ParkedObject,
-    ) -> Result<Option<(Bytes, Option<String>)>, RegistryError> {
+    async fn read_parked(&self, parked: &ParkedObject) -> Result<Option<Encoded>, RegistryError> {
         self.check("read_parked")?;
         Ok(lock(&self.state).parked.get(&parked.parked_key).cloned())
     }
@@ -280,8 +278,10 @@ impl Side {
 #[derive(Default)]
 pub struct MemoryDelivery {
     sides: Mutex<HashMap<DestinationId, Side>>,
-    /// (destination, key) → body.
-    objects: Mutex<BTreeMap<(DestinationId, String), Bytes>>,
+    /// Keys under a prefix that fail, whatever the destination's side.
+    failing_prefixes: Mutex<Vec<(DestinationId, String, WriteError)>>,
+    /// (destination, key) → the object as written.
+    objects: Mutex<BTreeMap<(DestinationId, String), Encoded>>,
     writes: AtomicU64,
 }
 
@@ -290,11 +290,34 @@ impl MemoryDelivery {
         lock(&self.sides).insert(destination.clone(), side);
     }
 
-    fn side(&self, destination: &DestinationId) -> Side {
-        lock(&self.sides)
-            .get(destination)
+    /// Writes to `destination` under `prefix` fail with `err` (one
+    /// object of a batch failing); [`Self::heal`] lifts every such rule.
+    pub fn fail_under(&self, destination: &DestinationId, prefix: &str, err: WriteError) {
+        lock(&self.failing_prefixes).push((destination.clone(), prefix.to_owned(), err));
+    }
+
+    pub fn heal(&self) {
+        lock(&self.failing_prefixes).clear();
+    }
+
+    fn side(&self, destination: &DestinationId, key: Option<&str>) -> Side {
+        let failing = lock(&self.failing_prefixes)
+            .iter()
+            .find(|(d, prefix, _)| d == destination && key.is_some_and(|k| k.starts_with(prefix)))
+            .map(|(_, _, err)| Side::Failing(err.clone()));
+        failing.unwrap_or_else(|| {
+            lock(&self.sides)
+                .get(destination)
+                .cloned()
+                .unwrap_or_default()
+        })
+    }
+
+    /// An object written to a destination, as written.
+    pub fn object(&self, destination: &DestinationId, key: &str) -> Option<Encoded> {
+        lock(&self.objects)
+            .get(&(destination.clone(), key.to_owned()))
             .cloned()
-            .unwrap_or_default()
     }
 
     /// The keys written to a destination, in order.
@@ -320,14 +343,14 @@ impl Delivery for MemoryDelivery {
         object: Object<'_>,
     ) -> Result<Written, WriteError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        match self.side(&destination.id) {
+        match self.side(&destination.id, Some(object.key)) {
             Side::Healthy => {
                 let mut objects = lock(&self.objects);
                 let key = (destination.id.clone(), object.key.to_owned());
                 if objects.contains_key(&key) {
                     return Ok(Written::AlreadyPresent);
                 }
-                objects.insert(key, object.body.body.clone());
+                objects.insert(key, object.body.clone());
                 Ok(Written::Created)
             }
             Side::Failing(err) => Err(err),
@@ -342,7 +365,7 @@ impl Delivery for MemoryDelivery {
         _purpose: Purpose,
         which: &[LiveCheck],
     ) -> Vec<Check> {
-        match self.side(&destination.id) {
+        match self.side(&destination.id, None) {
             Side::Healthy => which
                 .iter()
                 .map(|c| Check::pass(c.name(), "passed"))
@@ -398,6 +421,8 @@ pub fn destination(project: &str, channels: &[crate::ids::Channel]) -> Destinati
         role_arn: role,
         role_session_name: Default::default(),
         channels: channels.to_vec(),
+        record_kinds: crate::destination::messages_only(),
+        event_types: None,
         created_at: Utc::now(),
         status: crate::destination::Status::Active,
         health: Default::default(),
