@@ -987,4 +987,5 @@ fn own() -> stored_messages::arn::AccountId {
 }
 
 mod detection;
+mod events;
 mod real_setups;
