@@ -42,6 +42,7 @@ macro_rules! string_newtype {
 pub mod api;
 pub mod archive;
 pub mod arn;
+pub mod athena;
 mod cache;
 pub mod checks;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The setup page of an org (`GET /v1/setup`): its External ID, our
-//! principal, and the policies to paste, rendered by [`crate::policy`].
+//! principal, the policies to paste (rendered by [`crate::s3::policy`])
+//! and the Athena tables over the archive ([`crate::athena`]).
 
 use serde_json::{json, Value};
 
@@ -61,6 +62,8 @@ pub fn render(
         ),
         // One-click alternative to pasting: deploy with the values above as parameters.
         "cloudformation_template": CUSTOMER_ROLE_TEMPLATE,
+        // Query the archive: the tables over this bucket and folder, by layout.
+        "athena": crate::athena::tables(bucket, folder),
     })
 }
 
@@ -83,6 +86,10 @@ mod tests {
             empty["trust_policy"]["Statement"][0]["Principal"]["AWS"],
             principal
         );
+        assert!(empty["athena"]["by_date"]["events"]
+            .as_str()
+            .unwrap()
+            .contains("LOCATION 's3://YOUR-BUCKET-NAME/events/'"));
 
         let query = SetupQuery {
             bucket: Some(BucketName::parse("acme-archive").unwrap()),
@@ -92,6 +99,10 @@ mod tests {
             ),
         };
         let filled = render(&xid, principal, "stored-messages", &query);
+        assert!(filled["athena"]["by_recipient"]["messages"]
+            .as_str()
+            .unwrap()
+            .contains("LOCATION 's3://acme-archive/archive/prod/'"));
         assert_eq!(
             filled["permissions_policy"]["Statement"][0]["Resource"],
             "arn:aws:s3:::acme-archive/archive/prod/*"

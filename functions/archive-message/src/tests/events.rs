@@ -427,3 +427,278 @@ async fn after_a_partial_redelivery_every_event_exists_and_the_duplicates_are_ex
         assert!(seen.values().all(|n| *n <= 2));
     }
 }
+
+/// One Athena statement of `GET /v1/setup`, read the way Athena reads it:
+/// where the table is, how its partitions are projected, its columns.
+struct Table {
+    location: String,
+    template: String,
+    properties: BTreeMap<String, String>,
+    partitions: Vec<String>,
+    columns: Vec<String>,
+}
+
+/// The SQL string literal at the start of `text` (after its opening
+/// quote), `''` unescaped, and the rest after its closing quote.
+fn sql_literal(text: &str) -> (String, &str) {
+    let mut out = String::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            if chars.peek().map(|(_, n)| *n) == Some('\'') {
+                chars.next();
+                out.push('\'');
+                continue;
+            }
+            return (out, &text[i + 1..]);
+        }
+        out.push(c);
+    }
+    panic!("an unterminated string literal")
+}
+
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Table {
+    fn parse(ddl: &str) -> Self {
+        let (_, rest) = ddl.split_once("\nLOCATION '").expect("a LOCATION");
+        let (location, rest) = sql_literal(rest);
+        let mut properties = BTreeMap::new();
+        let mut rest = rest.split_once("TBLPROPERTIES (").expect("properties").1;
+        while let Some((_, after)) = rest.split_once('\'') {
+            let (key, after) = sql_literal(after);
+            let after = after.strip_prefix("='").expect("key='value'");
+            let (value, after) = sql_literal(after);
+            properties.insert(key, value);
+            rest = after;
+        }
+        let columns_text = ddl
+            .split_once(" (\n")
+            .unwrap()
+            .1
+            .split_once("\n)\n")
+            .unwrap()
+            .0;
+        let columns = columns_text
+            .lines()
+            .map(|l| backticked(l)[0].clone())
+            .collect();
+        let partitions_text = ddl
+            .split_once("PARTITIONED BY (")
+            .unwrap()
+            .1
+            .split_once(")\n")
+            .unwrap()
+            .0;
+        let partitions = backticked(partitions_text);
+        assert_eq!(properties["projection.enabled"], "true");
+        Self {
+            location,
+            template: properties["storage.location.template"].clone(),
+            properties,
+            partitions,
+            columns,
+        }
+    }
+
+    /// The partition values of the object at `s3://{bucket}/{key}`, if the
+    /// table reads it: under the location, at a prefix the template makes
+    /// from values the projections allow.
+    fn partition_of(&self, bucket: &str, key: &str) -> Option<BTreeMap<String, String>> {
+        let url = format!("s3://{bucket}/{key}");
+        url.strip_prefix(&self.location)?;
+        let template = self.template.strip_suffix('/').unwrap();
+        let segments: Vec<&str> = template.split('/').collect();
+        let parts: Vec<&str> = url.split('/').collect();
+        // At least one more segment (the file) below the template's prefix.
+        if parts.len() <= segments.len() {
+            return None;
+        }
+        let mut values = BTreeMap::new();
+        for (pattern, part) in segments.iter().zip(&parts) {
+            match pattern.split_once("${") {
+                None if pattern == part => {}
+                None => return None,
+                Some((literal, var)) => {
+                    let name = var.strip_suffix('}').unwrap();
+                    let value = part.strip_prefix(literal)?;
+                    if !self.allows(name, value) {
+                        return None;
+                    }
+                    values.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        let names: Vec<&String> = values.keys().collect();
+        let mut declared: Vec<&String> = self.partitions.iter().collect();
+        declared.sort();
+        assert_eq!(names, declared, "every partition column is in the template");
+        Some(values)
+    }
+
+    fn allows(&self, column: &str, value: &str) -> bool {
+        let setting = |s: &str| self.properties.get(&format!("projection.{column}.{s}"));
+        match setting("type").map(String::as_str) {
+            Some("enum") => setting("values").unwrap().split(',').any(|v| v == value),
+            Some("injected") => !value.is_empty(),
+            Some("date") => {
+                assert_eq!(setting("format").unwrap(), "yyyy-MM-dd");
+                let (start, end) = setting("range").unwrap().split_once(',').unwrap();
+                assert_eq!(end, "NOW");
+                chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok()
+                    && value >= start
+                    && value <= Utc::now().format("%Y-%m-%d").to_string().as_str()
+            }
+            Some("integer") => {
+                let (low, high) = setting("range").unwrap().split_once(',').unwrap();
+                let digits: usize = setting("digits").unwrap().parse().unwrap();
+                value.len() == digits
+                    && value
+                        .parse::<u32>()
+                        .is_ok_and(|n| n >= low.parse().unwrap() && n <= high.parse().unwrap())
+            }
+            other => panic!("{column}: no projection ({other:?})"),
+        }
+    }
+}
+
+/// Every document of an archived object: one for a message, a line each
+/// for events; gunzipped when the key says `.gz`, as Athena decides.
+fn documents(object: &StoredObject) -> Vec<Value> {
+    let gzip = object.key.ends_with(".gz");
+    assert_eq!(
+        gzip,
+        object.content_encoding.as_deref() == Some("gzip"),
+        "{}",
+        object.key
+    );
+    let mut text = String::new();
+    if gzip {
+        flate2::read::GzDecoder::new(&object.body[..])
+            .read_to_string(&mut text)
+            .unwrap();
+    } else {
+        text = String::from_utf8(object.body.clone()).unwrap();
+    }
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_athena_tables_of_setup_read_exactly_the_objects_archived() {
+    let w = world().await;
+    let dated = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-athena-dated",
+        "stored-messages-dated",
+    );
+    let by_recipient = w.customer(
+        "111122223333",
+        "eu-west-1",
+        "acme-athena-recipient",
+        "stored-messages-recipient",
+    );
+    // A folder with a quote: the statements must escape it.
+    let folder = "it's/archive";
+    let d_dated = w
+        .register(&dated, "p1", |d| {
+            d.record_kinds = RecordKind::ALL.to_vec();
+            s3_mut(d).layout = Layout::ByDate;
+            s3_mut(d).folder_path = Some(FolderPath::parse(folder).unwrap());
+        })
+        .await;
+    let d_recipient = w
+        .register(&by_recipient, "p1", |d| {
+            d.record_kinds = RecordKind::ALL.to_vec();
+            s3_mut(d).compression = Compression::None;
+        })
+        .await;
+    let archiver = w.archiver();
+    let channels = ["email", "sms", "push", "in_app", "web_push", "whatsapp"];
+    let mut records: Vec<Value> = (0..60)
+        .map(|i| message("p1", &format!("m{i:03}"), channels[i % 6], i))
+        .collect();
+    records.extend((0..120).map(|i| engagement_event("p1", i)));
+    let response = handler::handle(&archiver, sqs_event(&records_of(&records)))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    // A connection probe is in each bucket too; no table may read it.
+    for (customer, d) in [(&dated, &d_dated), (&by_recipient, &d_recipient)] {
+        let key =
+            stored_messages::s3::keys::probe_key(d.s3().unwrap().folder_path.as_ref(), Utc::now());
+        w.emulator.aws(&customer.account, &customer.region, json!([{ "service": "s3", "op": "put_object", "args": { "Bucket": customer.bucket, "Key": key, "Body": "{}" } }]));
+    }
+
+    let principal = w.settings.vendor_principal_arn.clone().unwrap_or_default();
+    for (customer, d, layout) in [
+        (&dated, &d_dated, "by_date"),
+        (&by_recipient, &d_recipient, "by_recipient"),
+    ] {
+        let query = stored_messages::setup::SetupQuery {
+            bucket: Some(d.s3().unwrap().bucket.clone()),
+            folder_path: d.s3().unwrap().folder_path.clone(),
+            kms_key_arn: None,
+        };
+        let setup =
+            stored_messages::setup::render(&w.external_id, &principal, "stored-messages", &query);
+        let messages = Table::parse(setup["athena"][layout]["messages"].as_str().unwrap());
+        let events = Table::parse(setup["athena"][layout]["events"].as_str().unwrap());
+        let objects = w.emulator.objects(customer, "");
+        let (mut read_messages, mut read_events) = (0, 0);
+        for object in &objects {
+            let as_message = messages.partition_of(&customer.bucket, &object.key);
+            let as_event = events.partition_of(&customer.bucket, &object.key);
+            if object.key.contains("_stored-messages/") {
+                assert!(as_message.is_none() && as_event.is_none(), "{}", object.key);
+                continue;
+            }
+            let is_event = object.key.contains("events/");
+            let (table, partition) = match (is_event, as_message, as_event) {
+                (false, Some(p), None) => (&messages, p),
+                (true, None, Some(p)) => (&events, p),
+                other => panic!("{}: read by the wrong tables: {other:?}", object.key),
+            };
+            for doc in documents(object) {
+                // The key's partition values are the document's own.
+                assert_eq!(doc["channel"], partition["channel"].as_str());
+                assert_eq!(doc["project_id"], partition["project"].as_str());
+                if let Some(event_type) = partition.get("event_type") {
+                    assert_eq!(doc["event_type"], event_type.as_str());
+                }
+                if let (Some(date), Some(hour)) = (partition.get("date"), partition.get("hour")) {
+                    let at = doc.get("occurred_at").or(doc.get("sent_at")).unwrap();
+                    assert_eq!(
+                        &utc_hour(at.as_str().unwrap()),
+                        &(date.clone(), hour.clone())
+                    );
+                }
+                // Every column the table declares is a field of the document
+                // (optional ones may be absent, as the records allow).
+                for column in &table.columns {
+                    let optional =
+                        ["campaign_id", "message_id", "data", "kind"].contains(&column.as_str());
+                    assert!(
+                        optional || doc.get(column).is_some(),
+                        "{column} in {}",
+                        object.key
+                    );
+                }
+                if is_event {
+                    read_events += 1;
+                } else {
+                    read_messages += 1;
+                }
+            }
+        }
+        assert_eq!((read_messages, read_events), (60, 120), "{layout}");
+    }
+}
