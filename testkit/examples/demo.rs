@@ -105,6 +105,7 @@ fn main() {
         "sqs-email.json",
         "sqs-sms.json",
         "sqs-push.json",
+        "sqs-mixed.json",
         "sqs-malformed.json",
     ] {
         let response = watch.invoke("archive-message", &root.join("events").join(event));
@@ -124,6 +125,18 @@ fn main() {
             object.content_encoding.as_deref().unwrap_or("identity")
         );
     }
+    if let Some(object) = objects
+        .iter()
+        .find(|o| o.key.contains("/events/channel=email/") && o.key.contains("event_type=click"))
+    {
+        println!(
+            "==> one engagement events object (NDJSON, a line per event), decoded: {}",
+            object.key
+        );
+        for line in object.lines() {
+            println!("{line}");
+        }
+    }
     if let Some(object) = objects.iter().find(|o| o.key.contains("/email/")) {
         println!("==> one object, decoded: {}", object.key);
         println!(
@@ -139,8 +152,13 @@ fn main() {
     }
     let archived = objects
         .iter()
-        .filter(|o| !o.key.contains("_stored-messages/"))
+        .filter(|o| !o.key.contains("_stored-messages/") && !o.key.contains("/events/"))
         .count();
+    let events_archived: usize = objects
+        .iter()
+        .filter(|o| o.key.contains("/events/"))
+        .map(|o| o.lines().len())
+        .sum();
 
     let id = body["destination"]["id"]
         .as_str()
@@ -212,5 +230,5 @@ fn main() {
         tested["statusCode"], tested_body["valid"], tested_body["destination"]["status"]
     );
     print_health_events(&emulator);
-    println!("==> done: {archived} messages archived; emulator and watch stopped");
+    println!("==> done: {archived} messages and {events_archived} engagement events archived; emulator and watch stopped");
 }

@@ -780,9 +780,9 @@ pub struct StoredObject {
 }
 
 impl StoredObject {
-    /// The archived JSON document, gunzipped when stored compressed.
-    pub fn json(&self) -> Value {
-        let bytes = if self.content_encoding.as_deref() == Some("gzip") {
+    /// The body, gunzipped when stored compressed.
+    pub fn decoded(&self) -> Vec<u8> {
+        if self.content_encoding.as_deref() == Some("gzip") {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&self.body[..])
                 .read_to_end(&mut out)
@@ -790,7 +790,20 @@ impl StoredObject {
             out
         } else {
             self.body.clone()
-        };
-        serde_json::from_slice(&bytes).expect("JSON body")
+        }
+    }
+
+    /// The archived JSON document (a message).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.decoded()).expect("JSON body")
+    }
+
+    /// The documents of an NDJSON object (engagement events), a line each.
+    pub fn lines(&self) -> Vec<Value> {
+        String::from_utf8(self.decoded())
+            .expect("UTF-8 body")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
     }
 }

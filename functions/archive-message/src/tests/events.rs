@@ -5,7 +5,6 @@
 //! grouping, so a wrong rule in one cannot hide in the other.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 
 use stored_messages::ids::{EventType, RecordKind};
 use stored_messages::records::event::STANDARD_EVENT_TYPES;
@@ -120,17 +119,10 @@ fn lines(object: &StoredObject) -> Vec<Value> {
         "{}",
         object.key
     );
-    let text = if object.content_encoding.as_deref() == Some("gzip") {
-        assert!(object.key.ends_with(".ndjson.gz"), "{}", object.key);
-        let mut out = String::new();
-        flate2::read::GzDecoder::new(&object.body[..])
-            .read_to_string(&mut out)
-            .unwrap();
-        out
-    } else {
-        assert!(object.key.ends_with(".ndjson"), "{}", object.key);
-        String::from_utf8(object.body.clone()).unwrap()
-    };
+    let gzip = object.content_encoding.as_deref() == Some("gzip");
+    let ext = if gzip { ".ndjson.gz" } else { ".ndjson" };
+    assert!(object.key.ends_with(ext), "{}", object.key);
+    let text = String::from_utf8(object.decoded()).unwrap();
     assert!(text.ends_with('\n'), "{}: every line ends", object.key);
     text.lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -578,14 +570,7 @@ fn documents(object: &StoredObject) -> Vec<Value> {
         "{}",
         object.key
     );
-    let mut text = String::new();
-    if gzip {
-        flate2::read::GzDecoder::new(&object.body[..])
-            .read_to_string(&mut text)
-            .unwrap();
-    } else {
-        text = String::from_utf8(object.body.clone()).unwrap();
-    }
+    let text = String::from_utf8(object.decoded()).unwrap();
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

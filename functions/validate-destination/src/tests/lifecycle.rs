@@ -144,13 +144,24 @@ async fn patch_edits_pauses_and_resumes_under_the_contracts_rules() {
         patch(
             "acme",
             &s.path,
-            json!({ "layout": "by_date", "channels": ["email"] }),
+            json!({
+                "layout": "by_date", "channels": ["email"],
+                "record_kinds": ["message", "event"], "event_types": ["open", "click"],
+            }),
             Some(&first_etag),
         ),
     )
     .await;
     assert_eq!(edited.status, 200, "{}", edited.body);
     assert_eq!(edited.body["destination"]["layout"], "by_date");
+    assert_eq!(
+        edited.body["destination"]["record_kinds"],
+        json!(["message", "event"])
+    );
+    assert_eq!(
+        edited.body["destination"]["event_types"],
+        json!(["open", "click"])
+    );
     assert!(edited.body["destination"]["updated_at"].is_string());
     let second_etag = edited.etag.clone().unwrap();
     assert_ne!(
@@ -160,7 +171,17 @@ async fn patch_edits_pauses_and_resumes_under_the_contracts_rules() {
     assert_eq!(
         assume_role_calls(&w),
         calls,
-        "no live check for layout or channels"
+        "no live check for layout, channels, record kinds or event types"
+    );
+    let bad = call(
+        &w,
+        patch("acme", &s.path, json!({ "record_kinds": ["events"] }), None),
+    )
+    .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(
+        failed_code(&bad),
+        vec![("request".to_owned(), "invalid_request".to_owned())]
     );
 
     // A stale If-Match: 412, nothing saved.
