@@ -46,6 +46,17 @@ impl Function {
         sts: &StsStub,
         name: &str,
     ) -> Result<Self, Error> {
+        Self::launch_with(subject, s3, sts, name, &[]).await
+    }
+
+    /// [`Self::launch`] with `extra` set in the function's environment.
+    pub async fn launch_with(
+        subject: &Subject,
+        s3: &S3Server,
+        sts: &StsStub,
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Self, Error> {
         let api = RuntimeApi::start().await?;
         let mut command = match subject {
             Subject::Binary(path) => tokio::process::Command::new(path),
@@ -58,6 +69,7 @@ impl Function {
         command
             .env_clear()
             .envs(function_env(&api.addr.to_string(), s3, sts, name))
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -205,6 +205,21 @@ async fn run() -> Result<(), Error> {
         results.insert("baseline".into(), Value::Array(rows));
     }
 
+    if wanted("events") {
+        println!("\n## Engagement events: {EVENTS_PER_BATCH}-event batches of a realistic mix, batched objects against one object per event\n");
+        let mut rows = Vec::new();
+        for (label, per_object) in [
+            ("batched (CONTRACT 4)", "5000"),
+            ("one object per event", "1"),
+        ] {
+            eprintln!("  events: {label}");
+            let run = events_throughput(&s3, &sts, &archive, per_object, 7000).await?;
+            rows.push(report::events_row(label, &run));
+        }
+        report::events_table(&rows);
+        results.insert("events".into(), Value::Array(rows));
+    }
+
     if wanted("sts") {
         println!("\n## STS calls: 100-message batches over N destinations (each its own project and account)\n");
         let mut rows = Vec::new();
@@ -263,6 +278,10 @@ async fn run() -> Result<(), Error> {
 }
 
 const STS_FANOUT: [usize; 3] = [1, 10, 100];
+/// Events per SQS batch in the events section (about 4.5 MB, under
+/// Lambda's 6 MB payload), and measured batches per side.
+const EVENTS_PER_BATCH: usize = 10_000;
+const EVENT_BATCHES: usize = 3;
 /// Runs per side and shape in the baseline comparison, unless
 /// BENCH_BASELINE_ROUNDS says otherwise.
 const BASELINE_ROUNDS: usize = 2;
@@ -353,6 +372,70 @@ async fn throughput(
         peak_rss: after.peak_rss_bytes,
         event_bytes,
         mean_body_bytes: body_total / messages.max(1),
+    })
+}
+
+/// What one side of the events section measured.
+pub struct EventsRun {
+    pub events: usize,
+    pub objects: usize,
+    pub cpu: Duration,
+    pub wall: Duration,
+    pub mean_event_bytes: usize,
+}
+
+/// [`EVENT_BATCHES`] batches of engagement events through archive-message
+/// with `ARCHIVE_EVENTS_PER_OBJECT=per_object`: CPU, and the objects (each
+/// one customer PUT) that landed.
+async fn events_throughput(
+    s3: &S3Server,
+    sts: &StsStub,
+    subject: &Subject,
+    per_object: &str,
+    seed: u64,
+) -> Result<EventsRun, Error> {
+    let (project, bucket) = ("tp-rust", "bench-tp-rust");
+    let mut rng = Rng::new(seed);
+    let warm_tag = format!("ev{per_object}-w");
+    let warm = workload::sqs_event(
+        &warm_tag,
+        &workload::engagement_events(&mut rng, &warm_tag, project, 100),
+    );
+    let mut event_bytes = 0;
+    let batches: Vec<Bytes> = (0..EVENT_BATCHES)
+        .map(|r| {
+            let tag = format!("ev{per_object}-{r}");
+            let events = workload::engagement_events(&mut rng, &tag, project, EVENTS_PER_BATCH);
+            event_bytes += events.iter().map(String::len).sum::<usize>();
+            workload::sqs_event(&tag, &events)
+        })
+        .collect();
+    setup::settle();
+    let function = Function::launch_with(
+        subject,
+        s3,
+        sts,
+        "archive-message",
+        &[("ARCHIVE_EVENTS_PER_OBJECT", per_object)],
+    )
+    .await?;
+    function.invoke_batch(warm, 100).await?;
+    let before_objects = s3.count(bucket, ".ndjson.gz");
+    let before = function.stats()?;
+    let started = Instant::now();
+    for batch in batches {
+        function.invoke_batch(batch, EVENTS_PER_BATCH).await?;
+    }
+    let wall = started.elapsed();
+    let after = function.stats()?;
+    drop(function);
+    let events = EVENT_BATCHES * EVENTS_PER_BATCH;
+    Ok(EventsRun {
+        events,
+        objects: s3.count(bucket, ".ndjson.gz") - before_objects,
+        cpu: after.cpu.saturating_sub(before.cpu),
+        wall,
+        mean_event_bytes: event_bytes / events,
     })
 }
 

@@ -233,3 +233,57 @@ pub fn baseline_table(rows: &[Value]) {
         );
     }
 }
+
+/// S3 Standard's PUT price in us-east-1, per 1,000 requests (the README's
+/// cost model): what the customer pays for our writes into their bucket.
+const S3_PUT_PER_THOUSAND_USD: f64 = 0.005;
+
+pub fn events_row(label: &str, run: &crate::EventsRun) -> Value {
+    let per_million = run.objects as f64 * 1e6 / run.events as f64;
+    json!({
+        "writing": label,
+        "events": run.events,
+        "mean_event_bytes": run.mean_event_bytes,
+        "objects": run.objects,
+        "cpu_us_per_event": run.cpu.as_secs_f64() * 1e6 / run.events as f64,
+        "events_per_second": run.events as f64 / run.wall.as_secs_f64(),
+        "customer_puts_per_million_events": per_million,
+        "customer_put_cost_per_million_events_usd": per_million / 1000.0 * S3_PUT_PER_THOUSAND_USD,
+    })
+}
+
+pub fn events_table(rows: &[Value]) {
+    println!("| writing | events | mean event | objects (PUTs) | CPU µs/event | events/s | customer PUTs per 1M events | customer PUT cost per 1M events |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} B | {} | {:.1} | {:.0} | {:.0} | ${:.4} |",
+            r["writing"].as_str().unwrap_or_default(),
+            r["events"],
+            r["mean_event_bytes"],
+            r["objects"],
+            r["cpu_us_per_event"].as_f64().unwrap_or_default(),
+            r["events_per_second"].as_f64().unwrap_or_default(),
+            r["customer_puts_per_million_events"]
+                .as_f64()
+                .unwrap_or_default(),
+            r["customer_put_cost_per_million_events_usd"]
+                .as_f64()
+                .unwrap_or_default(),
+        );
+    }
+    if let [batched, single] = rows {
+        let ratio = |field: &str| {
+            single[field].as_f64().unwrap_or_default()
+                / batched[field]
+                    .as_f64()
+                    .unwrap_or(1.0)
+                    .max(f64::MIN_POSITIVE)
+        };
+        println!(
+            "\nOne object per event costs {:.1}x the CPU per event and {:.0}x the customer's PUT requests of batched writing (one run).",
+            ratio("cpu_us_per_event"),
+            ratio("customer_puts_per_million_events")
+        );
+    }
+}

@@ -136,7 +136,8 @@ pub fn destination(project: &str, role_arn: &str, bucket: &str) -> Result<Destin
         role_arn,
         role_session_name: SessionName::default(),
         channels: Channel::ALL.to_vec(),
-        record_kinds: stored_messages::destination::messages_only(),
+        // Both kinds: the events section writes to the same destinations.
+        record_kinds: stored_messages::ids::RecordKind::ALL.to_vec(),
         event_types: None,
         created_at: chrono::Utc::now(),
         updated_at: None,

@@ -215,3 +215,68 @@ pub fn bodies(
         .map(|i| archive_request(rng, project, &format!("{tag}-{i:06}"), body_bytes))
         .collect()
 }
+
+/// Engagement event types with their share of a busy email-first platform's
+/// stream (per 1,000 events): for each send a delivery, about a third
+/// opened, a few percent clicked, bounced or delayed; SMS and push behind.
+const EVENT_MIX: [(&str, &str, u64); 14] = [
+    ("email", "send", 260),
+    ("email", "delivery", 250),
+    ("email", "open", 180),
+    ("email", "click", 60),
+    ("email", "bounce", 10),
+    ("email", "delivery_delay", 5),
+    ("email", "complaint", 2),
+    ("email", "unsubscribe", 3),
+    ("sms", "send", 70),
+    ("sms", "delivery", 68),
+    ("sms", "failure", 2),
+    ("push", "send", 45),
+    ("push", "delivery", 40),
+    ("push", "open", 5),
+];
+
+/// `count` engagement events (CONTRACT section 2b) of the mix above for one
+/// project, over two UTC hours, ids unique per `tag`.
+pub fn engagement_events(rng: &mut Rng, tag: &str, project: &str, count: usize) -> Vec<String> {
+    let total: u64 = EVENT_MIX.iter().map(|(_, _, n)| n).sum();
+    (0..count)
+        .map(|i| {
+            let mut draw = rng.next() % total;
+            let (channel, event_type, _) = EVENT_MIX
+                .iter()
+                .find(|(_, _, n)| {
+                    let hit = draw < *n;
+                    draw = draw.saturating_sub(*n);
+                    hit
+                })
+                .copied()
+                .unwrap_or(EVENT_MIX[0]);
+            let name = rng.pick(&NAMES);
+            let minute = rng.next() % 120;
+            let mut event = json!({
+                "version": 1, "kind": "event", "org_id": ORG, "project_id": project,
+                "event_id": format!("{tag}-{i:06}"),
+                "message_id": format!("{tag}-m{:06}", rng.next() % 1_000_000),
+                "channel": channel, "event_type": event_type,
+                "occurred_at": format!("2026-11-23T{:02}:{:02}:{:02}.{:03}Z", 9 + minute / 60, minute % 60, rng.next() % 60, rng.next() % 1000),
+                "campaign_id": "4401",
+                "recipient": {
+                    "email": format!("{}.{:x}@example.com", name.to_lowercase(), rng.next() % 100_000),
+                    "user_id": format!("u-{}", rng.next() % 1_000_000),
+                },
+            });
+            event["data"] = match event_type {
+                "open" | "click" => json!({
+                    "url": format!("https://shop.example/p/{}?utm_campaign=4401", rng.next() % 10_000),
+                    "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15",
+                    "ip": format!("203.0.113.{}", rng.next() % 256),
+                }),
+                "bounce" => json!({ "bounce_type": "Permanent", "diagnostic": "550 5.1.1 user unknown" }),
+                "delivery" => json!({ "smtp_response": "250 2.0.0 OK", "processing_ms": rng.next() % 3000 }),
+                _ => json!({}),
+            };
+            event.to_string()
+        })
+        .collect()
+}

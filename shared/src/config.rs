@@ -40,6 +40,11 @@ pub struct Settings {
     /// AssumeRole duration, 900..=3600 s: see [`SESSION_DURATION_SECONDS`].
     pub session_duration: Duration,
     pub max_in_flight: usize,
+    /// `ARCHIVE_EVENTS_PER_OBJECT`, 1..=5000 (default 5000): the line bound
+    /// of an events object ([`crate::records::ObjectBounds`]). Lower only
+    /// to trade the customer's PUT cost for smaller retries; the bench sets
+    /// 1 to measure writing one object per event.
+    pub events_per_object: usize,
     /// Set only for local emulation; then every service is reached there and
     /// S3 is addressed path-style.
     pub endpoint_override: Option<String>,
@@ -104,6 +109,13 @@ impl Settings {
             });
         }
         let max_in_flight = number(&get, "ARCHIVE_MAX_IN_FLIGHT", 64, 1..=1024)?;
+        let default_lines = crate::records::ObjectBounds::DEFAULT.max_lines;
+        let events_per_object = number(
+            &get,
+            "ARCHIVE_EVENTS_PER_OBJECT",
+            default_lines,
+            1..=default_lines,
+        )?;
         // The SDK itself honours the per-service variables, and one of them
         // would win over everything we configure: each needs the same consent.
         let allowed = get("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE").as_deref() == Some("1");
@@ -137,6 +149,7 @@ impl Settings {
             staging_bucket,
             session_duration: Duration::from_secs(session_seconds as u64),
             max_in_flight,
+            events_per_object,
             endpoint_override,
             local_endpoints,
             event_bus_name: get("EVENT_BUS_NAME"),
@@ -282,6 +295,7 @@ mod tests {
         assert_eq!(s.role_name_prefix, "stored-messages");
         assert_eq!(s.session_duration, Duration::from_secs(3600));
         assert_eq!(s.max_in_flight, 64);
+        assert_eq!(s.events_per_object, 5_000);
         assert_eq!(s.endpoint_override, None);
         assert!(!s.local_endpoints);
         assert_eq!(s.vendor_principal_arn, None);
@@ -344,6 +358,8 @@ mod tests {
             ("ROLE_SESSION_DURATION_SECONDS", "1h"),
             ("ARCHIVE_MAX_IN_FLIGHT", "0"),
             ("ARCHIVE_MAX_IN_FLIGHT", "-1"),
+            ("ARCHIVE_EVENTS_PER_OBJECT", "0"),
+            ("ARCHIVE_EVENTS_PER_OBJECT", "5001"),
         ] {
             assert!(
                 settings(&[("CONTROL_BUCKET", "c-b"), (name, bad)]).is_err(),

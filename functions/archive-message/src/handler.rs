@@ -12,6 +12,7 @@ use stored_messages::config::Settings;
 use stored_messages::connections::Connections;
 use stored_messages::deadline::stop_at;
 use stored_messages::notify::EventBridgeNotifier;
+use stored_messages::records::ObjectBounds;
 use stored_messages::registry::Registry;
 
 /// Builds the container's archiver: one registry client, the connections
@@ -26,6 +27,10 @@ pub fn archiver(settings: &Settings, sdk: &aws_config::SdkConfig, account: Accou
         settings.max_in_flight,
         settings.staging_bucket.clone(),
     )
+    .with_event_bounds(ObjectBounds {
+        max_lines: settings.events_per_object,
+        ..ObjectBounds::DEFAULT
+    })
 }
 
 /// Never fails as a whole (`Infallible`): a record that cannot be finished is
