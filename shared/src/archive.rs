@@ -63,8 +63,8 @@ pub struct BatchReport {
     /// SQS message ids to report in `batchItemFailures`, in batch order.
     pub retry: Vec<String>,
     pub messages_archived: u64,
-    /// Engagement events archived (each counted once, however many objects
-    /// and destinations held it).
+    /// Event records archived, once each whatever the number of
+    /// destinations (a repeated `event_id` counts once per SQS record).
     pub events_archived: u64,
     pub objects_written: u64,
     pub already_present: u64,

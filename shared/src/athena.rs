@@ -7,11 +7,13 @@
 //! `storage.location.template` instead of a catalogue someone must keep
 //! up to date, and reads only the prefixes the template names, so the
 //! connection probes (`_stored-messages/`) and the other record kind never
-//! reach a table. Rows are read with the Hive JSON SerDe
-//! (`org.apache.hive.hcatalog.data.JsonSerDe`), the one the Athena guide
-//! recommends over OpenX's, one JSON document per line; `message` and
-//! `data` are JSON objects of any shape, declared `string` and queried
-//! with `json_extract_scalar`. Athena picks gzip by the `.gz` extension.
+//! reach a table. Rows are read with the OpenX JSON SerDe
+//! (`org.openx.data.jsonserde.JsonSerDe`), one JSON document per line:
+//! `message` and `data` are JSON objects of any shape, declared `string`,
+//! which OpenX reads as their JSON text (queried with
+//! `json_extract_scalar`); the Hive JSON SerDe refuses an object in a
+//! string column (Trino's Hive-compatible reader: "value must be a scalar
+//! json value"). Athena picks gzip by the `.gz` extension.
 
 use serde_json::{json, Value};
 
@@ -58,8 +60,8 @@ const EVENT_COLUMNS: &str = "  `version` int,
 /// The four statements, by layout: `{"by_date": {"messages", "events"},
 /// "by_recipient": {"messages", "events"}}` (events ignore the layout, so
 /// both layouts' events statements are the same). `bucket` and `folder`
-/// are parsed values (no `'` in a bucket name; a folder's `'` is doubled
-/// here, SQL's escape in a string literal).
+/// are parsed values (no `'` in a bucket name; a folder's `'` is escaped
+/// here as Hive's DDL reads string literals).
 pub fn tables(bucket: &str, folder: Option<&str>) -> Value {
     let root = format!(
         "s3://{bucket}/{}",
@@ -72,8 +74,12 @@ pub fn tables(bucket: &str, folder: Option<&str>) -> Value {
     })
 }
 
+/// A Hive DDL string literal, which Athena's `CREATE TABLE` is: Hive
+/// unescapes backslash sequences and reads `'a''b'` as two adjacent
+/// literals (`ab`), so SQL's doubled quote would silently drop the quote
+/// from a folder such as `it's`.
 fn sql_string(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn channel_values() -> String {
@@ -98,7 +104,7 @@ fn properties(projections: &[(&str, &[(&str, String)])], template: &str) -> Stri
 
 fn statement(table: &str, columns: &str, partitions: &str, location: &str, props: &str) -> String {
     format!(
-        "CREATE EXTERNAL TABLE IF NOT EXISTS `{table}` (\n{columns}\n)\nPARTITIONED BY ({partitions})\nROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'\nLOCATION {}\nTBLPROPERTIES (\n{props}\n);",
+        "CREATE EXTERNAL TABLE IF NOT EXISTS `{table}` (\n{columns}\n)\nPARTITIONED BY ({partitions})\nROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\nLOCATION {}\nTBLPROPERTIES (\n{props}\n);",
         sql_string(location)
     )
 }
@@ -217,18 +223,18 @@ mod tests {
             by_date.starts_with("CREATE EXTERNAL TABLE IF NOT EXISTS `stored_messages_messages`")
         );
         assert!(
-            by_date.contains("LOCATION 's3://acme-archive/it''s/prod/'"),
+            by_date.contains(r"LOCATION 's3://acme-archive/it\'s/prod/'"),
             "{by_date}"
         );
         assert!(by_date.contains(
-            "'storage.location.template'='s3://acme-archive/it''s/prod/channel=${channel}/project=${project}/date=${date}/hour=${hour}/'"
+            r"'storage.location.template'='s3://acme-archive/it\'s/prod/channel=${channel}/project=${project}/date=${date}/hour=${hour}/'"
         ));
         assert!(by_date.contains("'projection.hour.digits'='2'"));
         assert!(by_date
             .contains("'projection.channel.values'='email,sms,push,in_app,web_push,whatsapp'"));
         let events = t["by_recipient"]["events"].as_str().unwrap();
         assert_eq!(events, t["by_date"]["events"].as_str().unwrap());
-        assert!(events.contains("LOCATION 's3://acme-archive/it''s/prod/events/'"));
+        assert!(events.contains(r"LOCATION 's3://acme-archive/it\'s/prod/events/'"));
         assert!(events.contains("'projection.event_type.values'='send,delivery,reject,"));
         let plain = tables("b", None);
         assert!(plain["by_recipient"]["messages"]

@@ -510,6 +510,7 @@ impl Emulator {
             ),
             session_duration: Duration::from_secs(3600),
             max_in_flight: 16,
+            events_per_object: stored_messages::records::ObjectBounds::DEFAULT.max_lines,
             endpoint_override: Some(self.endpoint()),
             local_endpoints: true,
             health: stored_messages::health::HealthSettings::default(),

@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
@@ -173,13 +173,19 @@ impl EngagementEvent {
             project_id: &self.project_id,
             channel: self.channel,
             event_type: &self.event_type,
-            // Truncating to a whole hour cannot overflow a parsed timestamp.
-            hour: self
-                .occurred_at
-                .duration_trunc(TimeDelta::hours(1))
-                .unwrap_or(self.occurred_at),
+            hour: start_of_hour(self.occurred_at),
         }
     }
+}
+
+/// The UTC hour `at` falls in. Built from its fields rather than with
+/// `duration_trunc`, which works in nanoseconds since 1970 and so fails
+/// outside about 1677..2262, years RFC 3339 allows.
+fn start_of_hour(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.with_minute(0)
+        .and_then(|at| at.with_second(0))
+        .and_then(|at| at.with_nanosecond(0))
+        .unwrap_or(at)
 }
 
 /// What the events of one object share: everything of its key but the
@@ -315,6 +321,15 @@ pub(crate) mod tests {
         assert_eq!(e.occurred_at.to_rfc3339(), "2026-11-22T23:40:02.318+00:00");
         let p = e.partition();
         assert_eq!(p.hour.to_rfc3339(), "2026-11-22T23:00:00+00:00");
+        // Far outside the nanosecond range of chrono's duration rounding.
+        for (at, hour) in [
+            ("2300-01-01T00:12:00Z", "2300-01-01T00:00:00+00:00"),
+            ("1600-05-05T05:59:59.999-01:00", "1600-05-05T06:00:00+00:00"),
+        ] {
+            let mut v = sample();
+            v["occurred_at"] = json!(at);
+            assert_eq!(event(&v).partition().hour.to_rfc3339(), hour);
+        }
     }
 
     #[test]

@@ -16,8 +16,7 @@ pub mod event;
 mod json;
 pub mod message;
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -100,12 +99,23 @@ fn kind(body: &[u8]) -> Result<Option<String>, Malformed> {
         #[serde(borrow)]
         kind: Option<&'a RawValue>,
     }
-    let Ok(Kind { kind: Some(raw) }) = serde_json::from_slice::<Kind<'_>>(body) else {
-        return Ok(None);
+    let text = match serde_json::from_slice::<Kind<'_>>(body) {
+        Ok(Kind { kind: None }) => return Ok(None),
+        Ok(Kind { kind: Some(raw) }) => raw.get().to_owned(),
+        // A repeated `kind` refuses the struct: read it as the kinds'
+        // parsers will, from the field map (the last copy).
+        Err(_) => match serde_json::from_slice::<json::Fields>(body) {
+            Ok(fields) => match fields.get("kind") {
+                Some(raw) => raw.get().to_owned(),
+                None => return Ok(None),
+            },
+            Err(_) => return Ok(None),
+        },
     };
-    serde_json::from_str::<String>(raw.get())
-        .map(Some)
-        .map_err(|_| InvalidField::new("kind", "must be a string").into())
+    match serde_json::from_str::<Option<String>>(&text) {
+        Ok(kind) => Ok(kind),
+        Err(_) => Err(InvalidField::new("kind", "must be a string").into()),
+    }
 }
 
 /// A record on its way: where it is in the batch, which destinations take
@@ -167,37 +177,30 @@ impl Group<'_> {
 
 /// Groups a batch's routed records into objects: messages one object each,
 /// in batch order; then events by partition (CONTRACT section 4), each
-/// `event_id` once per org and project (the first in batch order is kept),
-/// sorted by id and split at `bounds`.
+/// `event_id` once per partition (the first copy in batch order is the one
+/// written; a copy of another type or hour is another partition's event and
+/// written there), sorted by id and split at `bounds`.
 pub fn group(routed: &[Routed], bounds: ObjectBounds) -> Vec<Group<'_>> {
     let mut groups = Vec::with_capacity(routed.len());
-    // Each distinct event, in batch order, with every position it holds.
-    let mut distinct: Vec<(&EngagementEvent, &Routed, Vec<usize>)> = Vec::new();
-    let mut seen: HashMap<(&OrgId, &ProjectId, &EventId), usize> = HashMap::new();
+    // Per partition, each distinct event by id with every position it holds.
+    type Distinct<'r> = BTreeMap<&'r EventId, (&'r EngagementEvent, &'r Routed, Vec<usize>)>;
+    let mut partitions: BTreeMap<EventPartition<'_>, Distinct<'_>> = BTreeMap::new();
     for r in routed {
         match &r.record {
             Record::Message(request) => groups.push(Group::Message { routed: r, request }),
             Record::Event(event) => {
-                match seen.entry((&event.org_id, &event.project_id, &event.event_id)) {
-                    Entry::Occupied(first) => distinct[*first.get()].2.push(r.index),
-                    Entry::Vacant(slot) => {
-                        slot.insert(distinct.len());
-                        distinct.push((event, r, vec![r.index]));
-                    }
-                }
+                partitions
+                    .entry(event.partition())
+                    .or_default()
+                    .entry(&event.event_id)
+                    .or_insert_with(|| (event, r, Vec::new()))
+                    .2
+                    .push(r.index);
             }
         }
     }
-    type Partitioned<'r> = Vec<(&'r EngagementEvent, &'r Routed, Vec<usize>)>;
-    let mut partitions: BTreeMap<EventPartition<'_>, Partitioned<'_>> = BTreeMap::new();
-    for entry in distinct {
-        partitions
-            .entry(entry.0.partition())
-            .or_default()
-            .push(entry);
-    }
-    for (partition, mut entries) in partitions {
-        entries.sort_unstable_by(|a, b| a.0.event_id.cmp(&b.0.event_id));
+    for (partition, distinct) in partitions {
+        let entries: Vec<_> = distinct.into_values().collect();
         let events: Vec<&EngagementEvent> = entries.iter().map(|e| e.0).collect();
         for range in event::split(&events, bounds) {
             let chunk = &entries[range.clone()];
@@ -249,6 +252,16 @@ mod tests {
         ));
         assert!(matches!(
             Record::parse(event::tests::sample().to_string().as_bytes(), None),
+            Ok(Record::Event(_))
+        ));
+        // A repeated kind is read as the parsers read it: the last copy.
+        let twice = event::tests::sample().to_string().replacen(
+            "\"kind\":\"event\"",
+            "\"kind\":\"message\",\"kind\":\"event\"",
+            1,
+        );
+        assert!(matches!(
+            Record::parse(twice.as_bytes(), None),
             Ok(Record::Event(_))
         ));
         for kind in [json!("events"), json!("Message"), json!(7)] {
@@ -421,22 +434,30 @@ mod tests {
         let events = [
             ev("dup", "email", "open", "2026-11-22T23:00:00Z"),
             ev("other", "email", "open", "2026-11-22T23:05:00Z"),
-            // The same id again, even of another type: written once, as the
-            // first copy, and acknowledged with it.
+            // The same id of another type: that type's event, written in
+            // its own object, so a destination keeping only clicks gets it.
             ev("dup", "email", "click", "2026-11-22T23:00:00Z"),
+            // The same id again: written once, as the first copy, and
+            // acknowledged with it.
             ev("dup", "email", "open", "2026-11-22T23:00:00Z"),
         ];
         let routed = routed_events(&events);
         let groups = group(&routed, ObjectBounds::DEFAULT);
         let batches = batches(&groups);
-        assert_eq!(batches.len(), 1);
-        let ids: Vec<&str> = batches[0]
-            .events
+        let held: Vec<(&str, Vec<&str>, Vec<usize>)> = batches
             .iter()
-            .map(|e| e.event_id.as_str())
+            .map(|b| {
+                let ids = b.events.iter().map(|e| e.event_id.as_str()).collect();
+                (b.partition.event_type.as_str(), ids, b.records.clone())
+            })
             .collect();
-        assert_eq!(ids, ["dup", "other"]);
-        assert_eq!(batches[0].records, [0, 1, 2, 3]);
+        assert_eq!(
+            held,
+            [
+                ("click", vec!["dup"], vec![2]),
+                ("open", vec!["dup", "other"], vec![0, 1, 3]),
+            ]
+        );
         // Another org's or project's event of the same id is another event.
         let mut elsewhere = ev("dup", "email", "open", "2026-11-22T23:00:00Z");
         elsewhere["project_id"] = json!("other-project");

@@ -430,21 +430,18 @@ struct Table {
     columns: Vec<String>,
 }
 
-/// The SQL string literal at the start of `text` (after its opening
-/// quote), `''` unescaped, and the rest after its closing quote.
+/// The Hive string literal at the start of `text` (after its opening
+/// quote), backslash escapes read as Hive reads them, and the rest after
+/// its closing quote.
 fn sql_literal(text: &str) -> (String, &str) {
     let mut out = String::new();
-    let mut chars = text.char_indices().peekable();
+    let mut chars = text.char_indices();
     while let Some((i, c)) = chars.next() {
-        if c == '\'' {
-            if chars.peek().map(|(_, n)| *n) == Some('\'') {
-                chars.next();
-                out.push('\'');
-                continue;
-            }
-            return (out, &text[i + 1..]);
+        match c {
+            '\\' => out.push(chars.next().expect("an escaped character").1),
+            '\'' => return (out, &text[i + 1..]),
+            c => out.push(c),
         }
-        out.push(c);
     }
     panic!("an unterminated string literal")
 }
