@@ -214,16 +214,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
     for c in &customers {
         w.register(c, "p").await;
     }
-    let archiver: Archiver = {
-        let registry = w.emulator.registry(&w.settings, &w.sdk);
-        Archiver::new(
-            registry,
-            Connections::new(&w.settings, &w.sdk),
-            EventBridgeNotifier::new(&w.sdk, None),
-            32,
-            None,
-        )
-    };
+    let archiver = handler_archiver(&w);
     let messages: Vec<(String, String)> = (0..1000)
         .map(|i| {
             let body = json!({
@@ -310,6 +301,91 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
         writes_to_broken, 1000,
         "each object written once, none twice"
     );
+}
+
+/// CONTRACT section 7 for engagement events: an events object parked for a
+/// broken destination keeps its key, bytes and headers (NDJSON, gzip) in
+/// the control bucket, and the health check replays it as it would have
+/// landed.
+#[tokio::test(flavor = "current_thread")]
+async fn events_objects_parked_for_a_broken_destination_are_replayed_as_they_were() {
+    let w = world(Duration::from_secs(10)).await;
+    let customer = w.customer("acme-events", "stored-messages-events");
+    let mut d = destination(&customer, ORG, "p");
+    d.record_kinds = stored_messages::ids::RecordKind::ALL.to_vec();
+    w.registry.create_destination(&d).await.unwrap();
+    let archiver = handler_archiver(&w);
+    let events: Vec<(String, String)> = (0..50)
+        .map(|i| {
+            let body = json!({
+                "version": 1, "kind": "event", "org_id": ORG, "project_id": "p",
+                "event_id": format!("ev-{i:03}"), "channel": "email",
+                "event_type": if i % 2 == 0 { "open" } else { "click" },
+                "occurred_at": "2026-11-23T08:15:00Z",
+                "recipient": { "email": format!("person{i}@example.com") },
+                "data": { "url": format!("https://example.com/{i}") },
+            });
+            leak_audit::record(Kind::Input, "", &body.to_string());
+            (format!("sqs-{i}"), body.to_string())
+        })
+        .collect();
+    w.emulator.revoke_put(&customer);
+    let records: Vec<InboundRecord<'_>> = events
+        .iter()
+        .map(|(id, body)| InboundRecord { id, body })
+        .collect();
+    let report = archiver.archive_batch(&records, None).await;
+    assert!(report.retry.is_empty(), "{:?}", report.retry);
+    assert_eq!(report.parked, 2, "one object per event type");
+    let parked = w.emulator.bucket_objects(
+        VENDOR_ACCOUNT,
+        "us-east-1",
+        CONTROL_BUCKET,
+        &format!("parked/{ORG}/{}/events/", d.id),
+    );
+    assert_eq!(parked.len(), 2);
+    for object in &parked {
+        assert_eq!(object.content_type.as_deref(), Some("application/x-ndjson"));
+        assert_eq!(object.content_encoding.as_deref(), Some("gzip"));
+    }
+
+    w.emulator.allow_put(&customer, None);
+    let summary = handler::handle(&w.checker(), scheduled()).await.unwrap();
+    assert_eq!(summary["replayed"], 2);
+    let landed = w.emulator.objects(&customer, "events/");
+    assert_eq!(landed.len(), 2);
+    let mut ids: Vec<String> = Vec::new();
+    for object in &landed {
+        assert_eq!(object.content_type.as_deref(), Some("application/x-ndjson"));
+        assert_eq!(object.content_encoding.as_deref(), Some("gzip"));
+        assert!(object.key.ends_with(".ndjson.gz"), "{}", object.key);
+        let parked_key = format!("parked/{ORG}/{}/{}", d.id, object.key);
+        let was = parked
+            .iter()
+            .find(|p| p.key == parked_key)
+            .expect("replayed from its parked key");
+        assert_eq!(object.body, was.body, "the exact bytes parked");
+        ids.extend(
+            object
+                .lines()
+                .iter()
+                .map(|l| l["event_id"].as_str().unwrap().to_owned()),
+        );
+    }
+    ids.sort();
+    assert_eq!(ids.len(), 50);
+    ids.dedup();
+    assert_eq!(ids.len(), 50, "every event once");
+}
+
+fn handler_archiver(w: &World) -> Archiver {
+    Archiver::new(
+        w.emulator.registry(&w.settings, &w.sdk),
+        Connections::new(&w.settings, &w.sdk),
+        EventBridgeNotifier::new(&w.sdk, None),
+        32,
+        None,
+    )
 }
 
 #[tokio::test]
