@@ -304,6 +304,24 @@ impl Target {
         }
     }
 
+    /// What every key of this target starts with: `{folder}/`, or `""`.
+    pub fn key_prefix(&self) -> String {
+        match self {
+            Target::S3(s3) => crate::s3::keys::folder_prefix(s3.folder_path.as_ref()),
+        }
+    }
+
+    /// `key`, made when this target's keys started with `made_under`,
+    /// moved under its prefix of now: a parked object replayed after a
+    /// `folder_path` change lands in the new folder, the one the session
+    /// policy allows. A key that does not start with `made_under` is kept.
+    pub fn rebased_key(&self, key: &str, made_under: &str) -> String {
+        match key.strip_prefix(made_under) {
+            Some(rest) => format!("{}{rest}", self.key_prefix()),
+            None => key.to_owned(),
+        }
+    }
+
     /// Where an events object lands in this target (CONTRACT section 4).
     pub fn event_key(&self, batch: &EventBatch<'_>) -> String {
         match self {
@@ -373,6 +391,29 @@ mod tests {
         ] {
             assert!(Region::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_key_is_rebased_from_the_prefix_it_was_made_under() {
+        let mut d = crate::store::memory::destination("p", &[]);
+        let Target::S3(s3) = &mut d.target;
+        s3.folder_path = Some(crate::s3::FolderPath::parse("new/place").unwrap());
+        let t = &d.target;
+        assert_eq!(t.key_prefix(), "new/place/");
+        assert_eq!(
+            t.rebased_key("old/email/m.json", "old/"),
+            "new/place/email/m.json"
+        );
+        assert_eq!(t.rebased_key("email/m.json", ""), "new/place/email/m.json");
+        assert_eq!(
+            t.rebased_key("new/place/email/m.json", "new/place/"),
+            "new/place/email/m.json"
+        );
+        // Not made under that prefix: kept as it is.
+        assert_eq!(
+            t.rebased_key("other/email/m.json", "old/"),
+            "other/email/m.json"
+        );
     }
 
     #[test]

@@ -269,12 +269,16 @@ impl<S: ControlStore, D: Delivery, N: Notifier> HealthChecker<S, D, N> {
             if Instant::now() >= deadline {
                 break;
             }
-            let Ok(Some(encoded)) = self.registry.read_parked(object).await else {
+            let Ok(Some(parked)) = self.registry.read_parked(object).await else {
                 continue;
             };
+            let key = match &parked.made_under {
+                Some(prefix) => destination.target.rebased_key(&object.object_key, prefix),
+                None => object.object_key.clone(),
+            };
             let replayed_object = Object {
-                key: &object.object_key,
-                body: &encoded,
+                key: &key,
+                body: &parked.object,
             };
             match self
                 .delivery
@@ -589,6 +593,43 @@ mod tests {
         );
         assert_eq!(c.delivery.keys(&d.id), ["a.json", "b.json"]);
         assert!(c.registry.parked_keys().is_empty(), "deleted once written");
+    }
+
+    #[tokio::test]
+    async fn a_parked_object_replays_under_the_folder_of_now() {
+        let mut d = destination("p", &Channel::ALL);
+        d.status = Status::Failing;
+        let folder = |f: &str| Some(crate::s3::FolderPath::parse(f).unwrap());
+        let crate::destination::Target::S3(s3) = &mut d.target;
+        s3.folder_path = folder("exports/old");
+        let c = checker(&[&d]);
+        c.registry
+            .park(
+                &d,
+                "exports/old/email/m-1.json",
+                &encode(b"{}", Compression::None),
+            )
+            .await
+            .unwrap();
+        // The customer moves the archive (a PATCH of folder_path): the
+        // session policy now allows only the new folder.
+        let (mut moved, version) = c
+            .registry
+            .destination_for_update(&d)
+            .await
+            .unwrap()
+            .unwrap();
+        let crate::destination::Target::S3(s3) = &mut moved.target;
+        s3.folder_path = folder("exports/new");
+        c.registry
+            .replace_destination(&moved, &version)
+            .await
+            .unwrap();
+
+        let report = c.run(far()).await.unwrap();
+        assert_eq!(report.replayed, 1);
+        assert_eq!(c.delivery.keys(&d.id), ["exports/new/email/m-1.json"]);
+        assert!(c.registry.parked_keys().is_empty());
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use crate::destination::{Destination, DestinationId};
 use crate::failure::{sdk_outcome, SdkOutcome};
 use crate::ids::{OrgId, ProjectId};
 use crate::records::message::StagedRef;
-use crate::store::ControlStore;
+use crate::store::{ControlStore, Parked};
 use crate::write::{ContentType, Encoded};
 
 /// Why the registry could not answer. Never carries record contents.
@@ -102,7 +102,14 @@ struct Fetched {
     etag: String,
     content_type: Option<String>,
     content_encoding: Option<String>,
+    /// [`PARKED_UNDER`], when set.
+    made_under: Option<String>,
 }
+
+/// User metadata of a parked object: the key prefix its key was made under
+/// (see [`crate::store::Parked`]), `/` for none (a folder never starts
+/// with `/`, and an empty header may not survive every HTTP stack).
+const PARKED_UNDER: &str = "stored-messages-key-prefix";
 
 /// An object held for a broken destination, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +177,13 @@ impl Registry {
         };
         let etag = out.e_tag().unwrap_or_default().to_owned();
         let content_type = out.content_type().map(str::to_owned);
+        let made_under = out.metadata().and_then(|m| m.get(PARKED_UNDER)).map(|p| {
+            if p == "/" {
+                String::new()
+            } else {
+                p.clone()
+            }
+        });
         let content_encoding = out.content_encoding().map(str::to_owned);
         let body = out
             .body
@@ -182,6 +196,7 @@ impl Registry {
             etag,
             content_type,
             content_encoding,
+            made_under,
         }))
     }
 
@@ -201,7 +216,7 @@ impl Registry {
             content_type: ContentType::Json,
             content_encoding: None,
         };
-        self.put(key, &body, condition).await
+        self.put(key, &body, condition, None).await
     }
 
     async fn put(
@@ -209,6 +224,7 @@ impl Registry {
         key: &str,
         object: &Encoded,
         condition: Condition<'_>,
+        made_under: Option<&str>,
     ) -> Result<(), RegistryError> {
         let mut request = self
             .s3
@@ -219,6 +235,10 @@ impl Registry {
             .content_type(object.content_type.as_str())
             .set_content_encoding(object.content_encoding.map(str::to_owned))
             .body(ByteStream::from(object.body.clone()));
+        if let Some(prefix) = made_under {
+            let value = if prefix.is_empty() { "/" } else { prefix };
+            request = request.metadata(PARKED_UNDER, value);
+        }
         request = match condition {
             Condition::None => request,
             Condition::Absent => request.if_none_match("*"),
@@ -470,6 +490,7 @@ impl ControlStore for Registry {
             &Self::destination_key(destination),
             &body,
             Condition::Unchanged(etag),
+            None,
         )
         .await
     }
@@ -483,7 +504,9 @@ impl ControlStore for Registry {
         object: &Encoded,
     ) -> Result<(), RegistryError> {
         let key = format!("{}{object_key}", Self::parked_prefix(destination));
-        self.put(&key, object, Condition::None).await
+        let made_under = destination.target.key_prefix();
+        self.put(&key, object, Condition::None, Some(&made_under))
+            .await
     }
 
     /// The objects parked for a destination, oldest key order as S3 lists them.
@@ -505,16 +528,17 @@ impl ControlStore for Registry {
     }
 
     /// A parked object as it was parked, or None once gone.
-    async fn read_parked(&self, parked: &ParkedObject) -> Result<Option<Encoded>, RegistryError> {
+    async fn read_parked(&self, parked: &ParkedObject) -> Result<Option<Parked>, RegistryError> {
         Ok(self
             .fetch(&self.bucket, &parked.parked_key)
             .await?
-            .map(|f| {
-                Encoded::stored(
+            .map(|f| Parked {
+                object: Encoded::stored(
                     f.body,
                     f.content_type.as_deref(),
                     f.content_encoding.as_deref(),
-                )
+                ),
+                made_under: f.made_under,
             }))
     }
 

@@ -15,6 +15,18 @@ use crate::records::message::StagedRef;
 use crate::registry::{ParkedObject, RegistryError};
 use crate::write::Encoded;
 
+/// A parked object's contents: the bytes and headers it would have been
+/// written with, and the key prefix (the destination's folder, `""` for
+/// none) its key was made under. A `folder_path` changed since then moves
+/// the replay under the new folder, the one the session policy now allows;
+/// `None` for objects parked before the prefix was recorded, replayed at
+/// their key as it is.
+#[derive(Debug, Clone)]
+pub struct Parked {
+    pub object: Encoded,
+    pub made_under: Option<String>,
+}
+
 #[cfg(test)]
 pub mod memory;
 
@@ -74,7 +86,7 @@ pub trait ControlStore: Send + Sync {
     fn read_parked(
         &self,
         parked: &ParkedObject,
-    ) -> impl Future<Output = Result<Option<Encoded>, RegistryError>> + Send;
+    ) -> impl Future<Output = Result<Option<Parked>, RegistryError>> + Send;
 
     fn delete_parked(
         &self,

@@ -306,7 +306,8 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
 /// CONTRACT section 7 for engagement events: an events object parked for a
 /// broken destination keeps its key, bytes and headers (NDJSON, gzip) in
 /// the control bucket, and the health check replays it as it would have
-/// landed.
+/// landed; under the destination's folder of now when the customer moved
+/// it meanwhile (the session policy allows only that folder).
 #[tokio::test(flavor = "current_thread")]
 async fn events_objects_parked_for_a_broken_destination_are_replayed_as_they_were() {
     let w = world(Duration::from_secs(10)).await;
@@ -349,17 +350,32 @@ async fn events_objects_parked_for_a_broken_destination_are_replayed_as_they_wer
         assert_eq!(object.content_encoding.as_deref(), Some("gzip"));
     }
 
+    // While broken, the customer moves the archive to a folder (a PATCH).
+    let (mut moved, version) = w
+        .registry
+        .destination_for_update(&d)
+        .await
+        .unwrap()
+        .unwrap();
+    stored_messages_testkit::s3_mut(&mut moved).folder_path =
+        Some(stored_messages::s3::FolderPath::parse("moved").unwrap());
+    w.registry
+        .replace_destination(&moved, &version)
+        .await
+        .unwrap();
     w.emulator.allow_put(&customer, None);
     let summary = handler::handle(&w.checker(), scheduled()).await.unwrap();
     assert_eq!(summary["replayed"], 2);
-    let landed = w.emulator.objects(&customer, "events/");
+    assert!(w.emulator.objects(&customer, "events/").is_empty());
+    let landed = w.emulator.objects(&customer, "moved/events/");
     assert_eq!(landed.len(), 2);
     let mut ids: Vec<String> = Vec::new();
     for object in &landed {
         assert_eq!(object.content_type.as_deref(), Some("application/x-ndjson"));
         assert_eq!(object.content_encoding.as_deref(), Some("gzip"));
         assert!(object.key.ends_with(".ndjson.gz"), "{}", object.key);
-        let parked_key = format!("parked/{ORG}/{}/{}", d.id, object.key);
+        let made = object.key.strip_prefix("moved/").unwrap();
+        let parked_key = format!("parked/{ORG}/{}/{made}", d.id);
         let was = parked
             .iter()
             .find(|p| p.key == parked_key)

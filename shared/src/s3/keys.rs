@@ -74,7 +74,8 @@ fn date_hour(at: DateTime<Utc>) -> String {
     at.format("date=%Y-%m-%d/hour=%H").to_string()
 }
 
-fn folder_prefix(folder: Option<&FolderPath>) -> String {
+/// `{folder}/`, or `""` without a folder: CONTRACT section 4's `{P}`.
+pub fn folder_prefix(folder: Option<&FolderPath>) -> String {
     folder.map(|f| format!("{f}/")).unwrap_or_default()
 }
 

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use chrono::Utc;
 
-use super::ControlStore;
+use super::{ControlStore, Parked};
 use crate::checks::{Check, LiveCheck, Purpose};
 use crate::connections::{Delivery, Object};
 use crate::credentials::ExternalId;
@@ -36,7 +36,7 @@ struct State {
     staged: HashMap<String, Bytes>,
     quarantined: BTreeMap<String, String>,
     /// Parked key → (body, content encoding).
-    parked: BTreeMap<String, Encoded>,
+    parked: BTreeMap<String, Parked>,
     /// Operations that fail with `Unavailable` (by method name).
     unavailable: Vec<&'static str>,
     /// Versions to bump behind the next `replace_destination` (a racing writer).
@@ -105,7 +105,7 @@ impl MemoryStore {
     }
 
     pub fn parked_object(&self, key: &str) -> Option<Encoded> {
-        lock(&self.state).parked.get(key).cloned()
+        lock(&self.state).parked.get(key).map(|p| p.object.clone())
     }
 
     fn check(&self, method: &'static str) -> Result<(), RegistryError> {
@@ -169,7 +169,11 @@ impl ControlStore for MemoryStore {
             "{}{object_key}",
             crate::registry::Registry::parked_prefix(destination)
         );
-        lock(&self.state).parked.insert(key, object.clone());
+        let parked = Parked {
+            object: object.clone(),
+            made_under: Some(destination.target.key_prefix()),
+        };
+        lock(&self.state).parked.insert(key, parked);
         Ok(())
     }
 
@@ -189,7 +193,7 @@ impl ControlStore for MemoryStore {
             .collect())
     }
 
-    async fn read_parked(&self, parked: &ParkedObject) -> Result<Option<Encoded>, RegistryError> {
+    async fn read_parked(&self, parked: &ParkedObject) -> Result<Option<Parked>, RegistryError> {
         self.check("read_parked")?;
         Ok(lock(&self.state).parked.get(&parked.parked_key).cloned())
     }
