@@ -119,30 +119,8 @@ impl EventType {
             ))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
-
-impl TryFrom<String> for EventType {
-    type Error = InvalidField;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<EventType> for String {
-    fn from(value: EventType) -> String {
-        value.0
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(EventType, InvalidField);
 
 /// The kinds of record a destination takes (CONTRACT section 3,
 /// `record_kinds`).
