@@ -423,13 +423,15 @@ fn is_error_status(label: &str) -> bool {
 }
 
 /// The PII an input carries: every string under `recipient` and `message`
-/// of an archive request (a staged message object is all content). A body
-/// that is not JSON counts every quoted value in it.
+/// of an archive request, and under `data` of an engagement event
+/// (CONTRACT 2b: "Event contents (recipient, data) are PII"); a staged
+/// message object is all content. A body that is not JSON counts every
+/// quoted value in it.
 fn pii_values(text: &str) -> Vec<String> {
     let mut values = vec![];
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(fields)) if fields.contains_key("version") => {
-            for name in ["recipient", "message"] {
+            for name in ["recipient", "message", "data"] {
                 if let Some(value) = fields.get(name) {
                     strings_in(value, &mut values);
                 }
@@ -562,6 +564,28 @@ mod tests {
             .iter()
             .map(|f| (f.secret.as_str(), f.class))
             .collect()
+    }
+
+    #[test]
+    fn an_events_data_is_looked_for_like_a_message_body() {
+        let input = r#"{"version":1,"kind":"event","recipient":{"user_id":"u-1"},"data":{"url":"https://shop.example/p/4711?utm=x","ip":"203.0.113.77"}}"#;
+        let files = vec![(
+            "archive_message".to_owned(),
+            vec![
+                entry(Kind::Input, "", input),
+                entry(
+                    Kind::Log,
+                    "",
+                    r#"{"clicked":"https://shop.example/p/4711?utm=x"}"#,
+                ),
+                entry(Kind::Log, "", r#"{"event_id":"ev-1","event_type":"click"}"#),
+            ],
+        )];
+        let report = scan_entries(&files);
+        assert_eq!(
+            secrets_of(&report),
+            vec![("https://shop.example/p/4711?utm=x", Class::Pii)]
+        );
     }
 
     #[test]
