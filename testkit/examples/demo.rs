@@ -109,8 +109,13 @@ fn main() {
         "sqs-malformed.json",
     ] {
         let response = watch.invoke("archive-message", &root.join("events").join(event));
+        let note = if event == "sqs-malformed.json" {
+            " (malformed: quarantined and acknowledged)"
+        } else {
+            ""
+        };
         println!(
-            "    {event:<20} batchItemFailures: {}",
+            "    {event:<20} batchItemFailures: {}{note}",
             response["batchItemFailures"]
         );
     }
