@@ -163,27 +163,18 @@ pub fn static_checks(
             .ok(),
         None => Some(SessionName::default()),
     };
-    let channels = match body.get("channels") {
-        None | Some(Value::Null) => Some(Channel::ALL.to_vec()),
-        Some(Value::Array(items)) if !items.is_empty() => {
-            let mut channels = Vec::new();
-            for item in items {
-                match item.as_str().and_then(Channel::parse) {
-                    Some(c) if !channels.contains(&c) => channels.push(c),
-                    Some(_) => {}
-                    None => {
-                        problems.push("channels may contain only email, sms, push, in_app, web_push, whatsapp".into());
-                        break;
-                    }
-                }
-            }
-            Some(channels)
-        }
-        Some(_) => {
-            problems.push("channels must be a non-empty list of channels".into());
-            None
-        }
-    };
+    let channels = unique_list(
+        body,
+        "channels",
+        None,
+        Channel::parse,
+        ListRules {
+            list: "channels must be a non-empty list of channels",
+            item: "channels may contain only email, sms, push, in_app, web_push, whatsapp",
+        },
+        &mut problems,
+    )
+    .map(|found| found.unwrap_or_else(|| Channel::ALL.to_vec()));
     let record_kinds = record_kinds(body, &mut problems);
     let event_types = event_types(body, &mut problems);
     let role_arn_text = get_str(body, "role_arn", &mut problems);
@@ -269,27 +260,19 @@ pub fn static_checks(
 /// `event`, each once; absent or `null` is messages only.
 fn record_kinds(body: &Map<String, Value>, problems: &mut Vec<String>) -> Option<Vec<RecordKind>> {
     let rule = "record_kinds must be a non-empty list of message and event";
-    match body.get("record_kinds") {
-        None | Some(Value::Null) => Some(messages_only()),
-        Some(Value::Array(items)) if !items.is_empty() => {
-            let mut kinds = Vec::new();
-            for item in items {
-                match item.as_str().and_then(RecordKind::parse) {
-                    Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
-                    Some(_) => {}
-                    None => {
-                        problems.push(rule.into());
-                        return None;
-                    }
-                }
-            }
-            Some(kinds)
-        }
-        Some(_) => {
-            problems.push(rule.into());
-            None
-        }
-    }
+    let rules = ListRules {
+        list: rule,
+        item: rule,
+    };
+    unique_list(
+        body,
+        "record_kinds",
+        None,
+        RecordKind::parse,
+        rules,
+        problems,
+    )
+    .map(|found| found.unwrap_or_else(messages_only))
 }
 
 /// The most `event_types` a destination may list: every standard type
@@ -305,27 +288,65 @@ fn event_types(
     let rule = format!(
         "event_types must be a non-empty list of at most {MAX_EVENT_TYPES} event types of [a-z0-9_], starting with a letter, or null for all"
     );
-    match body.get("event_types") {
-        None | Some(Value::Null) => Some(None),
-        Some(Value::Array(items)) if (1..=MAX_EVENT_TYPES).contains(&items.len()) => {
-            let mut types = Vec::new();
-            for item in items {
-                match item.as_str().map(EventType::parse) {
-                    Some(Ok(t)) if !types.contains(&t) => types.push(t),
-                    Some(Ok(_)) => {}
-                    _ => {
-                        problems.push(rule);
-                        return None;
-                    }
-                }
-            }
-            Some(Some(types))
+    let rules = ListRules {
+        list: &rule,
+        item: &rule,
+    };
+    let parse = |item: &str| EventType::parse(item).ok();
+    unique_list(
+        body,
+        "event_types",
+        Some(MAX_EVENT_TYPES),
+        parse,
+        rules,
+        problems,
+    )
+}
+
+/// What a list field's problems say: about the list as a whole, and about
+/// one of its items.
+struct ListRules<'a> {
+    list: &'a str,
+    item: &'a str,
+}
+
+/// A list field of CONTRACT section 3 (`channels`, `record_kinds`,
+/// `event_types`): `Some(None)` when absent or `null` (the caller's
+/// default); `Some(Some(values))` for 1..=`max` strings that each parse,
+/// each kept once in the order given; `None`, with the rule broken added
+/// to `problems`, for anything else.
+fn unique_list<T: PartialEq>(
+    body: &Map<String, Value>,
+    field: &str,
+    max: Option<usize>,
+    parse: impl Fn(&str) -> Option<T>,
+    rules: ListRules<'_>,
+    problems: &mut Vec<String>,
+) -> Option<Option<Vec<T>>> {
+    let items = match body.get(field) {
+        None | Some(Value::Null) => return Some(None),
+        Some(Value::Array(items))
+            if !items.is_empty() && max.is_none_or(|max| items.len() <= max) =>
+        {
+            items
         }
         Some(_) => {
-            problems.push(rule);
-            None
+            problems.push(rules.list.to_owned());
+            return None;
+        }
+    };
+    let mut values = Vec::new();
+    for item in items {
+        match item.as_str().and_then(&parse) {
+            Some(value) if !values.contains(&value) => values.push(value),
+            Some(_) => {}
+            None => {
+                problems.push(rules.item.to_owned());
+                return None;
+            }
         }
     }
+    Some(Some(values))
 }
 
 /// A required field with its own check: pass when it parses, fail with the

@@ -122,11 +122,12 @@ fn lines(object: &StoredObject) -> Vec<Value> {
     let gzip = object.content_encoding.as_deref() == Some("gzip");
     let ext = if gzip { ".ndjson.gz" } else { ".ndjson" };
     assert!(object.key.ends_with(ext), "{}", object.key);
-    let text = String::from_utf8(object.decoded()).unwrap();
-    assert!(text.ends_with('\n'), "{}: every line ends", object.key);
-    text.lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    assert!(
+        object.decoded().ends_with(b"\n"),
+        "{}: every line ends",
+        object.key
+    );
+    object.lines()
 }
 
 fn records_of(batch: &[Value]) -> Vec<(String, String)> {
@@ -567,10 +568,7 @@ fn documents(object: &StoredObject) -> Vec<Value> {
         "{}",
         object.key
     );
-    let text = String::from_utf8(object.decoded()).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    object.lines()
 }
 
 #[tokio::test]
