@@ -133,8 +133,10 @@ pub fn destination(project: &str, role_arn: &str, bucket: &str) -> Result<Destin
         org_id: OrgId::parse(ORG).map_err(|e| e.to_string())?,
         project_id: ProjectId::parse(project).map_err(|e| e.to_string())?,
         account_id: role_arn.account().clone(),
-        role_arn,
-        role_session_name: SessionName::default(),
+        auth: Auth::Role {
+            role_arn,
+            role_session_name: SessionName::default(),
+        },
         channels: Channel::ALL.to_vec(),
         // Both kinds: the events section writes to the same destinations.
         record_kinds: stored_messages::ids::RecordKind::ALL.to_vec(),

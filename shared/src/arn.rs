@@ -32,6 +32,20 @@ impl Partition {
         }
     }
 
+    /// The partition a region belongs to (`cn-*` China, `us-gov-*`
+    /// GovCloud; "Regions and endpoints", AWS General Reference). Used for
+    /// access-key destinations, which have no ARN of their own to read it
+    /// from.
+    pub fn of_region(region: &str) -> Self {
+        if region.starts_with("cn-") {
+            Self::AwsCn
+        } else if region.starts_with("us-gov-") {
+            Self::AwsUsGov
+        } else {
+            Self::Aws
+        }
+    }
+
     /// The DNS suffix of the partition's service endpoints, as `kms:ViaService`
     /// names them (`s3.cn-north-1.amazonaws.com.cn` in China; AWS KMS
     /// Developer Guide, "kms:ViaService").

@@ -7,10 +7,14 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::arn::RoleArn;
-use crate::credentials::{assume_role, AssumeSpec, CredentialsError};
+use crate::arn::{AccountId, RoleArn};
+use crate::credentials::access_key::{
+    caller_identity, AccessKeyId, AccessKeyPair, KeyCheckError, SecretAccessKey,
+};
+use crate::credentials::{assume_role, AssumeSpec, CredentialsError, Identity};
 use crate::destination::{
-    messages_only, Destination, DestinationId, Health, SessionName, Status, Target,
+    messages_only, Auth, Destination, DestinationId, Health, SessionName, Status,
+    StoredAccessKey, Target,
 };
 use crate::ids::{Channel, EventType, OrgId, ProjectId, RecordKind};
 
@@ -87,6 +91,7 @@ impl Check {
 /// failure stops the rest. A name the API shows is [`LiveCheck::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveCheck {
+    AccessKey,
     AssumeRole,
     ExternalIdEnforced,
     PutObject,
@@ -95,17 +100,20 @@ pub enum LiveCheck {
 
 impl LiveCheck {
     /// Every live check, in order: validation and "Test Credentials".
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
+        Self::AccessKey,
         Self::AssumeRole,
         Self::ExternalIdEnforced,
         Self::PutObject,
         Self::NotPublic,
     ];
-    /// What a health check runs (CONTRACT section 6).
-    pub const HEALTH: [Self; 2] = [Self::AssumeRole, Self::PutObject];
+    /// What a health check runs (CONTRACT section 6): `assume_role` or
+    /// `access_key` (the other is `skip`), then the probe.
+    pub const HEALTH: [Self; 3] = [Self::AccessKey, Self::AssumeRole, Self::PutObject];
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::AccessKey => "access_key",
             Self::AssumeRole => "assume_role",
             Self::ExternalIdEnforced => "external_id_enforced",
             Self::PutObject => "put_object",
@@ -114,10 +122,101 @@ impl LiveCheck {
     }
 }
 
-/// The outcome of the static checks: the destination when all passed.
+/// The outcome of the static checks: the destination when all passed, and
+/// the key pair the request gave (kept apart: a [`Destination`] is what the
+/// registry stores, and the secret never goes there).
 pub struct StaticOutcome {
     pub checks: Vec<Check>,
     pub destination: Option<Destination>,
+    pub new_keys: Option<AccessKeyPair>,
+}
+
+/// The account an access-key destination has before its `access_key` check
+/// learns the real one. Safe by construction: as an `ExpectedBucketOwner`
+/// it makes S3 refuse, never write elsewhere.
+fn unknown_account() -> Option<AccountId> {
+    AccountId::parse("000000000000")
+}
+
+/// What a request's `auth` (CONTRACT section 3) chose.
+enum AuthChoice {
+    Role,
+    NewKeys(AccessKeyPair),
+    /// The destination's stored key, kept (a `PATCH` without `auth`).
+    Stored(StoredAccessKey),
+}
+
+/// The `auth` static check. `stored`: the key of the access-key
+/// destination a `PATCH` edits, kept when the body has no `auth`. Messages
+/// name fields and rules, never values.
+fn auth_check(
+    body: &Map<String, Value>,
+    stored: Option<&StoredAccessKey>,
+) -> (Check, Option<AuthChoice>) {
+    let has = |field: &str| body.get(field).is_some_and(|v| !v.is_null());
+    let fail = |message: &str| {
+        (
+            Check::fail(
+                "auth",
+                "auth_invalid",
+                message,
+                "Send auth as {\"mode\": \"role\"} with role_arn, or as {\"mode\": \"access_key\", \"access_key_id\": \"AKIA...\", \"secret_access_key\": \"...\"} without role_arn and role_session_name. Roles are the safer choice: no long-lived secret changes hands.",
+            ),
+            None,
+        )
+    };
+    let with_keys = |choice: AuthChoice| {
+        if has("role_arn") || has("role_session_name") {
+            fail("role_arn and role_session_name must be absent with access keys.")
+        } else {
+            (
+                Check::pass("auth", "The destination signs with an IAM user's access key."),
+                Some(choice),
+            )
+        }
+    };
+    let auth = match body.get("auth") {
+        None | Some(Value::Null) => {
+            return match stored {
+                Some(stored) => with_keys(AuthChoice::Stored(stored.clone())),
+                None => (
+                    Check::pass("auth", "The destination assumes a role."),
+                    Some(AuthChoice::Role),
+                ),
+            }
+        }
+        Some(Value::Object(auth)) => auth,
+        Some(_) => return fail("auth must be an object with a mode."),
+    };
+    let only = |allowed: &[&str]| auth.keys().all(|k| allowed.contains(&k.as_str()));
+    match auth.get("mode").and_then(Value::as_str) {
+        Some("role") if only(&["mode"]) => (
+            Check::pass("auth", "The destination assumes a role."),
+            Some(AuthChoice::Role),
+        ),
+        Some("role") => fail("auth with mode role takes no other field."),
+        Some("access_key") if only(&["mode", "access_key_id", "secret_access_key"]) => {
+            let id = auth
+                .get("access_key_id")
+                .and_then(Value::as_str)
+                .map(AccessKeyId::parse);
+            let secret = auth
+                .get("secret_access_key")
+                .and_then(Value::as_str)
+                .map(SecretAccessKey::parse);
+            match (id, secret) {
+                (Some(Ok(id)), Some(Ok(secret))) => {
+                    with_keys(AuthChoice::NewKeys(AccessKeyPair { id, secret }))
+                }
+                (Some(Err(err)), _) | (_, Some(Err(err))) => fail(&err.to_string()),
+                _ => fail("auth with mode access_key needs access_key_id and secret_access_key, as strings."),
+            }
+        }
+        Some("access_key") => {
+            fail("auth with mode access_key takes only access_key_id and secret_access_key.")
+        }
+        _ => fail("auth.mode must be role or access_key."),
+    }
 }
 
 pub(crate) fn get_str<'a>(
@@ -143,8 +242,19 @@ pub fn static_checks(
     body: &Map<String, Value>,
     role_name_prefix: &str,
 ) -> StaticOutcome {
+    static_checks_keeping(org, body, role_name_prefix, None)
+}
+
+/// [`static_checks`] of a `PATCH` on an access-key destination: `stored`,
+/// its key, is kept when the body has no `auth`.
+pub fn static_checks_keeping(
+    org: &OrgId,
+    body: &Map<String, Value>,
+    role_name_prefix: &str,
+    stored: Option<&StoredAccessKey>,
+) -> StaticOutcome {
     let mut problems: Vec<String> = Vec::new();
-    let mut checks = Vec::with_capacity(8);
+    let mut checks = Vec::with_capacity(9);
 
     let project_id = match get_str(body, "project_id", &mut problems) {
         Some(p) => ProjectId::parse(p)
@@ -180,6 +290,7 @@ pub fn static_checks(
     let role_arn_text = get_str(body, "role_arn", &mut problems);
     // The kind's fields: S3, the one kind the contract has so far.
     let s3_fields = crate::s3::checks::Fields::parse(body, &mut problems);
+    let (auth, auth_choice) = auth_check(body, stored);
 
     checks.push(if problems.is_empty() {
         Check::pass("request", "The request is well-formed.")
@@ -192,8 +303,94 @@ pub fn static_checks(
         )
     });
 
+    let role_arn = match &auth_choice {
+        Some(AuthChoice::Role) => role_checks(&mut checks, role_arn_text, role_name_prefix),
+        other => {
+            let why = if other.is_some() {
+                "Not applicable: the destination signs with an access key."
+            } else {
+                "Skipped: auth is invalid."
+            };
+            checks.push(Check::skip("role_arn", why));
+            checks.push(Check::skip("role_name_prefix", why));
+            None
+        }
+    };
+    let target = s3_fields.check(&mut checks).map(Target::S3);
+    checks.push(auth);
+
+    let all_passed = all_passed(&checks);
+    let identity = match (auth_choice, role_arn, session_name) {
+        (Some(AuthChoice::Role), Some(role_arn), Some(role_session_name)) => Some((
+            role_arn.account().clone(),
+            Auth::Role {
+                role_arn,
+                role_session_name,
+            },
+            None,
+        )),
+        (Some(AuthChoice::NewKeys(pair)), _, _) => unknown_account().map(|account| {
+            let stored = StoredAccessKey {
+                access_key_id: pair.id.masked(),
+                credentials_updated_at: Utc::now(),
+                secret_version_id: None,
+            };
+            (account, Auth::AccessKey(stored), Some(pair))
+        }),
+        (Some(AuthChoice::Stored(stored)), _, _) => {
+            unknown_account().map(|account| (account, Auth::AccessKey(stored), None))
+        }
+        _ => None,
+    };
+    let mut new_keys = None;
+    let destination = match (
+        all_passed,
+        project_id,
+        identity,
+        (channels, record_kinds, event_types),
+        target,
+    ) {
+        (
+            true,
+            Some(project_id),
+            Some((account_id, auth, keys)),
+            (Some(channels), Some(record_kinds), Some(event_types)),
+            Some(target),
+        ) => DestinationId::generate().ok().map(|id| {
+            new_keys = keys;
+            Destination {
+                id,
+                org_id: org.clone(),
+                project_id,
+                account_id,
+                auth,
+                channels,
+                record_kinds,
+                event_types,
+                created_at: Utc::now(),
+                updated_at: None,
+                status: Status::Active,
+                health: Health::default(),
+                target,
+            }
+        }),
+        _ => None,
+    };
+    StaticOutcome {
+        checks,
+        destination,
+        new_keys,
+    }
+}
+
+/// The `role_arn` and `role_name_prefix` checks of a role destination.
+fn role_checks(
+    checks: &mut Vec<Check>,
+    role_arn_text: Option<&str>,
+    role_name_prefix: &str,
+) -> Option<RoleArn> {
     let role_arn = required(
-        &mut checks,
+        checks,
         Required {
             name: "role_arn",
             code: "role_arn_invalid",
@@ -201,7 +398,7 @@ pub fn static_checks(
             text: role_arn_text,
             parse: RoleArn::parse,
             passed: "The role ARN is well-formed.",
-            remediation: "Copy the role's ARN from the IAM console (Roles > your role > ARN).",
+            remediation: "Copy the role's ARN from the IAM console (Roles > your role > ARN), or connect with an access key (auth).",
         },
     );
     checks.push(match &role_arn {
@@ -214,46 +411,7 @@ pub fn static_checks(
         ),
         None => Check::skip("role_name_prefix", "Skipped: the role ARN is invalid."),
     });
-    let target = s3_fields.check(&mut checks).map(Target::S3);
-
-    let all_passed = checks.iter().all(|c| c.status == CheckStatus::Pass);
-    let destination = match (
-        all_passed,
-        project_id,
-        role_arn,
-        session_name,
-        (channels, record_kinds, event_types),
-        target,
-    ) {
-        (
-            true,
-            Some(project_id),
-            Some(role_arn),
-            Some(role_session_name),
-            (Some(channels), Some(record_kinds), Some(event_types)),
-            Some(target),
-        ) => DestinationId::generate().ok().map(|id| Destination {
-            id,
-            org_id: org.clone(),
-            project_id,
-            account_id: role_arn.account().clone(),
-            role_arn,
-            role_session_name,
-            channels,
-            record_kinds,
-            event_types,
-            created_at: Utc::now(),
-            updated_at: None,
-            status: Status::Active,
-            health: Health::default(),
-            target,
-        }),
-        _ => None,
-    };
-    StaticOutcome {
-        checks,
-        destination,
-    }
+    role_arn
 }
 
 /// `record_kinds` (CONTRACT section 3): a non-empty list of `message` and
@@ -454,10 +612,17 @@ pub(crate) async fn external_id_enforced(
     duration: std::time::Duration,
 ) -> Check {
     let name = LiveCheck::ExternalIdEnforced.name();
+    let Auth::Role {
+        role_arn,
+        role_session_name,
+    } = &destination.auth
+    else {
+        return Check::skip(name, "Not applicable: no role, so no External ID.");
+    };
     let spec = AssumeSpec {
-        role_arn: destination.role_arn.clone(),
+        role_arn: role_arn.clone(),
         external_id: None,
-        session_name: destination.role_session_name.clone(),
+        session_name: role_session_name.clone(),
         policy: None,
         duration,
     };
@@ -488,9 +653,68 @@ pub fn write_failure(destination: &Destination, err: &crate::write::WriteError) 
     }
 }
 
-/// The organisation of a validation response: `valid` only when every check passed.
+/// `valid` (CONTRACT section 5): no check failed. A `skip` is either after
+/// a failure or a check that does not apply to the destination's `auth`
+/// (`access_key` for a role, `assume_role` for a key).
 pub fn all_passed(checks: &[Check]) -> bool {
-    checks.iter().all(|c| c.status == CheckStatus::Pass)
+    checks.iter().all(|c| c.status != CheckStatus::Fail)
+}
+
+/// The `access_key` check (CONTRACT section 5): `sts:GetCallerIdentity`
+/// signed with the destination's key. Answers the key's account when the
+/// key is usable.
+pub(crate) async fn access_key_check(
+    sts: &aws_sdk_sts::Client,
+    identity: &Identity,
+    destination: &Destination,
+) -> (Check, Option<AccountId>) {
+    let name = LiveCheck::AccessKey.name();
+    let invalid = |message: String, transient: bool| {
+        Check::fail(
+            name,
+            "access_key_invalid",
+            message,
+            "Check that the key is Active on the IAM user (IAM console > Users > Security credentials) and that the secret was copied whole; or create a new key and send it with PUT /v1/destinations/{id}/credentials. If you just created the key, wait a few seconds and retry.",
+        )
+        .transient_if(transient)
+    };
+    if let Err(err) = identity.credentials.get().await {
+        return (invalid(format!("We could not use the key: {err}."), true), None);
+    }
+    let client = aws_sdk_sts::Client::from_conf(
+        sts.config()
+            .to_builder()
+            .region(aws_sdk_sts::config::Region::new(
+                destination.region().as_str().to_owned(),
+            ))
+            .credentials_provider(identity.credentials.clone())
+            .build(),
+    );
+    match caller_identity(&client).await {
+        Ok(caller) if caller.is_root() => (
+            Check::fail(
+                name,
+                "access_key_root_not_allowed",
+                format!("The key belongs to the root user of account {}: it can do anything in the account, and cannot be limited to one bucket.", caller.account),
+                "Create an IAM user that may only s3:PutObject into the bucket (the permissions policy from GET /v1/setup), create an access key for it, and use that key; then delete the root user's key. Better still, connect with a role.",
+            ),
+            None,
+        ),
+        Ok(caller) => (
+            Check::pass(
+                name,
+                format!("The key is an IAM user's, in account {}.", caller.account),
+            ),
+            Some(caller.account),
+        ),
+        Err(KeyCheckError::Rejected(code)) => (
+            invalid(format!("AWS does not accept the key ({code}): it was deleted or deactivated, or the secret does not match the key id."), false),
+            None,
+        ),
+        Err(err @ KeyCheckError::Failed { retryable, .. }) => {
+            (invalid(format!("We could not check the key: {err}."), retryable), None)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -540,6 +764,105 @@ pub(crate) mod tests {
         body
     }
 
+    const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    fn with_keys() -> Map<String, Value> {
+        let mut body = valid();
+        body.remove("role_arn");
+        body.insert(
+            "auth".into(),
+            json!({ "mode": "access_key", "access_key_id": KEY_ID, "secret_access_key": SECRET }),
+        );
+        body
+    }
+
+    #[test]
+    fn an_access_key_request_skips_the_role_checks_and_keeps_the_pair_apart() {
+        let outcome = run(&with_keys());
+        let by_name = |name: &str| outcome.checks.iter().find(|c| c.name == name).unwrap().status;
+        assert_eq!(by_name("auth"), CheckStatus::Pass);
+        assert_eq!(by_name("role_arn"), CheckStatus::Skip);
+        assert_eq!(by_name("role_name_prefix"), CheckStatus::Skip);
+        assert!(all_passed(&outcome.checks), "a skip that does not apply is no failure");
+        let d = outcome.destination.unwrap();
+        let Auth::AccessKey(stored) = &d.auth else { panic!("{:?}", d.auth) };
+        assert_eq!(stored.access_key_id.as_str(), "AKIA************MPLE");
+        assert_eq!(stored.secret_version_id, None);
+        assert_eq!(d.account_id.as_str(), "000000000000", "unknown until access_key runs");
+        let pair = outcome.new_keys.unwrap();
+        assert_eq!((pair.id.as_str(), pair.secret.expose()), (KEY_ID, SECRET));
+        // What the registry would store holds neither the id nor the secret.
+        let stored_text = serde_json::to_string(&d).unwrap();
+        assert!(!stored_text.contains(SECRET) && !stored_text.contains(KEY_ID), "{stored_text}");
+        assert!(!stored_text.contains("role_arn"));
+    }
+
+    #[test]
+    fn a_malformed_auth_is_auth_invalid_and_never_echoes_the_secret() {
+        let keys = |extra: Value| {
+            let mut auth = json!({ "mode": "access_key", "access_key_id": KEY_ID, "secret_access_key": SECRET });
+            for (k, v) in extra.as_object().unwrap() {
+                if v.is_null() {
+                    auth.as_object_mut().unwrap().remove(k);
+                } else {
+                    auth[k] = v.clone();
+                }
+            }
+            auth
+        };
+        let cases = [
+            (Some(json!("access_key")), None),
+            (Some(json!({})), None),
+            (Some(json!({ "mode": "password" })), None),
+            (Some(json!({ "mode": "role", "role_arn": "x" })), None),
+            (Some(keys(json!({ "secret_access_key": null }))), None),
+            (Some(keys(json!({ "access_key_id": 7 }))), None),
+            (Some(keys(json!({ "access_key_id": "ASIAIOSFODNN7EXAMPLE" }))), None),
+            (Some(keys(json!({ "secret_access_key": &SECRET[1..] }))), None),
+            (Some(keys(json!({ "session_token": "t" }))), None),
+            // Keys and a role at once: which one would we use?
+            (Some(keys(json!({}))), Some(("role_arn", json!("arn:aws:iam::111122223333:role/stored-messages-acme")))),
+            (Some(keys(json!({}))), Some(("role_session_name", json!("me")))),
+        ];
+        for (auth, extra) in cases {
+            let mut body = valid();
+            body.remove("role_arn");
+            if let Some(auth) = &auth {
+                body.insert("auth".into(), auth.clone());
+            }
+            if let Some((field, value)) = &extra {
+                body.insert((*field).into(), value.clone());
+            }
+            let outcome = run(&body);
+            assert!(failed(&outcome).contains(&("auth", "auth_invalid")), "{auth:?} {extra:?}: {:?}", failed(&outcome));
+            assert!(outcome.destination.is_none() && outcome.new_keys.is_none());
+            let text = serde_json::to_string(&outcome.checks).unwrap();
+            assert!(!text.contains(&SECRET[1..]), "{text}");
+        }
+        // A role, said explicitly, is the default.
+        let mut body = valid();
+        body.insert("auth".into(), json!({ "mode": "role" }));
+        assert!(matches!(run(&body).destination.unwrap().auth, Auth::Role { .. }));
+    }
+
+    #[test]
+    fn a_patch_without_auth_keeps_the_stored_key_and_refuses_a_role_beside_it() {
+        let stored = StoredAccessKey {
+            access_key_id: crate::credentials::access_key::MaskedKeyId::parse("AKIA************MPLE").unwrap(),
+            credentials_updated_at: Utc::now(),
+            secret_version_id: Some("v1".into()),
+        };
+        let mut body = valid();
+        body.remove("role_arn");
+        body.remove("role_session_name");
+        let outcome = static_checks_keeping(&org(), &body, "stored-messages", Some(&stored));
+        assert_eq!(outcome.destination.unwrap().auth, Auth::AccessKey(stored.clone()));
+        assert!(outcome.new_keys.is_none());
+        let outcome = static_checks_keeping(&org(), &valid(), "stored-messages", Some(&stored));
+        assert!(failed(&outcome).contains(&("auth", "auth_invalid")));
+    }
+
     #[test]
     fn a_valid_request_passes_every_static_check_in_order() {
         let outcome = run(&valid());
@@ -554,7 +877,8 @@ pub(crate) mod tests {
                 "region",
                 "folder_path",
                 "encryption",
-                "bucket_private_confirmed"
+                "bucket_private_confirmed",
+                "auth"
             ]
         );
         assert!(outcome.checks.iter().all(|c| c.status == CheckStatus::Pass));
@@ -610,7 +934,9 @@ pub(crate) mod tests {
             (Layout::ByRecipient, Compression::Gzip)
         );
         assert_eq!(d.s3().unwrap().encryption, Encryption::BucketDefault);
-        assert_eq!(d.role_session_name.as_str(), "stored-messages");
+        assert!(
+            matches!(&d.auth, Auth::Role { role_session_name, .. } if role_session_name.as_str() == "stored-messages")
+        );
         assert_eq!(d.s3().unwrap().folder_path, None);
     }
 
@@ -800,7 +1126,7 @@ pub(crate) mod tests {
             .map(|c| c.name)
             .collect();
         assert_eq!(skipped, ["role_name_prefix"]);
-        assert_eq!(outcome.checks.len(), 8, "static checks always all run");
+        assert_eq!(outcome.checks.len(), 9, "static checks always all run");
     }
 
     #[test]
@@ -831,6 +1157,7 @@ pub(crate) mod tests {
         assert_eq!(
             names,
             [
+                "access_key",
                 "assume_role",
                 "external_id_enforced",
                 "put_object",
@@ -838,7 +1165,7 @@ pub(crate) mod tests {
             ]
         );
         let health: Vec<&str> = LiveCheck::HEALTH.iter().map(|c| c.name()).collect();
-        assert_eq!(health, ["assume_role", "put_object"], "CONTRACT section 6");
+        assert_eq!(health, ["access_key", "assume_role", "put_object"], "CONTRACT section 6");
     }
 
     #[test]

@@ -56,6 +56,13 @@ pub struct Settings {
     /// `EVENT_BUS_NAME`: where health transitions are published (CONTRACT
     /// section 6); None publishes nothing (the log line stays).
     pub event_bus_name: Option<String>,
+    /// `CREDENTIALS_SECRET_PREFIX` (default `stored-messages/`): the
+    /// Secrets Manager name prefix of access-key destinations' secrets
+    /// (CONTRACT sections 1 and 3); the template grants exactly this prefix.
+    pub credentials_secret_prefix: String,
+    /// `CREDENTIALS_KMS_KEY_ID`: our KMS key for those secrets (its ARN,
+    /// from the template); unset uses the account's `aws/secretsmanager`.
+    pub credentials_kms_key_id: Option<String>,
 }
 
 impl Settings {
@@ -108,6 +115,22 @@ impl Settings {
                 rule: "must not be the control bucket: staged bodies are tenant-named, control data is not",
             });
         }
+        let credentials_secret_prefix =
+            get("CREDENTIALS_SECRET_PREFIX").unwrap_or_else(|| "stored-messages/".to_owned());
+        // Secrets Manager names: 1..512 of [A-Za-z0-9/_+=.@-] ("CreateSecret",
+        // Secrets Manager API Reference), and the org id and destination id
+        // appended after it take at most 64 + 1 + 30.
+        if credentials_secret_prefix.is_empty()
+            || credentials_secret_prefix.len() > 256
+            || !credentials_secret_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+        {
+            return Err(ConfigError::Invalid {
+                name: "CREDENTIALS_SECRET_PREFIX",
+                rule: "must be 1..256 characters of a Secrets Manager name: letters, digits and /_+=.@-",
+            });
+        }
         let max_in_flight = number(&get, "ARCHIVE_MAX_IN_FLIGHT", 64, 1..=1024)?;
         let default_lines = crate::records::ObjectBounds::DEFAULT.max_lines;
         let events_per_object = number(
@@ -153,6 +176,8 @@ impl Settings {
             endpoint_override,
             local_endpoints,
             event_bus_name: get("EVENT_BUS_NAME"),
+            credentials_secret_prefix,
+            credentials_kms_key_id: get("CREDENTIALS_KMS_KEY_ID"),
         })
     }
 
@@ -213,6 +238,14 @@ impl Settings {
         self.s3_config(&anonymous.build()).allow_no_auth()
     }
 
+    /// Where access-key destinations' secrets are kept.
+    pub fn secret_store(&self, sdk: &SdkConfig) -> crate::secrets::SecretStore {
+        crate::secrets::SecretStore::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            self.credentials_kms_key_id.clone(),
+        )
+    }
+
     /// Our own S3 client (control and staging buckets).
     pub fn s3_client(&self, sdk: &SdkConfig) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(self.s3_config(sdk).build())
@@ -251,11 +284,12 @@ pub async fn own_account(sts: &aws_sdk_sts::Client) -> Result<AccountId, ConfigE
 }
 
 /// The endpoint variables the SDK reads for the services we call.
-const ENDPOINT_VARIABLES: [&str; 4] = [
+const ENDPOINT_VARIABLES: [&str; 5] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_STS",
     "AWS_ENDPOINT_URL_EVENTBRIDGE",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
 ];
 
 fn number(
@@ -299,6 +333,17 @@ mod tests {
         assert_eq!(s.endpoint_override, None);
         assert!(!s.local_endpoints);
         assert_eq!(s.vendor_principal_arn, None);
+        assert_eq!(s.credentials_secret_prefix, "stored-messages/");
+        assert_eq!(s.credentials_kms_key_id, None);
+    }
+
+    #[test]
+    fn the_secret_prefix_is_a_secrets_manager_name() {
+        let with = |prefix: &str| settings(&[("CONTROL_BUCKET", "c-b"), ("CREDENTIALS_SECRET_PREFIX", prefix)]);
+        assert_eq!(with("sm/creds/").unwrap().credentials_secret_prefix, "sm/creds/");
+        for bad in ["has space/", "star*/", &"a".repeat(257)] {
+            assert!(matches!(with(bad), Err(ConfigError::Invalid { name: "CREDENTIALS_SECRET_PREFIX", .. })), "{bad}");
+        }
     }
 
     #[test]

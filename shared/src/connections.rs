@@ -11,11 +11,13 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::checks::{
-    assume_role_failure, external_id_enforced, Check, CheckStatus, LiveCheck, Purpose,
+    access_key_check, assume_role_failure, external_id_enforced, Check, CheckStatus, LiveCheck,
+    Purpose,
 };
 use crate::config::Settings;
-use crate::credentials::{ExternalId, Identities};
-use crate::destination::{Destination, Target};
+use crate::credentials::{AccessKeyPair, ExternalId, Identities};
+use crate::destination::{Auth, Destination, Target};
+use crate::secrets::SecretStore;
 use crate::write::{Encoded, WriteError, Written};
 
 /// One object for one destination: the kind's own key (an S3 key) and the
@@ -68,7 +70,8 @@ impl Connections {
             aws_sdk_sts::Client::new(sdk),
             settings.s3_config(sdk),
             settings.anonymous_s3_config(sdk),
-            settings.session_duration,
+            settings.secret_store(sdk),
+            settings,
         )
     }
 
@@ -77,14 +80,86 @@ impl Connections {
         sts: aws_sdk_sts::Client,
         s3_config: aws_sdk_s3::config::Builder,
         anonymous_s3: aws_sdk_s3::config::Builder,
-        session_duration: Duration,
+        secrets: SecretStore,
+        settings: &Settings,
     ) -> Self {
         Self {
-            identities: Identities::new(sts.clone(), s3_config, session_duration),
+            identities: Identities::new(
+                sts.clone(),
+                s3_config,
+                secrets,
+                settings.credentials_secret_prefix.clone(),
+                settings.session_duration,
+            ),
             sts,
             anonymous_s3,
-            session_duration,
+            session_duration: settings.session_duration,
         }
+    }
+
+    /// These connections, signing an access-key destination with `pair`
+    /// (a key being checked before it is stored) instead of its secret.
+    pub fn with_given_keys(mut self, pair: AccessKeyPair) -> Self {
+        self.identities = self.identities.with_given_keys(pair);
+        self
+    }
+
+    /// The live checks of [`Delivery::live_checks`]. An access key's
+    /// `access_key` check also sets `destination.account_id` to the account
+    /// `GetCallerIdentity` named: every later check, and every write once
+    /// saved, asserts that account as the bucket owner (CONTRACT section 3).
+    pub async fn run_live_checks(
+        &self,
+        destination: &mut Destination,
+        external_id: &ExternalId,
+        purpose: Purpose,
+        which: &[LiveCheck],
+    ) -> Vec<Check> {
+        let identity = self.identities.for_destination(destination, external_id);
+        let now = Utc::now();
+        let mut results = Vec::new();
+        let mut failed = false;
+        for live in LiveCheck::ALL.into_iter().filter(|c| which.contains(c)) {
+            let name = live.name();
+            if failed {
+                results.push(Check::skip(name, "Skipped: an earlier check failed."));
+                continue;
+            }
+            let role = matches!(destination.auth, Auth::Role { .. });
+            let check = match (live, &destination.target) {
+                (LiveCheck::AccessKey, _) if role => Check::skip(
+                    name,
+                    "Not applicable: this destination assumes a role (next check).",
+                ),
+                (LiveCheck::AccessKey, _) => {
+                    let (check, account) = access_key_check(&self.sts, &identity, destination).await;
+                    if let Some(account) = account {
+                        destination.account_id = account;
+                    }
+                    check
+                }
+                (LiveCheck::AssumeRole | LiveCheck::ExternalIdEnforced, _) if !role => Check::skip(
+                    name,
+                    "Not applicable: an access-key destination signs with its key; there is no role to assume and no External ID.",
+                ),
+                (LiveCheck::AssumeRole, _) => match identity.credentials.get().await {
+                    Ok(_) => Check::pass(name, "We assumed the role with your External ID."),
+                    Err(err) => assume_role_failure(&err),
+                },
+                (LiveCheck::ExternalIdEnforced, _) => {
+                    external_id_enforced(&self.sts, destination, self.session_duration).await
+                }
+                (LiveCheck::PutObject, Target::S3(s3)) => {
+                    crate::s3::checks::probe(&identity, destination, s3, purpose, now).await
+                }
+                (LiveCheck::NotPublic, Target::S3(s3)) => {
+                    crate::s3::checks::not_public(&self.anonymous_s3, destination, s3, now).await
+                }
+            };
+            failed = check.status == CheckStatus::Fail;
+            results.push(check);
+        }
+        results
     }
 }
 
@@ -117,35 +192,9 @@ impl Delivery for Connections {
         purpose: Purpose,
         which: &[LiveCheck],
     ) -> Vec<Check> {
-        let identity = self.identities.for_destination(destination, external_id);
-        let now = Utc::now();
-        let mut results = Vec::new();
-        let mut failed = false;
-        for live in LiveCheck::ALL.into_iter().filter(|c| which.contains(c)) {
-            let name = live.name();
-            if failed {
-                results.push(Check::skip(name, "Skipped: an earlier check failed."));
-                continue;
-            }
-            let check = match (live, &destination.target) {
-                (LiveCheck::AssumeRole, _) => match identity.credentials.get().await {
-                    Ok(_) => Check::pass(name, "We assumed the role with your External ID."),
-                    Err(err) => assume_role_failure(&err),
-                },
-                (LiveCheck::ExternalIdEnforced, _) => {
-                    external_id_enforced(&self.sts, destination, self.session_duration).await
-                }
-                (LiveCheck::PutObject, Target::S3(s3)) => {
-                    crate::s3::checks::probe(&identity, destination, s3, purpose, now).await
-                }
-                (LiveCheck::NotPublic, Target::S3(s3)) => {
-                    crate::s3::checks::not_public(&self.anonymous_s3, destination, s3, now).await
-                }
-            };
-            failed = check.status == CheckStatus::Fail;
-            results.push(check);
-        }
-        results
+        let mut checked = destination.clone();
+        self.run_live_checks(&mut checked, external_id, purpose, which)
+            .await
     }
 
     fn credential_fetches(&self) -> u64 {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::arn::{AccountId, Partition, RoleArn};
+use crate::credentials::access_key::MaskedKeyId;
 use crate::ids::{Channel, EventType, OrgId, ProjectId, RecordKind};
 use crate::records::message::ArchiveRequest;
 use crate::records::EventBatch;
@@ -157,8 +158,9 @@ pub struct Destination {
     pub id: DestinationId,
     pub org_id: OrgId,
     pub project_id: ProjectId,
-    pub role_arn: RoleArn,
-    pub role_session_name: SessionName,
+    /// Whose credentials write: a role, or an IAM user's access key.
+    #[serde(flatten)]
+    pub auth: Auth,
     pub channels: Vec<Channel>,
     /// The kinds of record it takes (CONTRACT section 3); records saved
     /// before v1.1 took messages only, and read so.
@@ -167,8 +169,9 @@ pub struct Destination {
     /// The event types it keeps; `None` keeps every type.
     #[serde(default)]
     pub event_types: Option<Vec<EventType>>,
-    /// Always the role ARN's account; stored because the API shows it, and
-    /// checked on load so a hand-edited record cannot point writes elsewhere.
+    /// The role ARN's account (checked on load, so a hand-edited record
+    /// cannot point writes elsewhere), or the account `GetCallerIdentity`
+    /// named for the access key when it was checked.
     pub account_id: AccountId,
     pub created_at: DateTime<Utc>,
     /// When the customer last changed a setting (create, `PATCH`); None on
@@ -180,6 +183,121 @@ pub struct Destination {
     pub health: Health,
     #[serde(flatten)]
     pub target: Target,
+}
+
+/// Whose credentials write to a destination (CONTRACT section 3, `auth`).
+///
+/// Stored flat as the contract has it: a role destination keeps its
+/// `role_arn` and `role_session_name` (and no `auth`, as records saved
+/// before v1.1 have it, so their `ETag` is unchanged); an access-key
+/// destination keeps `auth` with the masked key id and no role fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "AuthWire", into = "AuthWire")]
+pub enum Auth {
+    Role {
+        role_arn: RoleArn,
+        role_session_name: SessionName,
+    },
+    AccessKey(StoredAccessKey),
+}
+
+/// An access-key destination's `auth` as stored. The pair itself is in
+/// Secrets Manager ([`crate::secrets`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAccessKey {
+    pub access_key_id: MaskedKeyId,
+    /// When the key was last set (create, `PATCH`, `PUT .../credentials`):
+    /// what `rotation_due` is computed from.
+    pub credentials_updated_at: DateTime<Utc>,
+    /// The Secrets Manager version holding the pair; `None` only between
+    /// the checks of a new key and its save. Never in an API answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_version_id: Option<String>,
+}
+
+/// How long a key may go unrotated before the API flags it (IAM User
+/// Guide, "Security best practices in IAM": rotate access keys regularly;
+/// AWS Security Hub's IAM.3 control flags keys older than 90 days).
+pub const ROTATION_DUE_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
+impl StoredAccessKey {
+    /// Whether the key is due for rotation at `now` (`auth.rotation_due`).
+    pub fn rotation_due(&self, now: DateTime<Utc>) -> bool {
+        now - self.credentials_updated_at >= ROTATION_DUE_AFTER
+    }
+}
+
+impl Auth {
+    /// Who signs, in words for a remediation: "the role" or "the IAM user".
+    pub fn principal_words(&self) -> &'static str {
+        match self {
+            Auth::Role { .. } => "the role",
+            Auth::AccessKey(_) => "the IAM user of the access key",
+        }
+    }
+
+    pub fn access_key(&self) -> Option<&StoredAccessKey> {
+        match self {
+            Auth::AccessKey(stored) => Some(stored),
+            Auth::Role { .. } => None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuthWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role_arn: Option<RoleArn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role_session_name: Option<SessionName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth: Option<AuthMode>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+enum AuthMode {
+    Role,
+    AccessKey(StoredAccessKey),
+}
+
+impl TryFrom<AuthWire> for Auth {
+    type Error = &'static str;
+    fn try_from(wire: AuthWire) -> Result<Self, Self::Error> {
+        match (wire.auth, wire.role_arn) {
+            (None | Some(AuthMode::Role), Some(role_arn)) => Ok(Auth::Role {
+                role_arn,
+                role_session_name: wire.role_session_name.unwrap_or_default(),
+            }),
+            (None | Some(AuthMode::Role), None) => Err("a role destination needs role_arn"),
+            (Some(AuthMode::AccessKey(stored)), None) if wire.role_session_name.is_none() => {
+                Ok(Auth::AccessKey(stored))
+            }
+            (Some(AuthMode::AccessKey(_)), _) => {
+                Err("an access-key destination has no role_arn or role_session_name")
+            }
+        }
+    }
+}
+
+impl From<Auth> for AuthWire {
+    fn from(auth: Auth) -> Self {
+        match auth {
+            Auth::Role {
+                role_arn,
+                role_session_name,
+            } => AuthWire {
+                role_arn: Some(role_arn),
+                role_session_name: Some(role_session_name),
+                auth: None,
+            },
+            Auth::AccessKey(stored) => AuthWire {
+                role_arn: None,
+                role_session_name: None,
+                auth: Some(AuthMode::AccessKey(stored)),
+            },
+        }
+    }
 }
 
 /// Fields of a stored destination the customer does not set: left out of
@@ -215,14 +333,26 @@ impl Destination {
             .is_none_or(|kept| kept.contains(event_type))
     }
 
-    /// The owner every call to the customer's resources must assert.
+    /// The owner every call to the customer's resources must assert: the
+    /// role's account, or the access key's (CONTRACT section 4).
     pub fn expected_owner(&self) -> &AccountId {
-        self.role_arn.account()
+        match &self.auth {
+            Auth::Role { role_arn, .. } => role_arn.account(),
+            Auth::AccessKey(_) => &self.account_id,
+        }
     }
 
     /// A record is consistent when its account matches its role.
     pub fn is_consistent(&self) -> bool {
-        &self.account_id == self.role_arn.account()
+        &self.account_id == self.expected_owner()
+    }
+
+    /// The partition the destination's resources are in.
+    pub fn partition(&self) -> Partition {
+        match &self.auth {
+            Auth::Role { role_arn, .. } => role_arn.partition(),
+            Auth::AccessKey(_) => Partition::of_region(self.region().as_str()),
+        }
     }
 
     /// The region of the target's resources, where its sessions sign.
@@ -251,13 +381,32 @@ impl Destination {
         format!("\"{}\"", hex::encode(&digest[..16]))
     }
 
+    /// The destination as the API shows it (CONTRACT section 3): `auth`
+    /// always present (`{"mode": "role"}` for a role), an access key's
+    /// masked id, `credentials_updated_at` and `rotation_due` at `now`,
+    /// never the secret's version.
+    pub fn api_view(&self, now: DateTime<Utc>) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let serde_json::Value::Object(fields) = &mut value {
+            let auth = match &self.auth {
+                Auth::Role { .. } => serde_json::json!({ "mode": "role" }),
+                Auth::AccessKey(stored) => serde_json::json!({
+                    "mode": "access_key",
+                    "access_key_id": stored.access_key_id,
+                    "credentials_updated_at": stored.credentials_updated_at,
+                    "rotation_due": stored.rotation_due(now),
+                }),
+            };
+            fields.insert("auth".to_owned(), auth);
+        }
+        value
+    }
+
     /// Whether reaching `other` needs the live checks again: a change to
     /// the identity or to where the target is (CONTRACT section 5's
     /// connection fields), not to layout, compression or channels.
     pub fn connection_differs(&self, other: &Destination) -> bool {
-        self.role_arn != other.role_arn
-            || self.role_session_name != other.role_session_name
-            || self.target.connection_differs(&other.target)
+        self.auth != other.auth || self.target.connection_differs(&other.target)
     }
 
     /// The S3 target, when this destination is a bucket.
@@ -363,6 +512,50 @@ impl<'de> Deserialize<'de> for Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stored_key(updated: DateTime<Utc>) -> StoredAccessKey {
+        StoredAccessKey {
+            access_key_id: MaskedKeyId::parse("AKIA************MPLE").unwrap(),
+            credentials_updated_at: updated,
+            secret_version_id: Some("version-1".into()),
+        }
+    }
+
+    #[test]
+    fn a_role_destination_is_stored_as_before_v1_1() {
+        let d = crate::store::memory::destination("p1", &[crate::ids::Channel::Email]);
+        let text = serde_json::to_value(&d).unwrap();
+        assert!(text.get("auth").is_none(), "no auth: the ETag of a v1 record is unchanged");
+        assert_eq!(text["role_session_name"], "stored-messages");
+        let back: Destination = serde_json::from_value(text).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(d.api_view(Utc::now())["auth"], serde_json::json!({ "mode": "role" }));
+    }
+
+    #[test]
+    fn an_access_key_destination_round_trips_and_shows_no_version() {
+        let mut d = crate::store::memory::destination("p1", &[crate::ids::Channel::Email]);
+        d.account_id = AccountId::parse("444455556666").unwrap();
+        let now = Utc::now();
+        d.auth = Auth::AccessKey(stored_key(now - chrono::TimeDelta::days(89)));
+        let text = serde_json::to_value(&d).unwrap();
+        assert!(text.get("role_arn").is_none());
+        assert_eq!(text["auth"]["secret_version_id"], "version-1");
+        let back: Destination = serde_json::from_value(text.clone()).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(d.expected_owner().as_str(), "444455556666", "the key's account");
+        assert!(d.is_consistent());
+        let view = d.api_view(now);
+        assert_eq!(view["auth"]["access_key_id"], "AKIA************MPLE");
+        assert_eq!(view["auth"]["rotation_due"], false);
+        assert!(view["auth"].get("secret_version_id").is_none());
+        d.auth = Auth::AccessKey(stored_key(now - ROTATION_DUE_AFTER));
+        assert_eq!(d.api_view(now)["auth"]["rotation_due"], true);
+        // A record with both a key and a role is refused, not guessed at.
+        let mut both = text;
+        both["role_arn"] = "arn:aws:iam::111122223333:role/stored-messages-acme".into();
+        assert!(serde_json::from_value::<Destination>(both).is_err());
+    }
 
     #[test]
     fn regions_are_shape_checked() {

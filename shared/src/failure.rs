@@ -10,6 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureCode {
+    AccessKeyInvalid,
+    AccessKeyRootNotAllowed,
     AssumeRoleDenied,
     AssumeRoleFailed,
     BucketNotFound,
@@ -22,6 +24,8 @@ pub enum FailureCode {
 impl FailureCode {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AccessKeyInvalid => "access_key_invalid",
+            Self::AccessKeyRootNotAllowed => "access_key_root_not_allowed",
             Self::AssumeRoleDenied => "assume_role_denied",
             Self::AssumeRoleFailed => "assume_role_failed",
             Self::BucketNotFound => "bucket_not_found",
@@ -171,9 +175,11 @@ pub fn classify_put(facts: &AwsErrorFacts<'_>) -> PutFailure {
         "PermanentRedirect"
         | "AuthorizationHeaderMalformed"
         | "IllegalLocationConstraintException" => FailureCode::BucketWrongRegion,
-        "AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
-            FailureCode::PutObjectDenied
-        }
+        "AccessDenied" | "AllAccessDisabled" => FailureCode::PutObjectDenied,
+        // S3 does not know the key, or the secret does not match it: a
+        // customer's access key deleted, deactivated or replaced (our role
+        // sessions expire with ExpiredToken instead).
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => FailureCode::AccessKeyInvalid,
         _ => match facts.status {
             Some(301) => FailureCode::BucketWrongRegion,
             Some(403) => FailureCode::PutObjectDenied,

@@ -53,6 +53,9 @@ pub struct HealthReport {
     pub parked_remaining: u64,
     pub parked_over_retention: u64,
     pub max_check_ms: u64,
+    /// Access-key destinations whose key is older than
+    /// [`crate::destination::ROTATION_DUE_AFTER`] (`auth.rotation_due`).
+    pub access_keys_rotation_due: u64,
 }
 
 /// A failed check run: what the customer sees, and whether a retry can fix it.
@@ -122,6 +125,14 @@ impl<S: ControlStore, D: Delivery, N: Notifier> HealthChecker<S, D, N> {
     /// each destination's trouble is recorded on that destination.
     pub async fn run(&self, deadline: Instant) -> Result<HealthReport, RegistryError> {
         let destinations = self.registry.all_destinations().await?;
+        let now = chrono::Utc::now();
+        let mut rotation_due = 0;
+        for d in &destinations {
+            if d.auth.access_key().is_some_and(|key| key.rotation_due(now)) {
+                rotation_due += 1;
+                warn!(org_id = %d.org_id, destination_id = %d.id, "access key due for rotation");
+            }
+        }
         let results: Vec<DestinationResult> = stream::iter(
             destinations
                 .into_iter()
@@ -135,7 +146,10 @@ impl<S: ControlStore, D: Delivery, N: Notifier> HealthChecker<S, D, N> {
         .collect()
         .await;
 
-        let mut report = HealthReport::default();
+        let mut report = HealthReport {
+            access_keys_rotation_due: rotation_due,
+            ..HealthReport::default()
+        };
         for r in results {
             report.checked += 1;
             report.healthy += u64::from(r.healthy);
@@ -415,6 +429,11 @@ impl HealthReport {
                 self.parked_over_retention as f64,
             ),
             ("CheckDurationMax", "Milliseconds", self.max_check_ms as f64),
+            (
+                "AccessKeysRotationDue",
+                "Count",
+                self.access_keys_rotation_due as f64,
+            ),
         ];
         crate::metrics::emf_line(timestamp_ms, &[("Function", "check-destinations")], &values)
     }
@@ -449,6 +468,28 @@ mod tests {
 
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(60)
+    }
+
+    #[tokio::test]
+    async fn keys_older_than_ninety_days_are_counted_for_the_nag() {
+        use crate::credentials::access_key::MaskedKeyId;
+        use crate::destination::{Auth, StoredAccessKey, ROTATION_DUE_AFTER};
+        let keyed = |age: chrono::TimeDelta| {
+            let mut d = destination("p1", &[Channel::Email]);
+            d.auth = Auth::AccessKey(StoredAccessKey {
+                access_key_id: MaskedKeyId::parse("AKIA************MPLE").unwrap(),
+                credentials_updated_at: chrono::Utc::now() - age,
+                secret_version_id: Some("v".into()),
+            });
+            d
+        };
+        let old = keyed(ROTATION_DUE_AFTER + chrono::TimeDelta::hours(1));
+        let young = keyed(ROTATION_DUE_AFTER - chrono::TimeDelta::hours(1));
+        let role = destination("p1", &[Channel::Email]);
+        let report = checker(&[&old, &young, &role]).run(far()).await.unwrap();
+        assert_eq!((report.checked, report.access_keys_rotation_due), (3, 1));
+        let line: serde_json::Value = serde_json::from_str(&report.metrics_line(0)).unwrap();
+        assert_eq!(line["AccessKeysRotationDue"], 1.0);
     }
 
     fn stored(c: &Checker, d: &Destination) -> Destination {

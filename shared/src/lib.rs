@@ -58,6 +58,7 @@ pub mod notify;
 pub mod records;
 pub mod registry;
 pub mod s3;
+pub mod secrets;
 pub mod setup;
 pub mod store;
 pub mod write;

@@ -188,6 +188,7 @@ impl From<CredentialsError> for WriteError {
     fn from(err: CredentialsError) -> Self {
         let code = match err {
             CredentialsError::Denied => FailureCode::AssumeRoleDenied,
+            CredentialsError::SecretUnavailable(_) => FailureCode::PutObjectFailed,
             _ => FailureCode::AssumeRoleFailed,
         };
         Self {

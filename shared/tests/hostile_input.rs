@@ -132,14 +132,20 @@ proptest! {
     fn static_checks_never_panic(body in prop::collection::btree_map(
         prop_oneof![Just("project_id".to_owned()), Just("role_arn".to_owned()), Just("bucket".to_owned()), Just("region".to_owned()),
                     Just("folder_path".to_owned()), Just("channels".to_owned()), Just("encryption".to_owned()), Just("layout".to_owned()),
-                    Just("compression".to_owned()), Just("bucket_private_confirmed".to_owned()), Just("role_session_name".to_owned()), "[a-z]{1,8}"],
+                    Just("compression".to_owned()), Just("bucket_private_confirmed".to_owned()), Just("role_session_name".to_owned()), Just("auth".to_owned()), "[a-z]{1,8}"],
         json_value(), 0..12)) {
         let map: Map<String, Value> = body.into_iter().collect();
         let outcome = static_checks(&OrgId::parse("acme").unwrap(), &map, "stored-messages");
-        prop_assert_eq!(outcome.checks.len(), 8);
+        prop_assert_eq!(outcome.checks.len(), 9);
         if let Some(d) = outcome.destination {
-            prop_assert!(d.role_arn.has_name_prefix("stored-messages"));
-            prop_assert_eq!(&d.account_id, d.role_arn.account());
+            match &d.auth {
+                Auth::Role { role_arn, .. } => {
+                    prop_assert!(role_arn.has_name_prefix("stored-messages"));
+                    prop_assert_eq!(&d.account_id, role_arn.account());
+                }
+                // Random JSON never makes a well-shaped key pair.
+                Auth::AccessKey(_) => prop_assert!(false, "an access key from random input"),
+            }
         }
     }
 }

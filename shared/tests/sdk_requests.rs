@@ -14,7 +14,9 @@ use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use chrono::Utc;
 use stored_messages::arn::{KmsKeyArn, RoleArn};
-use stored_messages::credentials::{ExternalId, Identities};
+use stored_messages::credentials::access_key::{AccessKeyId, MaskedKeyId, SecretAccessKey};
+use stored_messages::credentials::{AccessKeyPair, ExternalId, Identities};
+use stored_messages::secrets::{SecretName, SecretStore};
 use stored_messages::destination::*;
 use stored_messages::failure::FailureCode;
 use stored_messages::ids::{Channel, OrgId, ProjectId};
@@ -32,8 +34,10 @@ fn destination(encryption: Encryption, folder: Option<&str>) -> Destination {
         org_id: OrgId::parse("acme").unwrap(),
         project_id: ProjectId::parse("p1").unwrap(),
         account_id: role_arn.account().clone(),
-        role_arn,
-        role_session_name: SessionName::default(),
+        auth: Auth::Role {
+            role_arn,
+            role_session_name: SessionName::default(),
+        },
         channels: Channel::ALL.to_vec(),
         record_kinds: stored_messages::destination::messages_only(),
         event_types: None,
@@ -83,6 +87,21 @@ fn s3_error(status: u16, code: &str, extra: &str) -> HttpResponse {
 }
 
 fn sessions(sts_rules: &[&Rule], s3_rules: &[&Rule]) -> Identities {
+    sessions_with_secrets(sts_rules, s3_rules, &[])
+}
+
+fn secret_store(rules: &[&Rule]) -> SecretStore {
+    let client = aws_smithy_mocks::mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, rules);
+    SecretStore::new(client, Some(OUR_KEY.to_owned()))
+}
+
+const OUR_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/ours";
+
+fn sessions_with_secrets(
+    sts_rules: &[&Rule],
+    s3_rules: &[&Rule],
+    secret_rules: &[&Rule],
+) -> Identities {
     let sts = aws_smithy_mocks::mock_client!(aws_sdk_sts, RuleMode::MatchAny, sts_rules);
     let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
     for rule in s3_rules {
@@ -92,7 +111,13 @@ fn sessions(sts_rules: &[&Rule], s3_rules: &[&Rule]) -> Identities {
         .with_test_defaults_v2()
         .http_client(aws_smithy_mocks::create_mock_http_client())
         .interceptor(interceptor);
-    Identities::new(sts, s3_config, Duration::from_secs(3600))
+    Identities::new(
+        sts,
+        s3_config,
+        secret_store(secret_rules),
+        "stored-messages/".to_owned(),
+        Duration::from_secs(3600),
+    )
 }
 
 fn external_id() -> ExternalId {
@@ -570,4 +595,135 @@ async fn every_request_to_our_own_buckets_asserts_our_account() {
             .all(|(_, owner)| owner.as_deref() == Some("123456789012")),
         "{seen:?}"
     );
+}
+
+const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+fn secret_value() -> aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput {
+    aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput::builder()
+        .secret_string(
+            serde_json::json!({ "access_key_id": KEY_ID, "secret_access_key": SECRET }).to_string(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn an_access_key_destination_reads_its_secret_version_once_and_writes_to_the_key_account() {
+    let mut d = destination(Encryption::Aes256, None);
+    d.account_id = stored_messages::arn::AccountId::parse("444455556666").unwrap();
+    d.auth = Auth::AccessKey(StoredAccessKey {
+        access_key_id: MaskedKeyId::parse("AKIA************MPLE").unwrap(),
+        credentials_updated_at: Utc::now(),
+        secret_version_id: Some("version-2".into()),
+    });
+    let seen_reads: Seen<(Option<String>, Option<String>, Option<String>)> = Seen::default();
+    let seen = Arc::clone(&seen_reads);
+    let read = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((
+                r.secret_id().map(String::from),
+                r.version_id().map(String::from),
+                r.version_stage().map(String::from),
+            ));
+            true
+        })
+        .then_output(secret_value);
+    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let seen_owner: Seen<Option<String>> = Seen::default();
+    let seen = Arc::clone(&seen_owner);
+    let put_rule = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push(r.expected_bucket_owner().map(String::from));
+            true
+        })
+        .then_output(|| PutObjectOutput::builder().build());
+    let identities = sessions_with_secrets(&[&assume], &[&put_rule], &[&read]);
+    let body = encode(br#"{"a":1}"#, Compression::Gzip);
+    for n in 0..3 {
+        let identity = identities.for_destination(&d, &external_id());
+        let key = format!("email/k{n}.json.gz");
+        assert_eq!(put(&identity, target(&d, &key), &body).await.unwrap(), Written::Created);
+    }
+    let reads = seen_reads.lock().unwrap().clone();
+    assert_eq!(
+        reads,
+        [(Some(format!("stored-messages/acme/{}", d.id)), Some("version-2".into()), None)],
+        "one read of the version the registry names, for every write"
+    );
+    assert_eq!(assume.num_calls(), 0, "no role to assume");
+    assert!(seen_owner.lock().unwrap().iter().all(|o| o.as_deref() == Some("444455556666")));
+    assert_eq!(identities.fetches(), 1);
+}
+
+#[tokio::test]
+async fn secrets_are_created_under_our_key_replaced_by_version_and_deleted_at_once() {
+    let name = SecretName::of(
+        "stored-messages/",
+        &OrgId::parse("acme").unwrap(),
+        &DestinationId::parse("dst_abcdefghijklmnopqrstuvwxyz").unwrap(),
+    );
+    let pair = AccessKeyPair {
+        id: AccessKeyId::parse(KEY_ID).unwrap(),
+        secret: SecretAccessKey::parse(SECRET).unwrap(),
+    };
+    type Created = (Option<String>, Option<String>, Option<serde_json::Value>);
+    let seen_create: Seen<Created> = Seen::default();
+    let seen = Arc::clone(&seen_create);
+    let create = mock!(aws_sdk_secretsmanager::Client::create_secret)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((
+                r.name().map(String::from),
+                r.kms_key_id().map(String::from),
+                r.secret_string().map(|s| serde_json::from_str(s).unwrap()),
+            ));
+            true
+        })
+        .then_output(|| {
+            aws_sdk_secretsmanager::operation::create_secret::CreateSecretOutput::builder()
+                .version_id("v1")
+                .build()
+        });
+    let store = secret_store(&[&create]);
+    assert_eq!(store.store(&name, &pair).await.unwrap(), "v1");
+    assert_eq!(
+        seen_create.lock().unwrap()[0],
+        (
+            Some("stored-messages/acme/dst_abcdefghijklmnopqrstuvwxyz".into()),
+            Some(OUR_KEY.into()),
+            Some(serde_json::json!({ "access_key_id": KEY_ID, "secret_access_key": SECRET })),
+        )
+    );
+
+    // It exists already (keys, then a role, then keys again): a new version.
+    let exists = mock!(aws_sdk_secretsmanager::Client::create_secret).then_error(|| {
+        aws_sdk_secretsmanager::operation::create_secret::CreateSecretError::ResourceExistsException(
+            aws_sdk_secretsmanager::types::error::ResourceExistsException::builder().build(),
+        )
+    });
+    let put_value = mock!(aws_sdk_secretsmanager::Client::put_secret_value)
+        .match_requests(|r| r.secret_id() == Some("stored-messages/acme/dst_abcdefghijklmnopqrstuvwxyz"))
+        .then_output(|| {
+            aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput::builder()
+                .version_id("v2")
+                .build()
+        });
+    let store = secret_store(&[&exists, &put_value]);
+    assert_eq!(store.store(&name, &pair).await.unwrap(), "v2");
+
+    let delete = mock!(aws_sdk_secretsmanager::Client::delete_secret)
+        .match_requests(|r| {
+            r.secret_id() == Some("stored-messages/acme/dst_abcdefghijklmnopqrstuvwxyz")
+                && r.force_delete_without_recovery() == Some(true)
+                && r.recovery_window_in_days().is_none()
+        })
+        .then_output(|| aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretOutput::builder().build());
+    let gone = mock!(aws_sdk_secretsmanager::Client::delete_secret).then_error(|| {
+        aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretError::ResourceNotFoundException(
+            aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder().build(),
+        )
+    });
+    secret_store(&[&delete]).delete(&name).await.unwrap();
+    assert_eq!(delete.num_calls(), 1);
+    secret_store(&[&gone]).delete(&name).await.expect("already gone is deleted");
 }

@@ -34,6 +34,8 @@ pub const HOME_REGION: &str = "us-east-1";
 /// a test reads what was published.
 pub const EVENT_BUS: &str = "stored-messages-health";
 pub const HEALTH_QUEUE: &str = "stored-messages-health-events";
+/// `CREDENTIALS_SECRET_PREFIX` under emulation (the contract's default).
+pub const SECRET_PREFIX: &str = "stored-messages/";
 
 /// The repository root, for `.venv` and `tools/`.
 pub fn repo_root() -> PathBuf {
@@ -63,6 +65,25 @@ pub struct Vendor {
     pub session_token: String,
     /// The role customers trust (`VENDOR_PRINCIPAL_ARN`).
     pub principal_arn: String,
+}
+
+/// An IAM user's access key, as the customer would paste it.
+#[derive(Debug, Clone)]
+pub struct AccessKey {
+    pub user: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl AccessKey {
+    /// The `auth` of a destination request using this key.
+    pub fn auth(&self) -> Value {
+        json!({
+            "mode": "access_key",
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+        })
+    }
 }
 
 /// One customer's role and bucket.
@@ -214,6 +235,11 @@ impl Emulator {
                 ] },
                 // As the SAM template scopes it: our bus only.
                 { "Effect": "Allow", "Action": "events:PutEvents", "Resource": event_bus_arn() },
+                // As the SAM template scopes it: access-key secrets under our prefix only.
+                { "Effect": "Allow", "Action": [
+                    "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+                    "secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret",
+                ], "Resource": secrets_arn_pattern() },
             ],
         });
         let trust = json!({
@@ -402,6 +428,120 @@ impl Emulator {
         )
     }
 
+    /// A customer bucket written with an IAM user's access key instead of
+    /// a role: the bucket, the user `user` with the setup page's
+    /// permissions policy when `allow_put`, and an access key of that user.
+    pub fn key_customer(
+        &self,
+        account: &str,
+        region: &str,
+        bucket: &str,
+        user: &str,
+        allow_put: bool,
+    ) -> (Customer, AccessKey) {
+        let mut bucket_args = json!({ "Bucket": bucket });
+        if region != "us-east-1" {
+            bucket_args["CreateBucketConfiguration"] = json!({ "LocationConstraint": region });
+        }
+        self.aws(
+            account,
+            region,
+            json!([
+                { "service": "s3", "op": "create_bucket", "args": bucket_args },
+                { "service": "iam", "op": "create_user", "args": { "UserName": user } },
+            ]),
+        );
+        let customer = Customer {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            bucket: bucket.to_owned(),
+            role_name: String::new(),
+        };
+        if allow_put {
+            let policy = stored_messages::s3::policy::permissions_policy(
+                Partition::Aws,
+                bucket,
+                None,
+                None,
+            );
+            self.aws(
+                account,
+                region,
+                json!([{ "service": "iam", "op": "put_user_policy", "args": {
+                    "UserName": user, "PolicyName": "stored-messages-write", "PolicyDocument": policy.to_string(),
+                } }]),
+            );
+        }
+        let key = self.access_key(&customer, user);
+        (customer, key)
+    }
+
+    /// A new access key of IAM user `user` in `customer`'s account.
+    pub fn access_key(&self, customer: &Customer, user: &str) -> AccessKey {
+        let created = self.aws(
+            &customer.account,
+            &customer.region,
+            json!([{ "service": "iam", "op": "create_access_key", "args": { "UserName": user } }]),
+        );
+        let key = &created[0]["AccessKey"];
+        let field = |name: &str| key[name].as_str().expect("an access key").to_owned();
+        let secret = field("SecretAccessKey");
+        crate::leak_audit::record(crate::leak_audit::Kind::Secret, "credential", &secret);
+        AccessKey {
+            user: user.to_owned(),
+            access_key_id: field("AccessKeyId"),
+            secret_access_key: secret,
+        }
+    }
+
+    /// Deletes (`status` None) or sets the status of (`"Inactive"`) an access key.
+    pub fn retire_access_key(&self, customer: &Customer, key: &AccessKey, status: Option<&str>) {
+        let call = match status {
+            None => json!({ "service": "iam", "op": "delete_access_key", "args": {
+                "UserName": key.user, "AccessKeyId": key.access_key_id,
+            } }),
+            Some(status) => json!({ "service": "iam", "op": "update_access_key", "args": {
+                "UserName": key.user, "AccessKeyId": key.access_key_id, "Status": status,
+            } }),
+        };
+        self.aws(&customer.account, &customer.region, json!([call]));
+    }
+
+    /// An access key of `account`'s root user (see tools/emulator/server.py).
+    pub fn root_access_key(&self, account: &str) -> AccessKey {
+        let (status, body) = self.http(
+            "POST",
+            "/_sm/root-access-key",
+            &json!({ "account": account }).to_string(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).expect("a root key");
+        let field = |name: &str| answer[name].as_str().expect("a root key").to_owned();
+        let secret = field("secret_access_key");
+        crate::leak_audit::record(crate::leak_audit::Kind::Secret, "credential", &secret);
+        AccessKey {
+            user: "root".to_owned(),
+            access_key_id: field("access_key_id"),
+            secret_access_key: secret,
+        }
+    }
+
+    /// The secrets our account holds in Secrets Manager, by name (set-up
+    /// view, unenforced), and one secret's current value when `read` names it.
+    pub fn secret_names(&self) -> Vec<String> {
+        let listed = self.aws(
+            VENDOR_ACCOUNT,
+            HOME_REGION,
+            json!([{ "service": "secretsmanager", "op": "list_secrets", "args": {} }]),
+        );
+        listed[0]["SecretList"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["Name"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Revokes the customer role's write policy.
     pub fn revoke_put(&self, customer: &Customer) {
         self.aws(
@@ -515,6 +655,8 @@ impl Emulator {
             local_endpoints: true,
             health: stored_messages::health::HealthSettings::default(),
             event_bus_name: Some(EVENT_BUS.to_owned()),
+            credentials_secret_prefix: SECRET_PREFIX.to_owned(),
+            credentials_kms_key_id: None,
         }
     }
 
@@ -712,6 +854,12 @@ pub fn api_event(
     file
 }
 
+/// What our identity may do in Secrets Manager: the secrets under
+/// [`SECRET_PREFIX`] in our account, as the SAM template grants.
+pub fn secrets_arn_pattern() -> String {
+    format!("arn:aws:secretsmanager:*:{VENDOR_ACCOUNT}:secret:{SECRET_PREFIX}*")
+}
+
 /// The ARN of [`EVENT_BUS`].
 pub fn event_bus_arn() -> String {
     format!("arn:aws:events:{HOME_REGION}:{VENDOR_ACCOUNT}:event-bus/{EVENT_BUS}")
@@ -732,8 +880,10 @@ pub fn destination(
         org_id: stored_messages::ids::OrgId::parse(org).expect("an org id"),
         project_id: stored_messages::ids::ProjectId::parse(project).expect("a project id"),
         account_id: role_arn.account().clone(),
-        role_arn,
-        role_session_name: SessionName::default(),
+        auth: Auth::Role {
+            role_arn,
+            role_session_name: SessionName::default(),
+        },
         channels: stored_messages::ids::Channel::ALL.to_vec(),
         record_kinds: stored_messages::destination::messages_only(),
         event_types: None,

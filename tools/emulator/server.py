@@ -7,6 +7,25 @@ refusals, not only the happy path, and moto 5.2.5 (tools/requirements.txt)
 lets most of them through. This server runs moto's own WSGI application with
 moto's IAM enforcement on from the first request, behind a middleware that adds:
 
+* Authentication first, as AWS does: every signed request (S3, the awsQuery
+  services STS and IAM, the JSON services such as Secrets Manager and
+  EventBridge, presigned URLs too) is refused before anything else is
+  decided about it (Region, expected bucket owner, policies) when its
+  access key belongs to nobody, was deleted or is Inactive (moto ignores a
+  key's status), when a session token does not go with the key, or when
+  the key's secret does not give its signature (verified with moto's own
+  SigV4 code, SignatureCheck; moto checks only after the middleware has
+  refused for other reasons). Answers per protocol: S3 403
+  InvalidAccessKeyId / 400 InvalidToken / 403 SignatureDoesNotMatch (XML);
+  STS and IAM 403 InvalidClientTokenId / SignatureDoesNotMatch (awsQuery
+  XML); JSON services 400 UnrecognizedClientException /
+  InvalidSignatureException ({"__type", "message"}). See
+  Middleware.authenticate.
+* The root user: `POST /_sm/root-access-key` makes an access key of an
+  account's root user, which moto cannot. Signed with it,
+  sts:GetCallerIdentity answers arn:aws:iam::ACCOUNT:root (UserId: the
+  account id), every action is allowed by identity (resource policies'
+  explicit Denies still apply) and AssumeRole is refused, as on AWS.
 * IAM conditions, evaluated as AWS does, by one evaluator (`evaluate`,
   `conditions_hold`) for every policy: trust, session, bucket, identity and
   KMS key policies. moto evaluates only StringEquals on sts:ExternalId and
@@ -75,6 +94,20 @@ moto's IAM enforcement on from the first request, behind a middleware that adds:
   sessions issued before it are refused everything but GetCallerIdentity,
   `... with an explicit deny in an identity-based policy` (IAM User Guide,
   "Revoke IAM role temporary security credentials").
+* Secrets Manager authorised by secret ARN: CreateSecret, PutSecretValue,
+  GetSecretValue, DeleteSecret, DescribeSecret and UpdateSecret are checked
+  against the secret's ARN (with its six-character suffix; for CreateSecret
+  the ARN the secret will have), explicit Denies, the identity-based Allow
+  and the session policy, refused with 400 AccessDeniedException `User:
+  CALLER is not authorized to perform: secretsmanager:GetSecretValue on
+  resource: ARN because no identity-based policy allows ...`; moto, which
+  checks every non-S3 action against "*", then checks that ARN too. See
+  Middleware.check_secretsmanager and secret_resource.
+* JSON error shapes: every refusal of a JSON-protocol (X-Amz-Target)
+  request is `{"__type": CODE, "message": ...}` with the x-amzn-ErrorType
+  header, moto's own XML refusals rewritten (AccessDenied becomes 400
+  AccessDeniedException), and moto's text/html answers say
+  application/x-amz-json-1.1 (json_shaped).
 * `x-amz-expected-bucket-owner`: refused with 403 when the bucket belongs to
   another account (moto ignores the header).
 * Bucket regions: a request signed for another region than the bucket's gets
@@ -88,19 +121,26 @@ moto's IAM enforcement on from the first request, behind a middleware that adds:
   an AccessDenied body.
 
 And for the leak audit of a test run (shared/src/leak_audit.rs): with
-$STORED_MESSAGES_LEAK_AUDIT set, every session credential issued and every
-External ID written to a control bucket is appended to
+$STORED_MESSAGES_LEAK_AUDIT set (read at start), every session credential
+issued, every IAM user secret access key issued (CreateAccessKey, fixtures'
+too), every root user key's secret, every SecretString sent to or answered
+by Secrets Manager (and, when it is JSON with a `secret_access_key`, that
+value on its own), all labelled "credential", and every External ID written
+to a control bucket ("external_id") are appended to
 `$STORED_MESSAGES_LEAK_AUDIT/emulator.<pid>.jsonl`, so the audit can look for
 the secrets only the emulator sees.
 
 And for tests, JSON over HTTP on the same port (shapes in `Middleware.internal`):
 
 * a request recorder: `GET /_sm/requests`, `DELETE /_sm/requests`;
-* fault injection: `POST /_sm/faults`, `GET /_sm/faults`, `DELETE /_sm/faults`;
+* fault injection: `POST /_sm/faults`, `GET /_sm/faults`, `DELETE /_sm/faults`
+  (rules filter on service, method, path prefix, STS/IAM `action_param` or
+  JSON `target` operation, and answer in the request's protocol);
 * fixtures: `POST /_sm/aws` runs boto3 calls as any account with moto's
   enforcement off for their duration (set-up only: IAM, S3, KMS keys and
   aliases, key and bucket policies, bucket encryption, ...);
-* session revocation: `POST /_sm/revoke-sessions`.
+* session revocation: `POST /_sm/revoke-sessions`;
+* root user access keys: `POST /_sm/root-access-key`.
 
 Enforcement (moto's and ours) applies only while moto's authentication is on;
 fixtures turn it off for everyone while they run, so do set-up first.
@@ -129,6 +169,7 @@ started it.
 import argparse
 import base64
 import datetime
+import hmac
 import http
 import io
 import json
@@ -154,10 +195,14 @@ os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
 
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth  # noqa: E402
+from botocore.awsrequest import AWSRequest  # noqa: E402
+from botocore.credentials import Credentials  # noqa: E402
 from moto import settings as moto_settings  # noqa: E402
 from moto.core.authorization import ActionAuthenticatorMixin  # noqa: E402
+from moto.iam import access_control as moto_access_control  # noqa: E402
 from moto.iam.access_control import IAMPolicy, IAMRequestBase, PermissionResult  # noqa: E402
-from moto.iam.models import get_account_id_from, iam_backends  # noqa: E402
+from moto.iam.models import AccessKey, get_account_id_from, iam_backends  # noqa: E402
 from moto.kms.models import KmsBackend, kms_backends  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
@@ -165,7 +210,9 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
     create_backend_app,
 )
 from moto.s3.models import s3_backends  # noqa: E402
+from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
 from moto.sts.models import sts_backends  # noqa: E402
+from werkzeug.datastructures import EnvironHeaders  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's own account
@@ -257,8 +304,14 @@ def _install_moto_hooks():
       CancelKeyDeletion fail with a KeyError (a 500) for a key ARN, which
       AWS accepts ("Specify the key ID or key ARN of the KMS key"); fixtures
       name keys by ARN, so these take either.
+    * moto knows the access keys of IAM users and of assumed-role sessions
+      only; an account's root user keys (POST /_sm/root-access-key) are
+      unknown to it, so it would refuse them with InvalidAccessKeyId. Its
+      key lookup learns them: the root user, whose identity is allowed
+      every action (RootKeyView), moto still checking the signature.
     """
     authenticate = ActionAuthenticatorMixin._authenticate_and_authorize_action
+    create_access_key = moto_access_control.create_access_key
     check_trust = IAMRequestBase._check_role_trust_relationship
     check_permitted = IAMRequestBase.check_action_permitted
     is_permitted = IAMPolicy.is_action_permitted
@@ -291,6 +344,12 @@ def _install_moto_hooks():
             if answer is not None:
                 raise Refusal(answer)
 
+    def create_access_key_knowing_root(account_id, partition, access_key_id, headers):
+        key = root_access_key(account_id, partition, access_key_id)
+        if key is not None:
+            return RootKeyView(key)
+        return create_access_key(account_id, partition, access_key_id, headers)
+
     def by_key_id(method):
         def accepting_arns(self, key_id, *args, **kwargs):
             return method(self, self.get_key_id(key_id), *args, **kwargs)
@@ -303,6 +362,7 @@ def _install_moto_hooks():
     IAMRequestBase._check_role_trust_relationship = trust_unless_checked
     IAMRequestBase.check_action_permitted = check_then_follow_up
     IAMPolicy.is_action_permitted = permitted_as_aws_decides
+    moto_access_control.create_access_key = create_access_key_knowing_root
 
 
 def moto_auth_on():
@@ -319,9 +379,16 @@ EXTERNAL_ID_FIELD = re.compile(rb'"external_id"\s*:\s*"([A-Za-z0-9]+)"')
 
 
 def json_error(status, code, message):
-    """The JSON-protocol error shape (EventBridge, SQS JSON) the SDKs parse."""
+    """The JSON-protocol error shape (Secrets Manager, EventBridge, KMS, SQS)
+    that the SDKs parse: `__type` and `message` in the body, the code also in
+    the x-amzn-ErrorType header (aws-sdk-rust reads either)."""
     body = json.dumps({"__type": code, "message": message}).encode()
-    return Answer(status, [("Content-Type", "application/x-amz-json-1.1")], body)
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("x-amzn-ErrorType", code),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+    ]
+    return Answer(status, headers, body)
 
 
 def query_error(status, code, message, error_type="Sender"):
@@ -341,6 +408,82 @@ def s3_error(status, code, message, extra_xml="", headers=()):
         f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
     )
     return Answer(status, [("Content-Type", "application/xml"), *headers], body.encode())
+
+
+# Authentication, before anything else AWS decides about a signed request:
+# what each protocol answers for a key it does not know (or one that is
+# inactive, which AWS answers alike), a session token that does not go with
+# the key, and a signature the key's secret does not give. Codes and messages
+# as AWS answers them (S3 API reference, "Error responses": InvalidAccessKeyId,
+# InvalidToken, SignatureDoesNotMatch; STS and IAM "Common Errors":
+# InvalidClientTokenId 403, SignatureDoesNotMatch; the JSON services' common
+# errors, e.g. Secrets Manager API reference "Common Errors":
+# UnrecognizedClientException 400, InvalidSignatureException 400).
+S3_SIGNATURE_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+)
+SIGNATURE_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid."
+
+
+def authentication_refusal(request, problem, provided_signature=None):
+    """AWS's answer to a signed request it cannot authenticate, in the
+    request's protocol. `problem`: "unknown" (no such access key, or an
+    inactive one), "token" (a session token that is not the key's, or one
+    sent with a long-term key) or "signature"."""
+    key = escape(request.access_key or "")
+    if request.s3:
+        if problem == "signature":
+            extra = f"<AWSAccessKeyId>{key}</AWSAccessKeyId><SignatureProvided>{escape(provided_signature or '')}</SignatureProvided>"
+            return s3_error(403, "SignatureDoesNotMatch", S3_SIGNATURE_MESSAGE, extra)
+        if problem == "token":
+            return s3_error(400, "InvalidToken", "The provided token is malformed or otherwise invalid.")
+        return s3_error(
+            403,
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+            f"<AWSAccessKeyId>{key}</AWSAccessKeyId>",
+        )
+    if request.json:
+        if problem == "signature":
+            return json_error(400, "InvalidSignatureException", SIGNATURE_MESSAGE)
+        return json_error(400, "UnrecognizedClientException", INVALID_TOKEN_MESSAGE)
+    if problem == "signature":
+        return query_error(403, "SignatureDoesNotMatch", SIGNATURE_MESSAGE)
+    return query_error(403, "InvalidClientTokenId", INVALID_TOKEN_MESSAGE)
+
+
+# moto refuses JSON-protocol requests in the awsQuery XML shape; these are
+# the codes (and statuses) the JSON services answer for them.
+JSON_AUTH_CODES = {
+    "AccessDenied": (400, "AccessDeniedException"),
+    "InvalidClientTokenId": (400, "UnrecognizedClientException"),
+    "SignatureDoesNotMatch": (400, "InvalidSignatureException"),
+}
+# What a JSON service calls its own 500 (each API reference's errors), the
+# default code of an injected 500 for it.
+JSON_INTERNAL_ERRORS = {
+    "secretsmanager": "InternalServiceError",
+    "events": "InternalException",
+    "kms": "KMSInternalException",
+}
+
+
+def caller_identity_answer(caller):
+    """sts:GetCallerIdentity's answer, for the caller moto cannot describe:
+    the root user, Arn arn:aws:iam::ACCOUNT:root and UserId the account id
+    (the root user's unique id, IAM User Guide, "IAM identifiers", and the
+    aws:userid row of "AWS global condition context keys")."""
+    body = (
+        f'<GetCallerIdentityResponse xmlns="{STS_XMLNS}"><GetCallerIdentityResult>'
+        f"<Arn>{escape(caller.arn)}</Arn><UserId>{escape(caller.user_id)}</UserId>"
+        f"<Account>{escape(caller.account)}</Account></GetCallerIdentityResult>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+    )
+    return Answer(200, [("Content-Type", "text/xml")], body.encode())
 
 
 def json_answer(value, status=200):
@@ -370,6 +513,43 @@ def xml_text(payload, tag):
         if element.tag == tag or element.tag.endswith("}" + tag):
             return element.text or ""
     return None
+
+
+def json_shaped(request, answer):
+    """moto's answer to a JSON-protocol request as the JSON services give it.
+
+    * moto's own refusals of such requests (its authentication and
+      identity-policy checks: AccessDenied, InvalidClientTokenId,
+      SignatureDoesNotMatch) come in the awsQuery XML shape with a 403,
+      where the service answers `{"__type", "message"}` with a 400
+      (JSON_AUTH_CODES).
+    * Its JSON errors come with other 4xx statuses (Secrets Manager's
+      ResourceNotFoundException with a 404) and without x-amzn-ErrorType;
+      these services answer every client error with 400 (their API
+      references list each error with "HTTP Status Code: 400") and the
+      header.
+    * Some services' answers (Secrets Manager's) come as text/html, where
+      AWS says application/x-amz-json-1.1 (or the 1.0 the request was sent
+      as)."""
+    if answer.status >= 400 and answer.body.lstrip().startswith(b"<"):
+        code = xml_text(answer.body, "Code") or "InternalFailure"
+        status, code = JSON_AUTH_CODES.get(code, (answer.status, code))
+        return json_error(status, code, xml_text(answer.body, "Message") or "")
+    if 400 <= answer.status < 500:
+        try:
+            error = json.loads(answer.body)
+        except ValueError:
+            error = None
+        if isinstance(error, dict) and isinstance(error.get("__type"), str):
+            message = error.get("message", error.get("Message", ""))
+            return json_error(400, error["__type"], message if isinstance(message, str) else str(message))
+    content_type = next((v for k, v in answer.headers if k.lower() == "content-type"), "")
+    if content_type and not content_type.startswith("text/html"):
+        return answer
+    sent = request.lower_headers.get("content-type", "")
+    wanted = sent if sent.startswith("application/x-amz-json-") else "application/x-amz-json-1.1"
+    headers = [(k, v) for k, v in answer.headers if k.lower() != "content-type"]
+    return Answer(answer.status, [*headers, ("Content-Type", wanted)], answer.body)
 
 
 # ---------------------------------------------------------------------------
@@ -738,24 +918,41 @@ def no_allow(kind, action):
 # Who is calling, and on what
 # ---------------------------------------------------------------------------
 
-class Caller:
-    """A signed request's IAM user or assumed-role session."""
+# The root user may do anything in its account: AWS attaches no policy to it
+# and evaluates none of its identity (SCPs aside, which are not modelled).
+ROOT_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
-    def __init__(self, account, arn, principal_arn, user_id, access_key, user=None, session=None):
+
+class Caller:
+    """A signed request's IAM user, assumed-role session or root user, with
+    the secret (and session token) its signature must be made with."""
+
+    def __init__(self, account, arn, principal_arn, user_id, access_key, user=None, session=None, root=False,
+                 secret_key=None, session_token=None):
         self.account = account
         self.arn = arn  # as AWS names it in error messages (the session ARN for a session)
-        self.principal_arn = principal_arn  # aws:PrincipalArn: the user, or the session's role
+        self.principal_arn = principal_arn  # aws:PrincipalArn: the user, the session's role, or the root ARN
         self.user_id = user_id  # aws:userid
         self.access_key = access_key
         self.user = user  # moto's User, for a user
         self.session = session  # moto's AssumedRole, for a session
         self.is_session = session is not None
+        self.is_root = root
+        self.secret_key = secret_key
+        self.session_token = session_token  # None for long-term keys
+
+    def create_credentials(self):
+        """What the caller signs with (IAMRequestBase's access-key interface)."""
+        return Credentials(self.access_key, self.secret_key, self.session_token)
 
     def identity_statements(self):
         """The statements of the caller's identity-based policies, as AWS
         collects them: a user's inline and attached policies and its groups';
-        an assumed-role session's role's inline and attached policies.
-        (Permissions boundaries are not modelled.)"""
+        an assumed-role session's role's inline and attached policies; for the
+        root user, everything (ROOT_POLICY). (Permissions boundaries are not
+        modelled.)"""
+        if self.is_root:
+            return statements(ROOT_POLICY)
         backend = iam_backends[self.account][PARTITION]
         if self.is_session:
             entities = [find_role(self.principal_arn)]
@@ -771,19 +968,145 @@ class Caller:
         return [statement for document in documents for statement in statements(parse_policy(document))]
 
 
+class RootKeyView:
+    """A root key as moto's IAMRequestBase sees an access key: its ARN, its
+    credentials (for moto's own signature check) and its policies (every
+    action, evaluated through the same hook as any identity policy)."""
+
+    def __init__(self, key):
+        self.arn = key.root_arn
+        self._key = key
+
+    def create_credentials(self):
+        return Credentials(self._key.access_key_id, self._key.secret_access_key)
+
+    def collect_policies(self):
+        return [json.dumps(ROOT_POLICY)]
+
+
+def create_root_access_key(account):
+    """A new access key of an account's root user (POST /_sm/root-access-key).
+
+    moto has none (its keys belong to users or to sessions). This one is a
+    moto AccessKey of no user, marked with the root ARN, kept in moto's IAM
+    backend of the account beside the users' keys, so that
+    get_account_id_from maps it to that account and a moto reset forgets it
+    like every other key. Shaped like AWS's: AKIA and 16 upper-case letters
+    and digits, the account encoded in it as moto encodes it."""
+    key = AccessKey(user_name=None, prefix="AKIA", account_id=account)
+    key.root_arn = f"arn:{PARTITION}:iam::{account}:root"
+    iam_backends[account][PARTITION].access_keys[key.access_key_id] = key
+    return key
+
+
+def root_access_key(account, partition, access_key):
+    """The root user's AccessKey of that id in moto's IAM backend, or None."""
+    key = iam_backends[account][partition].access_keys.get(access_key)
+    return key if getattr(key, "root_arn", None) else None
+
+
 def find_caller(access_key):
-    """The IAM user or assumed-role session that owns an access key, or None."""
+    """The IAM user, assumed-role session or root user that owns an access
+    key, or None. An inactive key (iam UpdateAccessKey Status=Inactive) or a
+    deleted one is nobody's: AWS answers for it as for a key it never
+    issued ("Manage access keys for IAM users": an inactive key "can't be
+    used to sign requests")."""
     if not access_key:
         return None
     account = get_account_id_from(access_key)
-    for user in list(iam_backends[account][PARTITION].users.values()):
-        if any(key.access_key_id == access_key for key in user.access_keys):
-            return Caller(account, user.arn, user.arn, user.id, access_key, user=user)
+    backend = iam_backends[account][PARTITION]
+    root_key = root_access_key(account, PARTITION, access_key)
+    if root_key is not None:
+        if root_key.status != "Active":
+            return None
+        return Caller(account, root_key.root_arn, root_key.root_arn, account, access_key, root=True,
+                      secret_key=root_key.secret_access_key)
+    for user in list(backend.users.values()):
+        for key in list(user.access_keys):
+            if key.access_key_id == access_key:
+                if key.status != "Active":
+                    return None
+                return Caller(account, user.arn, user.arn, user.id, access_key, user=user,
+                              secret_key=key.secret_access_key)
     for session in list(sts_backends[account][PARTITION].assumed_roles):
         if session.access_key_id == access_key:
             # A role ARN in a policy's Principal also names the sessions of that role.
-            return Caller(account, session.arn, session.role_arn, session.user_id, access_key, session=session)
+            return Caller(account, session.arn, session.role_arn, session.user_id, access_key, session=session,
+                          secret_key=session.secret_access_key, session_token=session.session_token)
     return None
+
+
+class SignatureCheck(IAMRequestBase):
+    """moto's own SigV4 verification (IAMRequestBase._calculate_signature:
+    botocore's signer rebuilds the canonical request from the signed headers,
+    the path and query as sent and the body, and signs it with the key's
+    secret), run by the middleware before anything else decides, with the
+    caller it found: moto's own lookup knows neither root keys nor inactive
+    ones, and runs only after the middleware's checks.
+
+    Fed what moto itself is fed (werkzeug's view of the headers, the raw
+    path and query from RAW_URI), so that any request moto would accept is
+    accepted. A presigned URL (X-Amz-Signature in the query, which moto does
+    not read) is checked the same way with botocore's query signer: the
+    query without X-Amz-Signature, the headers X-Amz-SignedHeaders names,
+    the time X-Amz-Date gives."""
+
+    def __init__(self, request, environ, caller):  # noqa: super().__init__ looks the key up in moto
+        raw_uri = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path).encode("latin-1")
+        path, _, query = raw_uri.decode("utf-8", "replace").partition("?")
+        self.presigned = "X-Amz-Signature" in request.query_params
+        if self.presigned:
+            query = "&".join(pair for pair in query.split("&") if pair.partition("=")[0] != "X-Amz-Signature")
+        self._method = request.method
+        self._path = f"{path}?{query}" if query else path
+        self._data = {}
+        self._body = request.body
+        self._headers = EnvironHeaders(environ)
+        self._region = request.region
+        self._service = request.service
+        self._s3 = request.s3
+        self._query = request.query_params
+        self._access_key = caller
+
+    def provided(self):
+        if self.presigned:
+            return self._query["X-Amz-Signature"][0]
+        return self._get_string_between("Signature=", ",", self._headers.get("Authorization", ""))
+
+    def matches(self):
+        """Whether the request's signature is the one the caller's secret gives."""
+        try:
+            return hmac.compare_digest(self.provided(), self._calculate_signature())
+        except (KeyError, IndexError, TypeError, ValueError):  # a required part is missing
+            return False
+
+    def _create_aws_request(self):
+        if not self.presigned:
+            return super()._create_aws_request()
+        signed_headers = self._query.get("X-Amz-SignedHeaders", [""])[0].split(";")
+        request = AWSRequest(
+            method=self._method,
+            url=self._path,
+            data=self._body or self._data,
+            headers=self._create_headers_for_aws_request(signed_headers, self._headers),
+        )
+        request.context["timestamp"] = self._query["X-Amz-Date"][0]
+        return request
+
+    def _create_auth(self, credentials):
+        if self.presigned:
+            return (S3SigV4QueryAuth if self._s3 else SigV4QueryAuth)(credentials, self._service, self._region)
+        return (S3SigV4Auth if self._s3 else SigV4Auth)(credentials, self._service, self._region)
+
+    # IAMRequestBase's refusals: never raised here, the middleware answers.
+    def _raise_signature_does_not_match(self):
+        raise NotImplementedError
+
+    def _raise_access_denied(self):
+        raise NotImplementedError
+
+    def _raise_invalid_access_key(self, reason):
+        raise NotImplementedError
 
 
 def find_role(role_arn):
@@ -830,6 +1153,57 @@ def find_bucket(name):
         return None, None
     partition, account = located
     return account, s3_backends[account][partition].buckets.get(name)
+
+
+# The Secrets Manager operations authorised against one secret's ARN
+# (Middleware.check_secretsmanager).
+SECRET_OPERATIONS = {"CreateSecret", "PutSecretValue", "GetSecretValue", "DeleteSecret", "DescribeSecret", "UpdateSecret"}
+SECRET_SUFFIX_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def secret_resource(operation, parameters, region, account):
+    """(the ARN Secrets Manager authorises `operation` against, moto's secret
+    or None); (None, None) when the request names no secret.
+
+    An existing secret, named by name or ARN (full or partial, in SecretId),
+    is authorised as its full ARN, with the hyphen and six random characters
+    Secrets Manager appends to the name ("Permissions reference for AWS
+    Secrets Manager": resources). A secret that does not exist is
+    authorised as the partial ARN of its name (or as the ARN given), so a
+    caller without permission learns nothing (AccessDeniedException) and
+    one with permission gets ResourceNotFoundException from moto.
+
+    CreateSecret is authorised against the ARN the new secret will have:
+    "Using the '??????' syntax enables you to securely grant permissions to a
+    secret that doesn't yet exist ... you can predict all of the parts of the
+    ARN except those 6 random characters" (Secrets Manager User Guide,
+    "Permissions policy examples"), so a grant on `secret:NAME-??????` or on
+    `secret:PREFIX/*` lets a caller create NAME, and one on `secret:NAME`
+    alone does not. The six characters cannot be known before moto draws
+    them; six random ones of the same alphabet stand in (assumption: a
+    policy naming one exact suffix is as unlikely to match here as there)."""
+    if operation == "CreateSecret":
+        name = parameters.get("Name")
+        if not isinstance(name, str) or not name:
+            return None, None
+        suffix = "".join(random.choice(SECRET_SUFFIX_CHARACTERS) for _ in range(6))
+        return f"arn:{PARTITION}:secretsmanager:{region}:{account}:secret:{name}-{suffix}", None
+    secret_id = parameters.get("SecretId")
+    if not isinstance(secret_id, str) or not secret_id:
+        return None, None
+    if secret_id.startswith("arn:"):
+        parts = secret_id.split(":", 6)
+        if len(parts) < 7 or parts[2] != "secretsmanager":
+            return secret_id, None
+        region, account = parts[3], parts[4]
+    secret = None
+    if account in secretsmanager_backends and region in secretsmanager_backends[account]:
+        secret = secretsmanager_backends[account][region].secrets.get(secret_id)
+    if secret is not None:
+        return secret.arn, secret
+    if secret_id.startswith("arn:"):
+        return secret_id, None
+    return f"arn:{PARTITION}:secretsmanager:{region}:{account}:secret:{secret_id}", None
 
 
 # Query parameters that select a different S3 operation (not the listing or
@@ -1002,6 +1376,14 @@ class Request:
         # never use), so an unsigned request outside moto's API is S3.
         self.s3 = self.service == "s3" or (not self.signed and not self.moto_api and not self.internal)
         self.fixture = self.lower_headers.get(FIXTURE_HEADER) == FIXTURE_TOKEN
+        # JSON-protocol calls (Secrets Manager, EventBridge, KMS, SQS) name
+        # their operation in X-Amz-Target: "secretsmanager.GetSecretValue".
+        self.target = self.lower_headers.get("x-amz-target") if not self.s3 else None
+        self.operation = self.target.rpartition(".")[2] if self.target else None
+        self.json = self.target is not None
+        self.session_token = self.lower_headers.get("x-amz-security-token")
+        if self.session_token is None and "X-Amz-Security-Token" in self.query_params:
+            self.session_token = self.query_params["X-Amz-Security-Token"][0]
 
 
 # ---------------------------------------------------------------------------
@@ -1237,8 +1619,11 @@ class Middleware:
             traceback.print_exc()
             if request.s3:
                 return s3_error(500, "InternalError", "The emulator (moto) failed on this request.")
+            if request.json:
+                return json_error(500, "InternalFailure", "The emulator (moto) failed on this request.")
             return query_error(500, "InternalFailure", "The emulator (moto) failed on this request.", "Receiver")
-        return Answer(captured["status"], captured["headers"], b"".join(captured["written"]) + payload)
+        answer = Answer(captured["status"], captured["headers"], b"".join(captured["written"]) + payload)
+        return json_shaped(request, answer) if request.json else answer
 
     def after_moto(self, request, answer):
         """Rewrites of moto's answers, and what we learn from them."""
@@ -1258,6 +1643,11 @@ class Middleware:
         if request.service == "sts" and answer.status == 200:
             for tag in ("SecretAccessKey", "SessionToken"):
                 self.audit_secret("credential", xml_text(answer.body, tag))
+        if request.service == "iam" and request.params.get("Action") == "CreateAccessKey" and answer.status == 200:
+            # Fixture traffic too: a customer's IAM user key made by a test.
+            self.audit_secret("credential", xml_text(answer.body, "SecretAccessKey"))
+        if request.service == "secretsmanager":
+            self.audit_secret_strings(request, answer)
         if request.s3 and request.method == "PUT" and answer.status == 200 and request.path.endswith("/external-id.json"):
             match = EXTERNAL_ID_FIELD.search(request.body)
             self.audit_secret("external_id", match and match.group(1).decode())
@@ -1273,6 +1663,32 @@ class Middleware:
                     if policy is not None:
                         self.session_policies[access_key] = policy
         return answer
+
+    def audit_secret_strings(self, request, answer):
+        """The secrets Secrets Manager holds: the SecretString sent by
+        CreateSecret and PutSecretValue (whatever the answer: the caller had
+        it) and the one GetSecretValue answers; when it is JSON with a
+        `secret_access_key` (an access-key destination's credential), that
+        field's value on its own too."""
+        if request.operation in ("CreateSecret", "PutSecretValue"):
+            document = request.body
+        elif request.operation == "GetSecretValue" and answer.status == 200:
+            document = answer.body
+        else:
+            return
+        try:
+            secret_string = json.loads(document or b"{}").get("SecretString")
+        except (ValueError, AttributeError):
+            return
+        if not isinstance(secret_string, str):
+            return
+        self.audit_secret("credential", secret_string)
+        try:
+            fields = json.loads(secret_string)
+        except ValueError:
+            return
+        if isinstance(fields, dict) and isinstance(fields.get("secret_access_key"), str):
+            self.audit_secret("credential", fields["secret_access_key"])
 
     def audit_secret(self, kind, value):
         """Appends a secret for the leak audit, if one is running."""
@@ -1324,6 +1740,8 @@ class Middleware:
                     continue
                 if rule.get("action_param") and rule["action_param"] != request.params.get("Action"):
                     continue  # an STS/IAM operation, e.g. "AssumeRole"
+                if rule.get("target") and rule["target"] not in (request.operation, request.target):
+                    continue  # a JSON-protocol operation, e.g. "GetSecretValue"
                 if rule.get("count") is not None and self.fired[index] >= rule["count"]:
                     continue
                 probability = rule.get("probability", 1.0)
@@ -1342,9 +1760,13 @@ class Middleware:
             raise DropConnection()
         status = int(rule.get("status", 500))
         code = rule.get("code") or http.HTTPStatus(status).phrase.replace(" ", "")
+        if request.json and not rule.get("code") and status == 500:
+            code = JSON_INTERNAL_ERRORS.get(request.service, code)
         message = rule.get("message") or "injected fault"
         if request.s3:
             return s3_error(status, code, message)
+        if request.json:
+            return json_error(status, code, message)
         return query_error(status, code, message, "Receiver" if status >= 500 else "Sender")
 
     def faults_state(self):
@@ -1355,10 +1777,15 @@ class Middleware:
     def enforce(self, request, environ):
         """Our refusals, or None to let moto answer (and enforce its own).
 
-        For a signed request from a known caller, moto's own policy checks are
-        evaluated in the same request context (see _install_moto_hooks)."""
-        caller = find_caller(request.access_key) if request.signed else None
-        if caller is not None:
+        A signed request is authenticated first, before anything else is
+        decided about it (authenticate). For its caller, moto's own policy
+        checks are evaluated in the same request context (see
+        _install_moto_hooks)."""
+        caller = None
+        if request.signed:
+            caller, refusal = self.authenticate(request, environ)
+            if refusal is not None:
+                return refusal
             _request_state.policy_view = PolicyView(caller, self.request_context(request, caller))
         if request.service == "sts" and request.params.get("Action") == "AssumeRole":
             return self.check_assume_role(request, caller)
@@ -1366,8 +1793,78 @@ class Middleware:
             return self.check_s3(request, environ, caller)
         if request.service == "sts" and caller is not None:
             return self.check_sts(request, caller)
-        if request.service == "events" and caller is not None and request.lower_headers.get("x-amz-target") == "AWSEvents.PutEvents":
+        if request.service == "events" and caller is not None and request.target == "AWSEvents.PutEvents":
             return self.check_put_events(request, caller)
+        if request.service == "secretsmanager" and caller is not None and request.operation in SECRET_OPERATIONS:
+            return self.check_secretsmanager(request, caller)
+        return None
+
+    def authenticate(self, request, environ):
+        """(caller, None) for a signed request AWS would authenticate, else
+        (None, its refusal): before the Region, the expected bucket owner or
+        any policy, AWS establishes who signed ("Signature Version 4 signing
+        process": the service looks the access key up, derives the signing
+        key from its secret and compares signatures), and answers a failure
+        in the service's protocol (authentication_refusal):
+
+        * an access key nobody owns, a deleted one or an inactive one;
+        * a session key without its session token (S3 then does not know the
+          key either), a token that is not the session's, or a token sent
+          with a long-term key (a user's or the root user's);
+        * a signature the key's secret does not give (SignatureCheck).
+
+        moto checks some of this itself, but later, after the middleware has
+        already refused for other reasons, and it ignores key status."""
+        caller = find_caller(request.access_key)
+        if caller is None:
+            return None, authentication_refusal(request, "unknown")
+        if request.session_token != caller.session_token:
+            problem = "unknown" if caller.is_session and request.session_token is None else "token"
+            return None, authentication_refusal(request, problem)
+        check = SignatureCheck(request, environ, caller)
+        if not check.matches():
+            return None, authentication_refusal(request, "signature", check.provided())
+        return caller, None
+
+    def check_secretsmanager(self, request, caller):
+        """Secrets Manager authorises each secret operation against the
+        secret's ARN (Service Authorization Reference for AWS Secrets
+        Manager: CreateSecret, PutSecretValue, GetSecretValue, DeleteSecret,
+        DescribeSecret and UpdateSecret all take the resource type `Secret`,
+        arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX). moto checks
+        every non-S3 action against "*", where a grant scoped to
+        `secret:stored-messages/*` would refuse everything. So: explicit
+        Denies in the caller's identity-based policies and in the secret's
+        resource policy, an identity-based Allow, the session policy, here
+        (secret_resource names the ARN); then moto's identity check runs
+        against that ARN instead of "*". Refusals are the JSON
+        AccessDeniedException (400) Secrets Manager answers.
+
+        Not modelled: a secret's resource policy granting what the caller's
+        identity-based policies do not (its explicit Denies do apply)."""
+        try:
+            parameters = json.loads(request.body or b"{}")
+        except ValueError:
+            return None  # moto answers the malformed body
+        if not isinstance(parameters, dict):
+            return None
+        action = f"secretsmanager:{request.operation}"
+        arn, secret = secret_resource(request.operation, parameters, request.region, caller.account)
+        if arn is None:
+            return None  # no name: moto answers the validation error
+        context = _request_state.policy_view.context
+        found, _ = evaluate(caller.identity_statements(), action, arn, context, caller)
+        secret_policy = parse_policy(secret.policy) if secret is not None and getattr(secret, "policy", None) else None
+        resource_verdict, _ = evaluate(statements(secret_policy), action, arn, context, caller, resource_based=True)
+        reason = (
+            (explicit_deny("identity-based") if found == "Deny" else None)
+            or (explicit_deny("resource-based") if resource_verdict == "Deny" else None)
+            or (no_allow("identity-based", action) if found != "Allow" else None)
+            or self.session_refusal(caller, action, arn, context)
+        )
+        if reason:
+            return json_error(400, "AccessDeniedException", denial(caller.arn, action, arn, reason))
+        _request_state.resource = arn
         return None
 
     def check_put_events(self, request, caller):
@@ -1426,7 +1923,9 @@ class Middleware:
             context["aws:principalarn"] = caller.principal_arn
             context["aws:principalaccount"] = caller.account
             context["aws:userid"] = caller.user_id
-            if caller.is_session:
+            if caller.is_root:
+                context["aws:principaltype"] = "Account"
+            elif caller.is_session:
                 context["aws:principaltype"] = "AssumedRole"
                 with self.lock:
                     issued = self.session_issued.get(caller.access_key)
@@ -1472,6 +1971,8 @@ class Middleware:
         denies access to the sts:GetCallerIdentity action, you can still
         perform this operation" (STS API reference, GetCallerIdentity)."""
         name = request.params.get("Action")
+        if name == "GetCallerIdentity" and caller.is_root:
+            return caller_identity_answer(caller)  # moto would answer its made-up user/moto
         if not name or name == "GetCallerIdentity":
             return None
         action = f"sts:{name}"
@@ -1488,9 +1989,12 @@ class Middleware:
         role's trust policy. moto then checks the signature and that the
         caller's identity policy allows sts:AssumeRole, and after that the
         session-duration limits of check_session_duration apply."""
-        if caller is None:
-            return None  # an unknown key: moto answers InvalidClientTokenId
         role_arn = request.params.get("RoleArn", "")
+        if caller.is_root:
+            # AWS refuses AssumeRole to the root user: it must be called
+            # with an IAM user's or a role's credentials (AssumeRole API
+            # reference, and "Methods to assume a role"); STS's answer.
+            return query_error(403, "AccessDenied", "Roles may not be assumed by root accounts.")
         duration = request.params.get("DurationSeconds")
         if duration is not None and re.fullmatch(r"-?\d+", duration.strip()):
             # STS's parameter validation: "Valid Range: Minimum value of 900.
@@ -1557,8 +2061,6 @@ class Middleware:
 
         if not request.signed:
             return self.check_anonymous(request, environ, bucket, action, resource)
-        if caller is None:
-            return None  # an unknown key: moto answers InvalidAccessKeyId
 
         # AWS's policy evaluation: an explicit Deny in any policy wins, then
         # the session policy must allow. Reported in this order: identity-
@@ -1724,6 +2226,25 @@ class Middleware:
         POST   /_sm/revoke-sessions  {"role_arn": "arn:aws:iam::ACCOUNT:role/NAME"}
                               -> {"role_arn", "revoked_before": "2025-01-31T12:34:56.789012Z"}
                                  or 404 {"error"} for a role that does not exist
+        POST   /_sm/root-access-key  {"account": "111122223333"}
+                              -> {"access_key_id": "AKIA...", "secret_access_key": "..."}
+                                 or 400 {"error"} unless the account is 12 digits
+
+        A fault rule is {"action": "status"|"delay"|"reset", filters...,
+        "status", "code", "message", "seconds", "probability", "count"}; the
+        filters (service, method, path_prefix, action_param, target) and the
+        answers' shapes are described at validate_rules.
+
+        root-access-key makes an access key of the account's root user, which
+        moto cannot make (AWS lets only the root user itself create one, in
+        the console: "Create access keys for the root user"). A request
+        signed with it is the root user: sts:GetCallerIdentity answers Arn
+        arn:aws:iam::ACCOUNT:root, Account and UserId ACCOUNT; its identity
+        may do anything (no policy limits the root user), resource policies'
+        explicit Denies still apply, and sts:AssumeRole is refused ("Roles
+        may not be assumed by root accounts."). The key id is shaped like
+        AWS's (AKIA and 16 upper-case letters and digits) and maps to the
+        account; a moto reset forgets it.
 
         revoke-sessions is the IAM console's "Revoke active sessions"
         (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_revoke-sessions.html):
@@ -1765,9 +2286,19 @@ class Middleware:
                 return self.fixtures(json.loads(request.body))
             if route == ("POST", "/_sm/revoke-sessions"):
                 return self.revoke_sessions(json.loads(request.body)["role_arn"])
+            if route == ("POST", "/_sm/root-access-key"):
+                return self.root_access_key(json.loads(request.body)["account"])
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             return json_answer({"error": f"bad request: {err}"}, 400)
         return json_answer({"error": f"no route {request.method} {request.path}"}, 404)
+
+    def root_access_key(self, account):
+        """POST /_sm/root-access-key (see `internal`)."""
+        if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
+            return json_answer({"error": f"bad request: an account is 12 digits, not {account!r}"}, 400)
+        key = create_root_access_key(account)
+        self.audit_secret("credential", key.secret_access_key)
+        return json_answer({"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key})
 
     def revoke_sessions(self, role_arn):
         """POST /_sm/revoke-sessions (see `internal`)."""
@@ -1879,14 +2410,24 @@ class Middleware:
 
 RULE_FIELDS = {
     # filters (absent or null: any)
-    "service", "method", "path_prefix", "action_param",
+    "service", "method", "path_prefix", "action_param", "target",
     # what fires, how often
     "action", "status", "code", "message", "seconds", "probability", "count",
 }
 
 
 def validate_rules(rules):
-    """Refuses unknown fields: a misspelt filter would silently widen a rule."""
+    """Refuses unknown fields: a misspelt filter would silently widen a rule.
+
+    Filters (all must match; absent or null matches anything): `service`
+    (the SigV4 scope's, "s3" for unsigned requests), `method`,
+    `path_prefix`, `action_param` (an STS/IAM query operation, e.g.
+    "AssumeRole"), `target` (a JSON-protocol operation, the X-Amz-Target
+    header's part after the dot, e.g. "GetSecretValue", or the whole
+    header). A status fault answers in the request's protocol: S3's XML,
+    the JSON services' {"__type", "message"} (a 500 without `code` is the
+    service's own internal error, e.g. Secrets Manager's
+    InternalServiceError), else STS's awsQuery XML."""
     if not isinstance(rules, list):
         raise ValueError("rules must be a list")
     for rule in rules:

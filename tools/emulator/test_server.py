@@ -12,8 +12,10 @@ import json
 import os
 import random
 import signal
+import re
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -38,12 +40,24 @@ ROLE = "stored-messages-acme"
 XID = "ExternalIdForTheEmulatorTests0123456789"
 STS_XMLNS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 NO_RETRIES = {"mode": "standard", "total_max_attempts": 1}
+FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+WHO_AM_I = b"Action=GetCallerIdentity&Version=2011-06-15"
+UNKNOWN_KEY = Credentials("AKIAUNKNOWNUNKNOWN00", "secret")
+INVALID_TOKEN = "The security token included in the request is invalid."
+SIGNATURE_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+# The functions' own role and the secrets it may manage (the SAM template's grant).
+FUNCTIONS_ROLE = "stored-messages-functions"
+SECRETS = f"arn:aws:secretsmanager:*:{VENDOR_ACCOUNT}:secret:stored-messages/*"
 
 
-def start_server():
+def start_server(env=None):
     """The server as the Rust harness starts it; returns (process, endpoint)."""
     process = subprocess.Popen(
-        [sys.executable, SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [sys.executable, SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=None if env is None else {**os.environ, **env},
     )
     line = process.stdout.readline().decode()
     if not line.startswith("READY "):
@@ -63,36 +77,9 @@ def policy(*statements):
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-class EmulatorTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.process, cls.endpoint = start_server()
-        cls.host = urllib.parse.urlsplit(cls.endpoint).netloc
-        results = cls.fixture(VENDOR_ACCOUNT, "us-east-1", [
-            {"service": "iam", "op": "create_user", "args": {"UserName": "vendor"}},
-            {"service": "iam", "op": "put_user_policy", "args": {"UserName": "vendor", "PolicyName": "vendor", "PolicyDocument": policy(
-                {"Effect": "Allow", "Action": ["sts:AssumeRole", "s3:*"], "Resource": "*"})}},
-            {"service": "iam", "op": "create_access_key", "args": {"UserName": "vendor"}},
-        ])
-        key = results[2]["AccessKey"]
-        cls.vendor_key = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-        cls.fixture(CUSTOMER, REGION, [
-            {"service": "s3", "op": "create_bucket", "args": {"Bucket": BUCKET, "CreateBucketConfiguration": {"LocationConstraint": REGION}}},
-        ])
-        cls.customer_role(ROLE, trust({"AWS": VENDOR_ARN}, {"StringEquals": {"sts:ExternalId": XID}}))
-        cls.customer_role("stored-messages-open", trust({"AWS": VENDOR_ARN}))
-
-    @classmethod
-    def tearDownClass(cls):
-        # Closing stdin is how the server learns its parent is gone.
-        cls.process.stdin.close()
-        cls.process.stdout.close()
-        assert cls.process.wait(timeout=10) == 0
-
-    def tearDown(self):
-        self.call("DELETE", "/_sm/faults")
-
-    # ---- helpers -----------------------------------------------------------
+class Harness:
+    """Talking to a running emulator: `host` and `endpoint` set by the test
+    class; plain HTTP, SigV4-signed raw requests, fixtures, boto3 clients."""
 
     @classmethod
     def raw(cls, method, path, body=b"", headers=None):
@@ -189,6 +176,85 @@ class EmulatorTest(unittest.TestCase):
     @staticmethod
     def header(record, name):
         return next((v for k, v in record["headers"].items() if k.lower() == name), None)
+
+    @classmethod
+    def user_key(cls, name, *statements, account=VENDOR_ACCOUNT):
+        """A new IAM user (with an inline policy of `statements`, if any) and
+        an access key of it."""
+        calls = [{"service": "iam", "op": "create_user", "args": {"UserName": name}}]
+        if statements:
+            calls.append({"service": "iam", "op": "put_user_policy", "args": {
+                "UserName": name, "PolicyName": "inline", "PolicyDocument": policy(*statements)}})
+        calls.append({"service": "iam", "op": "create_access_key", "args": {"UserName": name}})
+        key = cls.fixture(account, "us-east-1", calls)[-1]["AccessKey"]
+        return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def root_key(self, account=CUSTOMER):
+        status, answer = self.call("POST", "/_sm/root-access-key", {"account": account})
+        self.assertEqual(status, 200, answer)
+        return Credentials(answer["access_key_id"], answer["secret_access_key"])
+
+    def json_call(self, service, target, credentials, body, region="us-east-1"):
+        """A signed raw JSON-protocol request: (status, headers, parsed body)."""
+        headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target}
+        status, answer_headers, payload = self.signed("POST", "/", service, region, credentials, json.dumps(body).encode(), headers)
+        return status, answer_headers, json.loads(payload)
+
+    def assertJsonError(self, answer, status, code, message=None):
+        """A JSON-protocol refusal as aws-sdk-rust parses it: `__type` and
+        `message` in the body, the code in x-amzn-ErrorType too."""
+        got_status, headers, body = answer
+        self.assertEqual((got_status, body["__type"]), (status, code), body)
+        self.assertEqual(headers["x-amzn-ErrorType"], code)
+        self.assertTrue(headers["Content-Type"].startswith("application/x-amz-json-1."))
+        if message is not None:
+            self.assertEqual(body["message"], message)
+        return body
+
+    def assertQueryError(self, answer, status, code, message=None):
+        got_status, _, payload = answer
+        root = ElementTree.fromstring(payload)
+        self.assertEqual(root.tag, f"{STS_XMLNS}ErrorResponse", payload)
+        error = root.find(f"{STS_XMLNS}Error")
+        self.assertEqual((got_status, error.findtext(f"{STS_XMLNS}Code")), (status, code), payload)
+        if message is not None:
+            self.assertEqual(error.findtext(f"{STS_XMLNS}Message"), message)
+
+    def assertS3Error(self, answer, status, code):
+        got_status, _, payload = answer
+        error = ElementTree.fromstring(payload)
+        self.assertEqual((got_status, error.findtext("Code")), (status, code), payload)
+        return error
+
+
+class EmulatorTest(Harness, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.process, cls.endpoint = start_server()
+        cls.host = urllib.parse.urlsplit(cls.endpoint).netloc
+        results = cls.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "iam", "op": "create_user", "args": {"UserName": "vendor"}},
+            {"service": "iam", "op": "put_user_policy", "args": {"UserName": "vendor", "PolicyName": "vendor", "PolicyDocument": policy(
+                {"Effect": "Allow", "Action": ["sts:AssumeRole", "s3:*"], "Resource": "*"})}},
+            {"service": "iam", "op": "create_access_key", "args": {"UserName": "vendor"}},
+        ])
+        key = results[2]["AccessKey"]
+        cls.vendor_key = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+        cls.fixture(CUSTOMER, REGION, [
+            {"service": "s3", "op": "create_bucket", "args": {"Bucket": BUCKET, "CreateBucketConfiguration": {"LocationConstraint": REGION}}},
+        ])
+        cls.customer_role(ROLE, trust({"AWS": VENDOR_ARN}, {"StringEquals": {"sts:ExternalId": XID}}))
+        cls.customer_role("stored-messages-open", trust({"AWS": VENDOR_ARN}))
+
+    @classmethod
+    def tearDownClass(cls):
+        # Closing stdin is how the server learns its parent is gone.
+        cls.process.stdin.close()
+        cls.process.stdout.close()
+        assert cls.process.wait(timeout=10) == 0
+
+    def tearDown(self):
+        self.call("DELETE", "/_sm/faults")
 
     # ---- AssumeRole trust policies -----------------------------------------
 

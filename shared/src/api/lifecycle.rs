@@ -1,15 +1,16 @@
 //! A saved destination's lifecycle (CONTRACT section 5): `PATCH` to edit,
-//! pause and resume it, and `POST .../test`, "Test Credentials" on a saved
-//! destination. Both record what they learn with the health rules of
-//! section 6, through the same [`record_health`] the health checker uses.
+//! pause and resume it, `PUT .../credentials` to rotate an access key, and
+//! `POST .../test`, "Test Credentials" on a saved destination. They record
+//! what they learn with the health rules of section 6, through the same
+//! [`record_health`] the health checker uses.
 
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 use tracing::info;
 
-use super::{Api, ApiError, ApiResponse};
-use crate::checks::{all_passed, static_checks, Check, LiveCheck, Purpose};
-use crate::destination::{Destination, DestinationId, Status};
+use super::{internal, Api, ApiError, ApiResponse};
+use crate::checks::{all_passed, static_checks_keeping, Check, LiveCheck, Purpose};
+use crate::destination::{Auth, Destination, DestinationId, Status};
 use crate::health::{record_health, Failure};
 use crate::ids::OrgId;
 use crate::notify::{announce, Transition};
@@ -18,7 +19,8 @@ use crate::store::ControlStore;
 
 /// The section 3 fields a `PATCH` may change: all but `project_id`, which
 /// names where the destination is stored and what it receives.
-const EDITABLE: [&str; 12] = [
+const EDITABLE: [&str; 13] = [
+    "auth",
     "role_arn",
     "role_session_name",
     "region",
@@ -86,13 +88,30 @@ impl Patch {
 }
 
 /// A stored destination's settings as a request body would give them, so
-/// a merged `PATCH` runs through the very static checks of a create.
+/// a merged `PATCH` runs through the very static checks of a create. A
+/// stored access key is not a request's `auth` (it has no secret): the
+/// static checks keep it instead (`static_checks_keeping`).
 fn settings_of(destination: &Destination) -> Map<String, Value> {
     let Value::Object(mut fields) = json!(destination) else {
         return Map::new();
     };
-    fields.retain(|name, _| name == "project_id" || EDITABLE.contains(&name.as_str()));
+    fields.retain(|name, _| {
+        name == "project_id" || (name != "auth" && EDITABLE.contains(&name.as_str()))
+    });
     fields
+}
+
+/// The stored settings and the `PATCH` merged. A `PATCH` that sets `auth`
+/// replaces the identity whole: the stored role fields are dropped unless
+/// it gives them too, so switching to keys needs no `"role_arn": null`.
+fn merge(current: &Destination, patch: Map<String, Value>) -> Map<String, Value> {
+    let mut merged = settings_of(current);
+    if patch.contains_key("auth") {
+        merged.remove("role_arn");
+        merged.remove("role_session_name");
+    }
+    merged.extend(patch);
+    merged
 }
 
 /// RFC 9110 `If-Match`: `*`, or a list of strong entity tags one of which
@@ -127,11 +146,16 @@ impl Api {
         if !if_match_holds(if_match, &read_etag) {
             return Err(ApiError::PreconditionFailed);
         }
-        let mut merged = settings_of(&current);
-        merged.extend(patch.settings);
-        let outcome = static_checks(org, &merged, &self.settings.role_name_prefix);
+        let kept_key = current
+            .auth
+            .access_key()
+            .filter(|_| !patch.settings.contains_key("auth"));
+        let merged = merge(&current, patch.settings);
+        let outcome =
+            static_checks_keeping(org, &merged, &self.settings.role_name_prefix, kept_key);
         let mut checks = outcome.checks;
-        let Some(candidate) = outcome.destination else {
+        let new_keys = outcome.new_keys;
+        let Some(mut candidate) = outcome.destination else {
             checks.extend(LiveCheck::ALL.iter().map(|live| {
                 Check::skip(live.name(), "Skipped: fix the failed checks above first.")
             }));
@@ -144,7 +168,7 @@ impl Api {
         let revalidated = resuming || current.connection_differs(&candidate);
         if revalidated {
             checks.extend(
-                self.live_checks(org, &candidate, Purpose::Validation)
+                self.live_checks(org, &mut candidate, Purpose::Validation, new_keys.clone())
                     .await?,
             );
             if !all_passed(&checks) {
@@ -153,10 +177,55 @@ impl Api {
                     json!({ "valid": false, "checks": checks }),
                 ));
             }
+        } else {
+            // Unchanged identity: the account learnt when it was checked.
+            candidate.account_id = current.account_id.clone();
         }
+        // Only keys that passed reach Secrets Manager: a new version, which
+        // readers use once the save below names it (crate::secrets).
+        let secret = self.secret_name(org, id);
+        let stored_keys = match &new_keys {
+            Some(pair) => {
+                let version = self.secrets.store(&secret, pair).await.map_err(internal)?;
+                if let Auth::AccessKey(stored) = &mut candidate.auth {
+                    stored.secret_version_id = Some(version);
+                }
+                true
+            }
+            None => false,
+        };
+        let saved = self
+            .save_patch(org, id, &current, &candidate, &read_etag, &patch.status, revalidated, if_match)
+            .await;
+        let had_key = current.auth.access_key().is_some();
+        match &saved {
+            // A role now: the key is no longer needed anywhere.
+            Ok(_) if had_key && candidate.auth.access_key().is_none() => {
+                self.delete_secret(org, id).await;
+            }
+            // Created for this save, which did not happen.
+            Err(_) if stored_keys && !had_key => self.delete_secret(org, id).await,
+            _ => {}
+        }
+        saved
+    }
+
+    /// The conditional save of a checked `PATCH` (see [`Api::patch`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn save_patch(
+        &self,
+        org: &OrgId,
+        id: &DestinationId,
+        current: &Destination,
+        candidate: &Destination,
+        read_etag: &str,
+        status: &Option<Status>,
+        revalidated: bool,
+        if_match: Option<&str>,
+    ) -> Result<ApiResponse, ApiError> {
 
         for _ in 0..SAVE_ATTEMPTS {
-            let Some((fresh, version)) = self.registry.destination_for_update(&current).await?
+            let Some((fresh, version)) = self.registry.destination_for_update(current).await?
             else {
                 return Err(ApiError::NotFound);
             };
@@ -179,7 +248,7 @@ impl Api {
                 health: fresh.health.clone(),
                 ..candidate.clone()
             };
-            match patch.status {
+            match status {
                 Some(Status::Disabled) => updated.status = Status::Disabled,
                 Some(Status::Active) if fresh.status == Status::Disabled => {
                     updated.status = Status::Active
@@ -219,6 +288,38 @@ impl Api {
         Err(ApiError::Conflict)
     }
 
+    /// `PUT /v1/destinations/{id}/credentials` (CONTRACT section 5): a new
+    /// key pair for an access-key destination, checked like a new
+    /// destination before the swap. The old secret version stays in use
+    /// until the new one passed and the destination names it; `422` leaves
+    /// everything as it was.
+    pub(super) async fn rotate(
+        &self,
+        org: &OrgId,
+        id: &DestinationId,
+        body: &Map<String, Value>,
+        if_match: Option<&str>,
+    ) -> Result<ApiResponse, ApiError> {
+        // A field's name is the caller's own text: not echoed.
+        if body
+            .keys()
+            .any(|k| !matches!(k.as_str(), "access_key_id" | "secret_access_key"))
+        {
+            return Err(ApiError::InvalidRequest(
+                "The body takes access_key_id and secret_access_key only.".into(),
+            ));
+        }
+        let current = self.registry.destination(org, id).await?;
+        if current.auth.access_key().is_none() {
+            return Err(ApiError::NotAccessKey);
+        }
+        let mut auth = body.clone();
+        auth.insert("mode".into(), json!("access_key"));
+        let mut patch = Map::new();
+        patch.insert("auth".into(), Value::Object(auth));
+        self.patch(org, id, &patch, if_match).await
+    }
+
     /// `POST /v1/destinations/{id}/test`: every live check now, with the
     /// stored settings; the result is recorded with the health rules of
     /// section 6 (a pass moves `failing` back to `active`; a transient
@@ -232,7 +333,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let current = self.registry.destination(org, id).await?;
         let checks = self
-            .live_checks(org, &current, Purpose::OnDemandTest)
+            .live_checks(org, &mut current.clone(), Purpose::OnDemandTest, None)
             .await?;
         let failure = Failure::of(&checks);
         let recorded = record_health(&self.registry, &current, failure.as_ref(), Utc::now()).await;
@@ -267,13 +368,13 @@ mod tests {
         .unwrap();
         assert_eq!(patch.status, Some(Status::Disabled));
         assert_eq!(patch.settings.len(), 2);
+        assert!(Patch::parse(&body(json!({ "auth": { "mode": "role" } }))).is_ok());
         for refused in [
             json!({ "project_id": "p2" }),
             json!({ "status": "failing" }),
             json!({ "status": true }),
             json!({ "id": "dst_x" }),
             json!({ "health": {} }),
-            json!({ "auth": { "mode": "role" } }),
             json!({ "secret": "do-not-echo-this" }),
         ] {
             let err = Patch::parse(&body(refused.clone())).err().unwrap();

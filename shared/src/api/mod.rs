@@ -10,12 +10,14 @@ mod lifecycle;
 use crate::arn::{AccountId, KmsKeyArn};
 use crate::checks::{all_passed, static_checks, Check, LiveCheck, Purpose};
 use crate::config::Settings;
-use crate::connections::{Connections, Delivery};
+use crate::connections::Connections;
+use crate::credentials::AccessKeyPair;
 use crate::destination::{Destination, DestinationId};
 use crate::ids::OrgId;
 use crate::notify::EventBridgeNotifier;
 use crate::registry::{Registry, RegistryError};
 use crate::s3::{BucketName, FolderPath};
+use crate::secrets::{SecretError, SecretName, SecretStore};
 use crate::setup::{render, SetupQuery};
 
 /// Bodies larger than this are refused before they are parsed.
@@ -60,7 +62,7 @@ impl ApiResponse {
 
     /// An answer carrying one destination, with its `ETag`.
     fn with_destination(status: u16, mut body: Value, destination: &Destination) -> Self {
-        body["destination"] = json!(destination);
+        body["destination"] = destination.api_view(Utc::now());
         Self {
             etag: Some(destination.etag()),
             ..Self::json(status, body)
@@ -91,6 +93,8 @@ pub enum ApiError {
         "The destination changed while this request was being checked. Read it again and retry."
     )]
     Conflict,
+    #[error("This destination assumes a role; only access-key destinations have credentials to replace.")]
+    NotAccessKey,
     #[error("Internal error.")]
     Internal(String),
 }
@@ -107,6 +111,7 @@ impl ApiError {
             Self::PayloadTooLarge => (413, "payload_too_large"),
             Self::PreconditionFailed => (412, "precondition_failed"),
             Self::Conflict => (409, "conflict"),
+            Self::NotAccessKey => (409, "not_access_key"),
             Self::Internal(_) => (500, "internal"),
         }
     }
@@ -143,6 +148,7 @@ enum Route {
     Collection,
     Item(String),
     Test(String),
+    Credentials(String),
 }
 
 fn route(method: &str, path: &str) -> Result<Route, ApiError> {
@@ -157,6 +163,9 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         ["", "v1", "destinations"] => (Route::Collection, "GET, POST"),
         ["", "v1", "destinations", id] => (Route::Item((*id).to_owned()), "GET, PATCH, DELETE"),
         ["", "v1", "destinations", id, "test"] => (Route::Test((*id).to_owned()), "POST"),
+        ["", "v1", "destinations", id, "credentials"] => {
+            (Route::Credentials((*id).to_owned()), "PUT")
+        }
         _ => return Err(ApiError::NotFound),
     };
     if allow.split(", ").any(|m| m == method) {
@@ -172,8 +181,15 @@ pub struct Api {
     sts: aws_sdk_sts::Client,
     s3_config: aws_sdk_s3::config::Builder,
     anonymous_s3: aws_sdk_s3::config::Builder,
+    secrets: SecretStore,
     notifier: EventBridgeNotifier,
     settings: Settings,
+}
+
+/// A Secrets Manager failure as an API answer: `500`, the operation and
+/// code logged, nothing of the secret.
+fn internal(err: SecretError) -> ApiError {
+    ApiError::Internal(err.to_string())
 }
 
 impl Api {
@@ -189,6 +205,7 @@ impl Api {
             s3_config: settings.s3_config(sdk),
             // The `not_public` probe must be unsigned.
             anonymous_s3: settings.anonymous_s3_config(sdk),
+            secrets: settings.secret_store(sdk),
             notifier: EventBridgeNotifier::new(sdk, settings.event_bus_name.clone()),
             settings: settings.clone(),
         }
@@ -214,7 +231,7 @@ impl Api {
             Route::Setup => self.setup(&org, &request.query).await,
             Route::Validate => {
                 let body = destination_body(request.body, request.content_type)?;
-                let (checks, destination) = self.run_checks(&org, &body).await?;
+                let (checks, destination, _) = self.run_checks(&org, &body).await?;
                 let preview = destination.as_ref().map(preview);
                 Ok(ApiResponse::json(
                     200,
@@ -223,7 +240,7 @@ impl Api {
             }
             Route::Collection if request.method == "POST" => {
                 let body = destination_body(request.body, request.content_type)?;
-                let (checks, destination) = self.run_checks(&org, &body).await?;
+                let (checks, destination, new_keys) = self.run_checks(&org, &body).await?;
                 match destination.filter(|_| all_passed(&checks)) {
                     Some(mut destination) => {
                         let now = Utc::now();
@@ -231,7 +248,7 @@ impl Api {
                         destination.health.last_checked_at = Some(now);
                         destination.health.last_ok_at = Some(now);
                         destination.updated_at = Some(now);
-                        self.registry.create_destination(&destination).await?;
+                        let destination = self.create(&org, destination, new_keys).await?;
                         info!(org_id = %org, destination_id = %destination.id, "destination created");
                         Ok(ApiResponse::with_destination(201, json!({}), &destination))
                     }
@@ -248,6 +265,9 @@ impl Api {
                         .cmp(&b.created_at)
                         .then_with(|| a.id.cmp(&b.id))
                 });
+                let now = Utc::now();
+                let destinations: Vec<Value> =
+                    destinations.iter().map(|d| d.api_view(now)).collect();
                 Ok(ApiResponse::json(
                     200,
                     json!({ "destinations": destinations }),
@@ -256,6 +276,11 @@ impl Api {
             Route::Test(id) => {
                 let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
                 self.test(&org, &id).await
+            }
+            Route::Credentials(id) => {
+                let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
+                let body = destination_body(request.body, request.content_type)?;
+                self.rotate(&org, &id, &body, request.if_match).await
             }
             Route::Item(id) if request.method == "PATCH" => {
                 let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
@@ -267,7 +292,19 @@ impl Api {
                 let found = self.registry.destination(&org, &id).await;
                 if request.method == "DELETE" {
                     match found {
-                        Ok(destination) => self.registry.delete_destination(&destination).await?,
+                        Ok(destination) => {
+                            // The secret first: a failure here answers 500
+                            // and leaves the destination, so a retried
+                            // DELETE finishes the job (a secret already gone
+                            // is success); the other order could orphan it.
+                            if destination.auth.access_key().is_some() {
+                                self.secrets
+                                    .delete(&self.secret_name(&org, &id))
+                                    .await
+                                    .map_err(internal)?;
+                            }
+                            self.registry.delete_destination(&destination).await?
+                        }
                         // Not loadable (a v1 folder with `*`): still the org's to remove.
                         Err(RegistryError::NotFound) => {
                             if !self.registry.delete_unusable_destination(&org, &id).await? {
@@ -332,43 +369,92 @@ impl Api {
         ))
     }
 
+    /// Static then live checks of a create or validate body: the checks,
+    /// the destination when the static ones passed, and the key pair the
+    /// body gave.
     async fn run_checks(
         &self,
         org: &OrgId,
         body: &Map<String, Value>,
-    ) -> Result<(Vec<Check>, Option<Destination>), ApiError> {
+    ) -> Result<(Vec<Check>, Option<Destination>, Option<AccessKeyPair>), ApiError> {
         let outcome = static_checks(org, body, &self.settings.role_name_prefix);
         let mut checks = outcome.checks;
-        let Some(destination) = outcome.destination else {
+        let Some(mut destination) = outcome.destination else {
             checks.extend(LiveCheck::ALL.iter().map(|live| {
                 Check::skip(live.name(), "Skipped: fix the failed checks above first.")
             }));
-            return Ok((checks, None));
+            return Ok((checks, None, None));
         };
         checks.extend(
-            self.live_checks(org, &destination, Purpose::Validation)
+            self.live_checks(org, &mut destination, Purpose::Validation, outcome.new_keys.clone())
                 .await?,
         );
-        Ok((checks, Some(destination)))
+        Ok((checks, Some(destination), outcome.new_keys))
+    }
+
+    /// Saves a checked new destination; an access key goes to Secrets
+    /// Manager first, and the destination names its version.
+    async fn create(
+        &self,
+        org: &OrgId,
+        mut destination: Destination,
+        new_keys: Option<AccessKeyPair>,
+    ) -> Result<Destination, ApiError> {
+        let secret = self.secret_name(org, &destination.id);
+        if let (Some(pair), crate::destination::Auth::AccessKey(stored)) =
+            (&new_keys, &mut destination.auth)
+        {
+            stored.secret_version_id =
+                Some(self.secrets.store(&secret, pair).await.map_err(internal)?);
+        }
+        if let Err(err) = self.registry.create_destination(&destination).await {
+            if new_keys.is_some() {
+                self.delete_secret(org, &destination.id).await;
+            }
+            return Err(err.into());
+        }
+        Ok(destination)
+    }
+
+    /// The secret name of `org`'s destination `id`: from the authorizer's
+    /// org and a registry id only (CONTRACT section 3).
+    fn secret_name(&self, org: &OrgId, id: &DestinationId) -> SecretName {
+        SecretName::of(&self.settings.credentials_secret_prefix, org, id)
+    }
+
+    /// Deletes a secret no destination names any more; a failure is logged
+    /// (operation and code only), not answered: the request it follows has
+    /// its own outcome.
+    async fn delete_secret(&self, org: &OrgId, id: &DestinationId) {
+        if let Err(err) = self.secrets.delete(&self.secret_name(org, id)).await {
+            error!(org_id = %org, destination_id = %id, error = %err, "an unused access key secret could not be deleted");
+        }
     }
 
     /// Every live check of `destination` with the org's External ID, in a
-    /// fresh session: "Test Credentials" must really call STS.
+    /// fresh session: "Test Credentials" must really call STS. `new_keys`:
+    /// a key pair being checked, used instead of the stored secret. An
+    /// access key's check sets `destination.account_id`.
     async fn live_checks(
         &self,
         org: &OrgId,
-        destination: &Destination,
+        destination: &mut Destination,
         purpose: Purpose,
+        new_keys: Option<AccessKeyPair>,
     ) -> Result<Vec<Check>, ApiError> {
         let external_id = self.registry.ensure_external_id(org).await?;
-        let connections = Connections::from_parts(
+        let mut connections = Connections::from_parts(
             self.sts.clone(),
             self.s3_config.clone(),
             self.anonymous_s3.clone(),
-            self.settings.session_duration,
+            self.secrets.clone(),
+            &self.settings,
         );
+        if let Some(pair) = new_keys {
+            connections = connections.with_given_keys(pair);
+        }
         Ok(connections
-            .live_checks(destination, &external_id, purpose, &LiveCheck::ALL)
+            .run_live_checks(destination, &external_id, purpose, &LiveCheck::ALL)
             .await)
     }
 }
@@ -458,7 +544,7 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 
 /// A validated destination as a dry run shows it: nothing saved, so no id.
 fn preview(destination: &Destination) -> Value {
-    let mut value = json!(destination);
+    let mut value = destination.api_view(Utc::now());
     if let Value::Object(map) = &mut value {
         for field in ["id", "created_at", "updated_at", "status", "health"] {
             map.remove(field);

@@ -2,7 +2,8 @@
 //! fetching it off the per-message path.
 //!
 //! A [`CredentialSource`] is one way to obtain credentials: [`role`] assumes
-//! the customer's role (access keys will be a second source). Above it, one
+//! the customer's role; [`access_key`] reads an IAM user's key pair from
+//! Secrets Manager (or uses a pair being checked). Above it, one
 //! type serves every source: [`CachedCredentials`] fetches once, refreshes
 //! ahead of expiry, lets one caller fetch while concurrent callers wait
 //! (single flight), remembers a refusal for a while so a broken destination
@@ -11,6 +12,7 @@
 //! signs with them) per source and region for the life of the container, so
 //! the writer, the checks and the health checker never ask which source it is.
 
+pub mod access_key;
 pub mod role;
 
 use std::collections::HashMap;
@@ -25,7 +27,9 @@ use aws_credential_types::provider::{self, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{IdentityCache, Region};
 
-use crate::destination::Destination;
+use crate::destination::{Auth, Destination};
+use crate::secrets::{SecretName, SecretStore};
+pub use access_key::{AccessKeyPair, GivenKeySource, StoredKeySource};
 pub use role::{assume_role, trust_policy, AssumeSpec, ExternalId, RoleSource};
 
 /// Refresh this long before expiry (or halfway, for shorter-lived
@@ -38,8 +42,7 @@ pub const RENEWAL_AFTER_DENIAL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why an identity's credentials could not be had, and whether a retry can
 /// help. Messages carry our own words and AWS error codes only (STS's text
-/// names our principal); they name the role source's call, the only source
-/// so far.
+/// names our principal).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialsError {
     /// The source refused us (AssumeRole denied).
@@ -49,16 +52,21 @@ pub enum CredentialsError {
     Failed(String),
     #[error("AssumeRole failed transiently ({0})")]
     Transient(String),
+    /// The stored access key could not be read from our Secrets Manager:
+    /// our side, never the customer's, so always retried (the record stays
+    /// on the queue) and never a reason to call the destination `failing`.
+    #[error("the stored access key could not be read ({0})")]
+    SecretUnavailable(String),
 }
 
 impl CredentialsError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(self, Self::Transient(_) | Self::SecretUnavailable(_))
     }
 }
 
-/// One way to obtain a destination's credentials. A new source (access
-/// keys) is one implementation plus its variant in [`SourceKey`].
+/// One way to obtain a destination's credentials: one implementation plus
+/// its variant in [`SourceKey`] per source.
 pub trait CredentialSource: Send + Sync + fmt::Debug {
     /// One uncached fetch.
     fn fetch(
@@ -68,17 +76,21 @@ pub trait CredentialSource: Send + Sync + fmt::Debug {
 
 #[derive(Default)]
 struct CacheState {
-    /// The credentials and when to stop using them.
-    credentials: Option<(Credentials, SystemTime)>,
+    /// The credentials and when to stop using them (`None`: a long-term
+    /// key, used until the identity itself is replaced).
+    credentials: Option<(Credentials, Option<SystemTime>)>,
     denied_until: Option<Instant>,
     /// When credentials were last dropped because S3 denied a write.
     renewed_after_denial: Option<Instant>,
 }
 
-fn refresh_at(credentials: &Credentials, now: SystemTime) -> SystemTime {
-    let expiry = credentials.expiry().unwrap_or(now);
+/// When to fetch again: ahead of expiry, or never for credentials without
+/// one (an access key: re-reading the secret per write would cost a
+/// Secrets Manager call per object).
+fn refresh_at(credentials: &Credentials, now: SystemTime) -> Option<SystemTime> {
+    let expiry = credentials.expiry()?;
     let lifetime = expiry.duration_since(now).unwrap_or_default();
-    expiry - REFRESH_AHEAD.min(lifetime / 2)
+    Some(expiry - REFRESH_AHEAD.min(lifetime / 2))
 }
 
 struct Inner {
@@ -116,7 +128,7 @@ impl CachedCredentials {
     pub async fn get(&self) -> Result<Credentials, CredentialsError> {
         let mut state = self.0.state.lock().await;
         if let Some((credentials, refresh_at)) = &state.credentials {
-            if SystemTime::now() < *refresh_at {
+            if refresh_at.is_none_or(|at| SystemTime::now() < at) {
                 return Ok(credentials.clone());
             }
         }
@@ -205,6 +217,10 @@ pub struct Identity {
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum SourceKey {
     Role(AssumeSpec),
+    /// A stored access key: its secret and the version the registry names.
+    StoredKey { name: SecretName, version: String },
+    /// A key pair being checked (create, `PATCH`, rotation), not stored yet.
+    GivenKey(AccessKeyPair),
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -217,31 +233,87 @@ struct IdentityKey {
 pub struct Identities {
     sts: aws_sdk_sts::Client,
     s3_config: aws_sdk_s3::config::Builder,
+    secrets: SecretStore,
+    secret_prefix: String,
     duration: Duration,
+    /// Keys a request is checking: the identity of an access-key
+    /// destination under check signs with these, not with its secret.
+    given: Option<AccessKeyPair>,
     identities: Mutex<HashMap<IdentityKey, Arc<Identity>>>,
     fetches: Arc<AtomicU64>,
 }
 
 impl Identities {
     /// `s3_config` carries the shared HTTP client, timeouts and addressing;
-    /// every session's client is built from it.
+    /// every session's client is built from it. `secret_prefix` is
+    /// `CREDENTIALS_SECRET_PREFIX`.
     pub fn new(
         sts: aws_sdk_sts::Client,
         s3_config: aws_sdk_s3::config::Builder,
+        secrets: SecretStore,
+        secret_prefix: String,
         duration: Duration,
     ) -> Self {
         Self {
             sts,
             s3_config,
+            secrets,
+            secret_prefix,
             duration,
+            given: None,
             identities: Mutex::new(HashMap::new()),
             fetches: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Credential fetches (AssumeRole calls) made by this container so far.
+    /// These identities, signing access-key destinations with `pair`.
+    pub fn with_given_keys(mut self, pair: AccessKeyPair) -> Self {
+        self.given = Some(pair);
+        self
+    }
+
+    /// Credential fetches (AssumeRole calls, secret reads) made by this
+    /// container so far.
     pub fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn source_key(&self, destination: &Destination, external_id: &ExternalId) -> SourceKey {
+        match &destination.auth {
+            Auth::Role {
+                role_arn,
+                role_session_name,
+            } => SourceKey::Role(AssumeSpec {
+                role_arn: role_arn.clone(),
+                external_id: Some(external_id.clone()),
+                session_name: role_session_name.clone(),
+                policy: Some(destination.target.session_policy(role_arn.partition())),
+                duration: self.duration,
+            }),
+            Auth::AccessKey(stored) => match (&self.given, &stored.secret_version_id) {
+                (Some(pair), _) => SourceKey::GivenKey(pair.clone()),
+                (None, version) => SourceKey::StoredKey {
+                    name: SecretName::of(&self.secret_prefix, &destination.org_id, &destination.id),
+                    // Never saved without a version; an empty one reads nothing.
+                    version: version.clone().unwrap_or_default(),
+                },
+            },
+        }
+    }
+
+    fn source(&self, key: &SourceKey) -> Box<dyn CredentialSource> {
+        match key {
+            SourceKey::Role(spec) => Box::new(RoleSource {
+                sts: self.sts.clone(),
+                spec: spec.clone(),
+            }),
+            SourceKey::StoredKey { name, version } => Box::new(StoredKeySource {
+                secrets: self.secrets.clone(),
+                name: name.clone(),
+                version: version.clone(),
+            }),
+            SourceKey::GivenKey(pair) => Box::new(GivenKeySource(pair.clone())),
+        }
     }
 
     /// The identity for writing to `destination` on behalf of its org.
@@ -250,40 +322,34 @@ impl Identities {
         destination: &Destination,
         external_id: &ExternalId,
     ) -> Arc<Identity> {
-        let policy = destination
-            .target
-            .session_policy(destination.role_arn.partition());
         let key = IdentityKey {
-            source: SourceKey::Role(AssumeSpec {
-                role_arn: destination.role_arn.clone(),
-                external_id: Some(external_id.clone()),
-                session_name: destination.role_session_name.clone(),
-                policy: Some(policy),
-                duration: self.duration,
-            }),
+            source: self.source_key(destination, external_id),
             region: destination.region().as_str().to_owned(),
         };
         // A poisoned lock only means another task panicked mid-insert; the map is still usable.
         let mut identities = self.identities.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(identities.entry(key).or_insert_with_key(|key| {
-            let source: Box<dyn CredentialSource> = match &key.source {
-                SourceKey::Role(spec) => Box::new(RoleSource {
-                    sts: self.sts.clone(),
-                    spec: spec.clone(),
-                }),
-            };
-            let credentials = CachedCredentials::new(source, Arc::clone(&self.fetches));
-            let s3 = aws_sdk_s3::Client::from_conf(
-                self.s3_config
-                    .clone()
-                    .region(Region::new(key.region.clone()))
-                    .credentials_provider(credentials.clone())
-                    // CachedCredentials is the cache; a second one would hide invalidation.
-                    .identity_cache(IdentityCache::no_cache())
-                    .build(),
-            );
-            Arc::new(Identity { credentials, s3 })
-        }))
+        if let SourceKey::StoredKey { name, version } = &key.source {
+            // A rotated key's older versions are never used again here.
+            identities.retain(|k, _| {
+                !matches!(&k.source, SourceKey::StoredKey { name: n, version: v } if n == name && v != version)
+            });
+        }
+        if let Some(identity) = identities.get(&key) {
+            return Arc::clone(identity);
+        }
+        let credentials = CachedCredentials::new(self.source(&key.source), Arc::clone(&self.fetches));
+        let s3 = aws_sdk_s3::Client::from_conf(
+            self.s3_config
+                .clone()
+                .region(Region::new(key.region.clone()))
+                .credentials_provider(credentials.clone())
+                // CachedCredentials is the cache; a second one would hide invalidation.
+                .identity_cache(IdentityCache::no_cache())
+                .build(),
+        );
+        let identity = Arc::new(Identity { credentials, s3 });
+        identities.insert(key, Arc::clone(&identity));
+        identity
     }
 }
 

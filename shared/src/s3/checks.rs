@@ -14,7 +14,7 @@ use crate::checks::{
     enum_field, get_str, probe_body, required, Check, LiveCheck, Purpose, Required,
 };
 use crate::credentials::Identity;
-use crate::destination::{Destination, Region};
+use crate::destination::{Auth, Destination, Region};
 use crate::failure::{DeniedBy, FailureCode};
 use crate::write::{encode, Compression, WriteError, Written};
 
@@ -228,7 +228,7 @@ pub(crate) fn put_failure(err: &WriteError, destination: &Destination, target: &
     let bucket = target.bucket.as_str();
     let account = &destination.account_id;
     let folder = super::policy::object_resource(
-        destination.role_arn.partition(),
+        destination.partition(),
         bucket,
         target.folder_path.as_ref().map(FolderPath::as_str),
     );
@@ -253,13 +253,24 @@ pub(crate) fn put_failure(err: &WriteError, destination: &Destination, target: &
         (FailureCode::PutObjectDenied, Some(DeniedBy::ResourcePolicy)) => (
             format!("A bucket policy on '{bucket}' denies our write (an explicit Deny in a resource-based policy); the role's own permissions are not the problem."),
             format!(
-                "Read the Deny statements of the bucket policy of '{bucket}'. Policies that demand an encryption header (a condition on s3:x-amz-server-side-encryption) need the matching encryption.mode: aes256 for AES256, or kms with the key the policy names (its key ARN, not an alias) for aws:kms; bucket_default sends no header. Otherwise exempt the role {} from the Deny.",
-                destination.role_arn
+                "Read the Deny statements of the bucket policy of '{bucket}'. Policies that demand an encryption header (a condition on s3:x-amz-server-side-encryption) need the matching encryption.mode: aes256 for AES256, or kms with the key the policy names (its key ARN, not an alias) for aws:kms; bucket_default sends no header. Otherwise exempt {} from the Deny.",
+                match &destination.auth {
+                    Auth::Role { role_arn, .. } => format!("the role {role_arn}"),
+                    Auth::AccessKey(_) => "the access key's IAM user".to_owned(),
+                }
             ),
+        ),
+        (FailureCode::PutObjectDenied, Some(DeniedBy::IdentityPolicy)) if matches!(destination.auth, Auth::AccessKey(_)) => (
+            "S3 denied our write: the access key's IAM user may not s3:PutObject here, or a Deny in its policies refuses it.".to_owned(),
+            format!("Give the IAM user a policy allowing s3:PutObject on {folder} (copy the permissions policy from GET /v1/setup) and remove any Deny that covers it."),
         ),
         (FailureCode::PutObjectDenied, Some(DeniedBy::IdentityPolicy)) => (
             "S3 denied our write: the role's policies do not allow s3:PutObject here, or a Deny in them refuses it.".to_owned(),
             format!("Give the role a permissions policy statement allowing s3:PutObject on {folder} (copy the permissions policy from GET /v1/setup) and remove any Deny that covers it. If you just revoked the role's active sessions, retry in a minute: we start a new session."),
+        ),
+        (FailureCode::AccessKeyInvalid, _) => (
+            "S3 does not accept the access key: it was deleted or deactivated, or the secret does not match the key id.".to_owned(),
+            "Create a new access key for the IAM user and send it with PUT /v1/destinations/{id}/credentials; what could not be written meanwhile is kept and written once the key works.".to_owned(),
         ),
         (FailureCode::PutObjectDenied | FailureCode::KmsDenied, Some(DeniedBy::SessionPolicy)) => (
             "Our own session policy refused the write: this is a fault on our side, not in your account.".to_owned(),
@@ -269,10 +280,13 @@ pub(crate) fn put_failure(err: &WriteError, destination: &Destination, target: &
             "An AWS Organizations policy (a service or resource control policy) denies the write.".to_owned(),
             "Ask the administrators of your AWS organization to allow the role to write to the bucket (and use its KMS key).".to_owned(),
         ),
-        (FailureCode::PutObjectDenied, None) => (
-            "S3 denied our write (s3:PutObject).".to_owned(),
-            format!("Check that the bucket belongs to account {account} (the role's account; we refuse to write to a bucket anyone else owns), that the role allows s3:PutObject on {folder} (the permissions policy from GET /v1/setup), and that no bucket policy denies the role."),
-        ),
+        (FailureCode::PutObjectDenied, None) => {
+            let who = destination.auth.principal_words();
+            (
+                "S3 denied our write (s3:PutObject).".to_owned(),
+                format!("Check that the bucket belongs to account {account} (the account of {who}; we refuse to write to a bucket anyone else owns), that {who} may s3:PutObject on {folder} (the permissions policy from GET /v1/setup), and that no bucket policy denies it."),
+            )
+        }
         // Not a denial: the key itself cannot be used. Sending the admin to
         // the KMS statement again would be a loop (real-setups B02).
         (FailureCode::KmsDenied, None) if err.message.contains("KMS.NotFoundException") => (

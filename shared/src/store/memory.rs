@@ -422,8 +422,10 @@ pub fn destination(project: &str, channels: &[crate::ids::Channel]) -> Destinati
         org_id: OrgId::parse("acme").unwrap(),
         project_id: ProjectId::parse(project).unwrap(),
         account_id: role.account().clone(),
-        role_arn: role,
-        role_session_name: Default::default(),
+        auth: crate::destination::Auth::Role {
+            role_arn: role,
+            role_session_name: Default::default(),
+        },
         channels: channels.to_vec(),
         record_kinds: crate::destination::messages_only(),
         event_types: None,
