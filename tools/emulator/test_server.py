@@ -245,6 +245,9 @@ class EmulatorTest(Harness, unittest.TestCase):
         ])
         cls.customer_role(ROLE, trust({"AWS": VENDOR_ARN}, {"StringEquals": {"sts:ExternalId": XID}}))
         cls.customer_role("stored-messages-open", trust({"AWS": VENDOR_ARN}))
+        # Our functions' own role, in our account: Secrets Manager under stored-messages/ only.
+        cls.customer_role(FUNCTIONS_ROLE, trust({"AWS": VENDOR_ARN}), account=VENDOR_ACCOUNT, permissions=policy(
+            {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": SECRETS}))
 
     @classmethod
     def tearDownClass(cls):
@@ -860,6 +863,300 @@ class EmulatorTest(Harness, unittest.TestCase):
             self.assertEqual(status, 400)
             self.assertIn("error", answer)
 
+    # ---- authentication, before anything else ---------------------------------
+
+    def refused_everywhere(self, credentials, s3, sts, json_code):
+        """One credential's answers from S3, STS and two JSON services, each
+        to a request that would be refused for another reason too (S3: signed
+        for the wrong Region, with another expected bucket owner): `s3` and
+        `sts` are (status, code). Returns S3's error element."""
+        owner = {"x-amz-expected-bucket-owner": "999999999999"}
+        error = self.assertS3Error(self.signed("PUT", f"/{BUCKET}/auth/1.json", "s3", "us-east-1", credentials, b"{}", owner), *s3)
+        self.assertQueryError(self.signed("POST", "/", "sts", "us-east-1", credentials, WHO_AM_I, FORM), *sts)
+        self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.GetSecretValue", credentials, {"SecretId": "x"}), 400, json_code)
+        entry = {"Source": "stored-messages", "DetailType": "t", "Detail": "{}", "EventBusName": "elsewhere"}
+        self.assertJsonError(self.json_call("events", "AWSEvents.PutEvents", credentials, {"Entries": [entry]}), 400, json_code)
+        return error
+
+    def test_unknown_deleted_and_inactive_keys_are_refused_first(self):
+        """AWS authenticates before it looks at anything else: S3 403
+        InvalidAccessKeyId, STS 403 InvalidClientTokenId, JSON services 400
+        UnrecognizedClientException. An Inactive key is answered as an unknown
+        one (moto alone accepts it); so is a deleted one."""
+        key = self.user_key("sm-auth-user", {"Effect": "Allow", "Action": "*", "Resource": "*"})
+        deleted = self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "iam", "op": "create_access_key", "args": {"UserName": "sm-auth-user"}}])[0]["AccessKey"]
+        deleted = Credentials(deleted["AccessKeyId"], deleted["SecretAccessKey"])
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "iam", "op": "delete_access_key", "args": {"UserName": "sm-auth-user", "AccessKeyId": deleted.access_key}}])
+
+        # The active key gets past authentication, to the Region check.
+        self.assertS3Error(self.signed("PUT", f"/{BUCKET}/auth/1.json", "s3", "us-east-1", key, b"{}"), 400, "AuthorizationHeaderMalformed")
+        self.assertEqual(self.client("sts", key).get_caller_identity()["Arn"], f"arn:aws:iam::{VENDOR_ACCOUNT}:user/sm-auth-user")
+
+        def set_status(status):
+            self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "iam", "op": "update_access_key", "args": {
+                "UserName": "sm-auth-user", "AccessKeyId": key.access_key, "Status": status}}])
+
+        set_status("Inactive")
+        try:
+            for credentials in (UNKNOWN_KEY, deleted, key):
+                with self.subTest(key=credentials.access_key):
+                    error = self.refused_everywhere(
+                        credentials, (403, "InvalidAccessKeyId"), (403, "InvalidClientTokenId"), "UnrecognizedClientException")
+                    self.assertEqual(error.findtext("Message"), "The AWS Access Key Id you provided does not exist in our records.")
+                    self.assertEqual(error.findtext("AWSAccessKeyId"), credentials.access_key)
+            self.assertQueryError(self.signed("POST", "/", "sts", "us-east-1", key, WHO_AM_I, FORM), 403, "InvalidClientTokenId", INVALID_TOKEN)
+            body = self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.GetSecretValue", key, {"SecretId": "x"}),
+                                        400, "UnrecognizedClientException", INVALID_TOKEN)
+            self.assertEqual(set(body), {"__type", "message"})
+            # As the SDKs see it.
+            self.assertRefused(lambda: self.client("secretsmanager", key).get_secret_value(SecretId="x"), "UnrecognizedClientException", 400)
+            self.assertRefused(lambda: self.s3(key).put_object(Bucket=BUCKET, Key="auth/2.json", Body=b"{}"), "InvalidAccessKeyId", 403)
+        finally:
+            set_status("Active")
+        self.assertEqual(self.client("sts", key).get_caller_identity()["Account"], VENDOR_ACCOUNT)
+
+    def test_a_wrong_signature_is_refused_before_any_policy(self):
+        """A known key signed with another secret: S3 403
+        SignatureDoesNotMatch, STS 403 SignatureDoesNotMatch, JSON services 400
+        InvalidSignatureException, before the Region, owner or policy checks.
+        Session tokens must go with their keys."""
+        wrong = Credentials(self.vendor_key.access_key, "not-the-secret-not-the-secret")
+        error = self.refused_everywhere(wrong, (403, "SignatureDoesNotMatch"), (403, "SignatureDoesNotMatch"), "InvalidSignatureException")
+        self.assertEqual(error.findtext("AWSAccessKeyId"), wrong.access_key)
+        self.assertEqual(
+            error.findtext("Message"),
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+        )
+        self.assertQueryError(self.signed("POST", "/", "sts", "us-east-1", wrong, WHO_AM_I, FORM), 403, "SignatureDoesNotMatch", SIGNATURE_MESSAGE)
+        self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.GetSecretValue", wrong, {"SecretId": "x"}),
+                             400, "InvalidSignatureException", SIGNATURE_MESSAGE)
+        self.assertRefused(lambda: self.client("secretsmanager", wrong).get_secret_value(SecretId="x"), "InvalidSignatureException", 400)
+
+        session = self.assume(ROLE, ExternalId=XID)
+        self.s3(session).put_object(Bucket=BUCKET, Key="auth/session.json", Body=b"{}")  # sessions still work
+        self.refused_everywhere(Credentials(session.access_key, "wrong", session.token),
+                                (403, "SignatureDoesNotMatch"), (403, "SignatureDoesNotMatch"), "InvalidSignatureException")
+        # A session key with another session's token, or without its own.
+        other = self.assume(ROLE, ExternalId=XID)
+        self.refused_everywhere(Credentials(session.access_key, session.secret_key, other.token),
+                                (400, "InvalidToken"), (403, "InvalidClientTokenId"), "UnrecognizedClientException")
+        self.refused_everywhere(Credentials(session.access_key, session.secret_key),
+                                (403, "InvalidAccessKeyId"), (403, "InvalidClientTokenId"), "UnrecognizedClientException")
+        # A long-term key with a session token.
+        self.refused_everywhere(Credentials(self.vendor_key.access_key, self.vendor_key.secret_key, session.token),
+                                (400, "InvalidToken"), (403, "InvalidClientTokenId"), "UnrecognizedClientException")
+
+        # The signature covers the body: one changed after signing is refused.
+        request = AWSRequest(method="POST", url=self.endpoint + "/", data=b'{"SecretId": "a"}', headers={
+            "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.GetSecretValue"})
+        SigV4Auth(self.vendor_key, "secretsmanager", "us-east-1").add_auth(request)
+        status, headers, payload = self.raw("POST", "/", b'{"SecretId": "b"}', dict(request.prepare().headers))
+        self.assertJsonError((status, headers, json.loads(payload)), 400, "InvalidSignatureException")
+
+        # Presigned URLs (SigV4 in the query) are checked the same way.
+        def presigned(credentials):
+            url = self.client("s3", credentials, REGION, signature_version="s3v4").generate_presigned_url(
+                "get_object", Params={"Bucket": BUCKET, "Key": "auth/session.json"})
+            parts = urllib.parse.urlsplit(url)
+            return self.raw("GET", f"{parts.path}?{parts.query}")
+
+        self.assertS3Error(presigned(wrong), 403, "SignatureDoesNotMatch")
+        self.assertS3Error(presigned(UNKNOWN_KEY), 403, "InvalidAccessKeyId")
+
+    def test_root_user_access_keys(self):
+        root = self.root_key()
+        self.assertRegex(root.access_key, r"^AKIA[A-Z0-9]{16}$")
+        self.assertTrue(root.secret_key)
+        # AWS answers the account id as the root user's UserId.
+        identity = self.client("sts", root).get_caller_identity()
+        self.assertEqual((identity["Arn"], identity["Account"], identity["UserId"]), (f"arn:aws:iam::{CUSTOMER}:root", CUSTOMER, CUSTOMER))
+        vendor_root = self.root_key(VENDOR_ACCOUNT)
+        self.assertEqual(self.client("sts", vendor_root).get_caller_identity()["Arn"], f"arn:aws:iam::{VENDOR_ACCOUNT}:root")
+        self.assertNotEqual(vendor_root.access_key, root.access_key)
+
+        # Every action by identity in its own account, no policy needed ...
+        s3 = self.s3(root)
+        s3.put_object(Bucket=BUCKET, Key="root/1.json", Body=b"{}", ExpectedBucketOwner=CUSTOMER)
+        self.assertEqual(s3.get_object(Bucket=BUCKET, Key="root/1.json")["Body"].read(), b"{}")
+        # ... but a bucket policy's explicit Deny applies to the root user too.
+        bucket = "acme-root-deny"
+        self.bucket(bucket)
+        self.fixture(CUSTOMER, REGION, [{"service": "s3", "op": "put_bucket_policy", "args": {"Bucket": bucket, "Policy": policy(
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/locked/*"})}}])
+        s3.put_object(Bucket=bucket, Key="open/1.json", Body=b"{}")
+        error = self.assertRefused(lambda: s3.put_object(Bucket=bucket, Key="locked/1.json", Body=b"{}"))
+        self.assertEqual(
+            error["Error"]["Message"],
+            f'User: arn:aws:iam::{CUSTOMER}:root is not authorized to perform: s3:PutObject on resource: '
+            f'"arn:aws:s3:::{bucket}/locked/1.json" with an explicit deny in a resource-based policy',
+        )
+        # Roles are not for the root user.
+        error = self.assertRefused(lambda: self.assume("stored-messages-open", caller=root))
+        self.assertEqual(error["Error"]["Message"], "Roles may not be assumed by root accounts.")
+        # Only its secret signs for it.
+        wrong = Credentials(root.access_key, "not-the-root-secret")
+        self.assertQueryError(self.signed("POST", "/", "sts", "us-east-1", wrong, WHO_AM_I, FORM), 403, "SignatureDoesNotMatch")
+        for body in ({"account": "1234"}, {"account": 111122223333}, {}):
+            self.assertEqual(self.call("POST", "/_sm/root-access-key", body)[0], 400, body)
+
+    def test_an_iam_user_needs_no_permission_to_learn_who_it_is(self):
+        # A customer's IAM user, as an access-key destination hands it over.
+        bare = self.user_key("archiver", account=CUSTOMER)
+        identity = self.client("sts", bare).get_caller_identity()
+        self.assertEqual((identity["Arn"], identity["Account"]), (f"arn:aws:iam::{CUSTOMER}:user/archiver", CUSTOMER))
+        self.assertRefused(lambda: self.s3(bare).put_object(Bucket=BUCKET, Key="user/1.json", Body=b"{}"))
+        # Not even an explicit Deny of everything keeps it from asking.
+        denied = self.user_key("archiver-denied", {"Effect": "Deny", "Action": "*", "Resource": "*"}, account=CUSTOMER)
+        self.assertEqual(self.client("sts", denied).get_caller_identity()["Arn"], f"arn:aws:iam::{CUSTOMER}:user/archiver-denied")
+        # Granted, it writes into its account's bucket with its own keys.
+        writer = self.user_key("archiver-writer", {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+                               account=CUSTOMER)
+        self.s3(writer).put_object(Bucket=BUCKET, Key="user/1.json", Body=b"{}", ExpectedBucketOwner=CUSTOMER, IfNoneMatch="*")
+
+    # ---- Secrets Manager ----------------------------------------------------------
+
+    def functions_secrets(self, **assume):
+        return self.client("secretsmanager", self.assume(FUNCTIONS_ROLE, account=VENDOR_ACCOUNT, **assume))
+
+    def test_secrets_manager_round_trip_of_a_destination_secret(self):
+        """What moto 5.2.5 does as AWS does, for the calls the functions make:
+        CreateSecret with KmsKeyId, PutSecretValue (AWSCURRENT moves, the old
+        version becomes AWSPREVIOUS), GetSecretValue by VersionId, DeleteSecret
+        without recovery (gone at once: ResourceNotFoundException, 400 JSON)."""
+        key = self.kms_key(VENDOR_ACCOUNT, "us-east-1")
+        sm = self.functions_secrets()
+        name = "stored-messages/org_a/dst_x"
+        first = json.dumps({"access_key_id": "AKIAEXAMPLEEXAMPLE01", "secret_access_key": "first/secret+value"})
+        second = json.dumps({"access_key_id": "AKIAEXAMPLEEXAMPLE02", "secret_access_key": "second/secret+value"})
+        created = sm.create_secret(Name=name, SecretString=first, KmsKeyId=key["Arn"])
+        self.assertRegex(created["ARN"], rf"^arn:aws:secretsmanager:us-east-1:{VENDOR_ACCOUNT}:secret:{re.escape(name)}-[A-Za-z0-9]{{6}}$")
+        self.assertEqual(created["Name"], name)
+        self.assertEqual(sm.describe_secret(SecretId=name)["KmsKeyId"], key["Arn"])
+
+        put = sm.put_secret_value(SecretId=created["ARN"], SecretString=second)
+        self.assertEqual((put["ARN"], put["VersionStages"]), (created["ARN"], ["AWSCURRENT"]))
+        self.assertNotEqual(put["VersionId"], created["VersionId"])
+        current = sm.get_secret_value(SecretId=name)
+        self.assertEqual((current["SecretString"], current["VersionId"], current["VersionStages"]), (second, put["VersionId"], ["AWSCURRENT"]))
+        previous = sm.get_secret_value(SecretId=created["ARN"], VersionId=created["VersionId"])
+        self.assertEqual((previous["SecretString"], previous["VersionStages"]), (first, ["AWSPREVIOUS"]))
+        self.assertEqual(sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["VersionId"], created["VersionId"])
+        self.assertEqual(sm.describe_secret(SecretId=name)["VersionIdsToStages"],
+                         {created["VersionId"]: ["AWSPREVIOUS"], put["VersionId"]: ["AWSCURRENT"]})
+
+        deleted = sm.delete_secret(SecretId=created["ARN"], ForceDeleteWithoutRecovery=True)
+        self.assertEqual((deleted["ARN"], deleted["Name"]), (created["ARN"], name))
+        self.assertRefused(lambda: sm.get_secret_value(SecretId=name), "ResourceNotFoundException", 400)
+        session = self.assume(FUNCTIONS_ROLE, account=VENDOR_ACCOUNT)
+        self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.GetSecretValue", session, {"SecretId": name}),
+                             400, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+        self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.GetSecretValue", session,
+                                            {"SecretId": created["ARN"], "VersionId": created["VersionId"]}),
+                             400, "ResourceNotFoundException")
+        # The name is free again at once.
+        self.assertNotEqual(sm.create_secret(Name=name, SecretString=second)["ARN"], created["ARN"])
+        sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+
+    def test_secrets_manager_is_authorised_by_secret_arn(self):
+        """Our role may use secretsmanager:* on secret:stored-messages/* only:
+        moto alone checks "*" and would refuse it everything; here each call
+        is authorised against the secret's ARN, refusals are 400
+        AccessDeniedException in the JSON shape."""
+        outside = self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "secretsmanager", "op": "create_secret", "args": {"Name": "other/existing", "SecretString": "not ours"}},
+        ])[0]["ARN"]
+        sm = self.functions_secrets()
+        caller = self.session_arn(FUNCTIONS_ROLE, VENDOR_ACCOUNT)
+        name = "stored-messages/org_a/dst_auth"
+        arn = sm.create_secret(Name=name, SecretString="v1")["ARN"]
+        sm.put_secret_value(SecretId=name, SecretString="v2")
+        self.assertEqual(sm.get_secret_value(SecretId=arn)["SecretString"], "v2")
+        self.assertEqual(sm.describe_secret(SecretId=name)["ARN"], arn)
+        sm.update_secret(SecretId=name, Description="an access-key destination")
+
+        error = self.assertRefused(lambda: sm.create_secret(Name="other/x", SecretString="x"), "AccessDeniedException", 400)
+        self.assertRegex(
+            error["Error"]["Message"],
+            rf"^User: {re.escape(caller)} is not authorized to perform: secretsmanager:CreateSecret on resource: "
+            rf"arn:aws:secretsmanager:us-east-1:{VENDOR_ACCOUNT}:secret:other/x-[A-Za-z0-9]{{6}} "
+            r"because no identity-based policy allows the secretsmanager:CreateSecret action$",
+        )
+        for secret_id in ("other/existing", outside):
+            error = self.assertRefused(lambda: sm.get_secret_value(SecretId=secret_id), "AccessDeniedException", 400)
+            self.assertEqual(
+                error["Error"]["Message"],
+                f"User: {caller} is not authorized to perform: secretsmanager:GetSecretValue on resource: {outside} "
+                "because no identity-based policy allows the secretsmanager:GetSecretValue action",
+            )
+        # On the wire, as aws-sdk-rust parses it.
+        session = self.assume(FUNCTIONS_ROLE, account=VENDOR_ACCOUNT)
+        body = self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.GetSecretValue", session, {"SecretId": "other/existing"}),
+                                    400, "AccessDeniedException")
+        self.assertEqual(set(body), {"__type", "message"})
+        for operation, parameters in (("PutSecretValue", {"SecretId": "other/existing", "SecretString": "x"}),
+                                      ("DeleteSecret", {"SecretId": "other/existing", "ForceDeleteWithoutRecovery": True})):
+            self.assertJsonError(self.json_call("secretsmanager", f"secretsmanager.{operation}", session, parameters), 400, "AccessDeniedException")
+        # A secret that does not exist: ResourceNotFound only for those who may know.
+        self.assertRefused(lambda: sm.get_secret_value(SecretId="stored-messages/none"), "ResourceNotFoundException", 400)
+        self.assertRefused(lambda: sm.get_secret_value(SecretId="other/none"), "AccessDeniedException", 400)
+        # Operations not authorised per secret stay moto's, against "*", and
+        # its refusal comes in the JSON shape too.
+        error = self.assertRefused(lambda: sm.list_secrets(), "AccessDeniedException", 400)
+        self.assertTrue(error["Error"]["Message"].startswith(f"User: {caller} is not authorized to perform: secretsmanager:ListSecrets"))
+
+        # A session policy narrows the role; an explicit Deny wins.
+        narrowed = self.functions_secrets(Policy=policy({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": SECRETS}))
+        self.assertEqual(narrowed.get_secret_value(SecretId=name)["SecretString"], "v2")
+        error = self.assertRefused(lambda: narrowed.put_secret_value(SecretId=name, SecretString="v3"), "AccessDeniedException", 400)
+        self.assertTrue(error["Error"]["Message"].endswith(
+            f"on resource: {arn} because no session policy allows the secretsmanager:PutSecretValue action"))
+        self.customer_role("sm-secrets-deny", trust({"AWS": VENDOR_ARN}), account=VENDOR_ACCOUNT, permissions=policy(
+            {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": SECRETS},
+            {"Effect": "Deny", "Action": "secretsmanager:GetSecretValue", "Resource": f"arn:aws:secretsmanager:*:*:secret:{name}-??????"}))
+        denied = self.client("secretsmanager", self.assume("sm-secrets-deny", account=VENDOR_ACCOUNT))
+        error = self.assertRefused(lambda: denied.get_secret_value(SecretId=name), "AccessDeniedException", 400)
+        self.assertTrue(error["Error"]["Message"].endswith(f"on resource: {arn} with an explicit deny in an identity-based policy"))
+        denied.describe_secret(SecretId=name)
+        # A secret's resource policy can deny too.
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "secretsmanager", "op": "put_resource_policy", "args": {
+            "SecretId": name, "ResourcePolicy": policy(
+                {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:DeleteSecret", "Resource": "*"})}}])
+        error = self.assertRefused(lambda: sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True), "AccessDeniedException", 400)
+        self.assertTrue(error["Error"]["Message"].endswith("with an explicit deny in a resource-based policy"))
+
+    def test_json_faults_and_moto_refusals_are_json(self):
+        sm = self.functions_secrets()
+        name = "stored-messages/faults/x"
+        sm.create_secret(Name=name, SecretString="v1")
+        status, state = self.call("POST", "/_sm/faults", {"seed": 1, "rules": [
+            {"service": "secretsmanager", "target": "GetSecretValue", "action": "status", "status": 500, "count": 1},
+            {"target": "secretsmanager.PutSecretValue", "action": "status", "status": 400, "code": "ThrottlingException",
+             "message": "Rate exceeded", "count": 1},
+        ]})
+        self.assertEqual(status, 200, state)
+        session = self.assume(FUNCTIONS_ROLE, account=VENDOR_ACCOUNT)
+        self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.GetSecretValue", session, {"SecretId": name}),
+                             500, "InternalServiceError", "injected fault")
+        self.assertEqual(sm.get_secret_value(SecretId=name)["SecretString"], "v1")  # count exhausted
+        sm.describe_secret(SecretId=name)  # another operation: not matched
+        error = self.assertRefused(lambda: sm.put_secret_value(SecretId=name, SecretString="v2"), "ThrottlingException", 400)
+        self.assertEqual(error["Error"]["Message"], "Rate exceeded")
+        sm.put_secret_value(SecretId=name, SecretString="v2")
+        self.assertEqual(self.call("GET", "/_sm/faults")[1]["fired"], [1, 1])
+        self.assertEqual(self.call("POST", "/_sm/faults", {"rules": [{"action": "status", "targets": "GetSecretValue"}]})[0], 400)
+
+        # moto's own refusal of a JSON-protocol call (its identity check)
+        # comes as awsQuery XML with a 403; EventBridge answers JSON, 400.
+        bare = self.user_key("sm-no-permissions")
+        body = self.assertJsonError(self.json_call("events", "AWSEvents.ListEventBuses", bare, {}), 400, "AccessDeniedException")
+        self.assertTrue(body["message"].startswith(f"User: arn:aws:iam::{VENDOR_ACCOUNT}:user/sm-no-permissions is not authorized"))
+        self.assertRefused(lambda: self.client("events", bare).list_event_buses(), "AccessDeniedException", 400)
+        # Successful answers say they are JSON.
+        status, headers, _ = self.json_call("secretsmanager", "secretsmanager.DescribeSecret", session, {"SecretId": name})
+        self.assertEqual((status, headers["Content-Type"]), (200, "application/x-amz-json-1.1"))
+
     # ---- recorder and fixtures ----------------------------------------------
 
     def test_recorder_shows_parameters_and_headers(self):
@@ -1047,6 +1344,52 @@ class ConditionEvaluatorTest(unittest.TestCase):
         deny = {"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*", "Condition": {"Null": {"s3:if-none-match": "true"}}}
         self.assertEqual(evaluate([named[1], deny], "s3:PutObject", "arn:aws:s3:::b/k", {}, caller)[0], "Deny")
         self.assertEqual(evaluate([named[1], deny], "s3:PutObject", "arn:aws:s3:::b/k", {"s3:if-none-match": "*"}, caller)[0], "Allow")
+
+
+class LeakAuditTest(Harness, unittest.TestCase):
+    """With $STORED_MESSAGES_LEAK_AUDIT set (read when the server starts),
+    the secrets only the emulator sees are appended for the audit
+    (testkit/src/leak_audit.rs reads `emulator.<pid>.jsonl`)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.audit = tempfile.TemporaryDirectory()
+        cls.process, cls.endpoint = start_server({"STORED_MESSAGES_LEAK_AUDIT": cls.audit.name})
+        cls.host = urllib.parse.urlsplit(cls.endpoint).netloc
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.process.stdin.close()
+        cls.process.stdout.close()
+        cls.process.wait(timeout=10)
+        cls.audit.cleanup()
+
+    def audited(self):
+        """{text: label} of the secrets written so far."""
+        with open(os.path.join(self.audit.name, f"emulator.{self.process.pid}.jsonl"), encoding="utf-8") as lines:
+            entries = [json.loads(line) for line in lines]
+        self.assertEqual({entry["kind"] for entry in entries}, {"secret"})
+        return {entry["text"]: entry["label"] for entry in entries}
+
+    def test_access_keys_and_secret_strings_are_audited(self):
+        # An IAM user's key made by a fixture (CreateAccessKey's answer).
+        user = self.user_key("auditor", {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"})
+        root = self.root_key()
+        sm = self.client("secretsmanager", user)
+        destination = json.dumps({"access_key_id": "AKIAAUDITAUDITAUDIT0", "secret_access_key": "customer/secret+key+audited"})
+        sm.create_secret(Name="stored-messages/audit/x", SecretString=destination)
+        sm.put_secret_value(SecretId="stored-messages/audit/x", SecretString="a plain secret string, audited")
+        answer = sm.get_secret_value(SecretId="stored-messages/audit/x", VersionStage="AWSPREVIOUS")
+        self.assertEqual(answer["SecretString"], destination)
+        # Fixture traffic goes through the same audit.
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "secretsmanager", "op": "create_secret", "args": {
+            "Name": "stored-messages/audit/fixture", "SecretString": json.dumps({"secret_access_key": "made/by+a+fixture"})}}])
+
+        audited = self.audited()
+        for secret in (user.secret_key, root.secret_key, destination, "customer/secret+key+audited",
+                       "a plain secret string, audited", "made/by+a+fixture"):
+            self.assertEqual(audited.get(secret), "credential", secret)
+        self.assertNotIn("AKIAAUDITAUDITAUDIT0", audited)  # a key id is no secret
 
 
 class LifecycleTest(unittest.TestCase):

@@ -976,5 +976,6 @@ async fn hostile_api_inputs_get_a_4xx_or_a_failed_check_never_a_5xx() {
     assert_eq!(server_errors, 0);
 }
 
+mod access_keys;
 mod lifecycle;
 mod real_setups;

@@ -20,7 +20,7 @@ const PATCH: &str = include_str!("../../../../events/apigw-patch.json");
 const TEST: &str = include_str!("../../../../events/apigw-test.json");
 
 /// A `PATCH` of `path` with `body`, and `If-Match` when given.
-fn patch(
+pub(super) fn patch(
     org: &str,
     path: &str,
     body: Value,
@@ -35,7 +35,7 @@ fn patch(
     event(&value.to_string(), Some(org), Some(body))
 }
 
-fn test_route(org: &str, path: &str) -> LambdaEvent<ApiGatewayV2httpRequest> {
+pub(super) fn test_route(org: &str, path: &str) -> LambdaEvent<ApiGatewayV2httpRequest> {
     event(
         &with_path(TEST, "POST", &format!("{path}/test")),
         Some(org),
@@ -43,7 +43,7 @@ fn test_route(org: &str, path: &str) -> LambdaEvent<ApiGatewayV2httpRequest> {
     )
 }
 
-async fn get(w: &World, org: &str, path: &str) -> Answer {
+pub(super) async fn get(w: &World, org: &str, path: &str) -> Answer {
     call(w, event(&with_path(GET, "GET", path), Some(org), None)).await
 }
 
@@ -84,13 +84,13 @@ async fn saved(w: &World, org: &str, bucket: &str, role: &str) -> Saved {
 }
 
 /// The functions' other two parts, as their handlers build them.
-struct Functions {
-    registry: Registry,
-    archiver: Archiver,
-    checker: HealthChecker,
+pub(super) struct Functions {
+    pub(super) registry: Registry,
+    pub(super) archiver: Archiver,
+    pub(super) checker: HealthChecker,
 }
 
-async fn functions(w: &World) -> Functions {
+pub(super) async fn functions(w: &World) -> Functions {
     let settings = w.emulator.settings(&w.vendor);
     let sdk = w.emulator.sdk_config(&w.vendor).await;
     let parts = || {
@@ -111,7 +111,7 @@ async fn functions(w: &World) -> Functions {
     }
 }
 
-async fn stored(f: &Functions, org: &str, id: &str) -> Destination {
+pub(super) async fn stored(f: &Functions, org: &str, id: &str) -> Destination {
     f.registry
         .destination(
             &OrgId::parse(org).unwrap(),
@@ -121,7 +121,7 @@ async fn stored(f: &Functions, org: &str, id: &str) -> Destination {
         .unwrap()
 }
 
-fn message(org: &str, id: &str) -> String {
+pub(super) fn message(org: &str, id: &str) -> String {
     json!({
         "version": 1, "org_id": org, "project_id": "12345", "message_id": id, "channel": "email",
         "sent_at": "2026-11-29T10:00:00Z", "recipient": { "user_id": "u-1" }, "message": { "subject": "Hi" },
