@@ -1051,7 +1051,9 @@ class SignatureCheck(IAMRequestBase):
     query without X-Amz-Signature, the headers X-Amz-SignedHeaders names,
     the time X-Amz-Date gives."""
 
-    def __init__(self, request, environ, caller):  # noqa: super().__init__ looks the key up in moto
+    def __init__(self, request, environ, caller):
+        # Not IAMRequestBase.__init__: it looks the key up in moto, which knows
+        # neither root keys nor key status.
         raw_uri = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path).encode("latin-1")
         path, _, query = raw_uri.decode("utf-8", "replace").partition("?")
         self.presigned = "X-Amz-Signature" in request.query_params

@@ -385,7 +385,7 @@ async fn test_now_records_health_moves_status_and_publishes_each_move_once() {
     assert_eq!(healthy.body["valid"], true);
     assert_eq!(
         healthy.body["checks"].as_array().unwrap().len(),
-        4,
+        5,
         "every live check"
     );
     assert_eq!(healthy.body["destination"]["status"], "active");
