@@ -41,6 +41,7 @@ CONTRACT_ROUTES = {
     ("DELETE", "/v1/destinations/{id}"),
     ("PATCH", "/v1/destinations/{id}"),
     ("POST", "/v1/destinations/{id}/test"),
+    ("PUT", "/v1/destinations/{id}/credentials"),
 }
 # What each function may do in the control bucket, by key prefix
 # (CONTRACT section 7): the least the code needs.
@@ -354,6 +355,42 @@ class SamTemplate(unittest.TestCase):
         self.assertEqual(rule["EventPattern"], {"source": ["stored-messages"], "detail-type": ["Destination Health Changed"]})
         (queue_grant,) = statements(self.resources["HealthEventsQueuePolicy"]["Properties"]["PolicyDocument"])
         self.assertEqual(queue_grant["Condition"], {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["HealthEventsRule", "Arn"]}}})
+
+    def test_access_key_secrets_are_reached_under_the_prefix_only_and_managed_by_the_api_only(self):
+        env = self.template["Globals"]["Function"]["Environment"]["Variables"]
+        self.assertEqual(env["CREDENTIALS_SECRET_PREFIX"], {"Ref": "CredentialsSecretPrefix"})
+        self.assertEqual(env["CREDENTIALS_KMS_KEY_ID"], {"Fn::GetAtt": ["CredentialsKey", "Arn"]})
+        prefix = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${CredentialsSecretPrefix}*"}
+        granted = {}
+        for where, kind, document in policy_documents(self.template):
+            if kind != "identity":
+                continue
+            for statement in statements(document):
+                actions = [a for a in as_list(statement["Action"]) if a.startswith("secretsmanager:")]
+                if not actions:
+                    continue
+                self.assertEqual(as_list(statement["Resource"]), [prefix], where)
+                condition = statement["Condition"]["ArnLike"]["lambda:SourceFunctionArn"]
+                (function,) = {c["Fn::GetAtt"][0] for c in condition if "Fn::GetAtt" in c}
+                granted.setdefault(function, set()).update(actions)
+        self.assertEqual(granted, {
+            "ArchiveMessageFunction": {"secretsmanager:GetSecretValue"},
+            "CheckDestinationsFunction": {"secretsmanager:GetSecretValue"},
+            "ValidateDestinationFunction": {
+                "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+                "secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret",
+            },
+        })
+        # Our key is used only through Secrets Manager.
+        key = self.resources["CredentialsKey"]["Properties"]
+        self.assertTrue(key["EnableKeyRotation"])
+        for statement in statements(key["KeyPolicy"]):
+            uses = {"kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"} & set(as_list(statement["Action"]))
+            if uses:
+                self.assertEqual(
+                    statement["Condition"]["StringEquals"]["kms:ViaService"],
+                    {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"},
+                )
 
     def test_outputs(self):
         self.assertLessEqual({"ApiUrl", "ArchiveQueueUrl", "CustomerTrustPrincipalArn"}, set(self.template["Outputs"]))

@@ -13,8 +13,8 @@ use crate::credentials::access_key::{
 };
 use crate::credentials::{assume_role, AssumeSpec, CredentialsError, Identity};
 use crate::destination::{
-    messages_only, Auth, Destination, DestinationId, Health, SessionName, Status,
-    StoredAccessKey, Target,
+    messages_only, Auth, Destination, DestinationId, Health, SessionName, Status, StoredAccessKey,
+    Target,
 };
 use crate::ids::{Channel, EventType, OrgId, ProjectId, RecordKind};
 
@@ -170,7 +170,10 @@ fn auth_check(
             fail("role_arn and role_session_name must be absent with access keys.")
         } else {
             (
-                Check::pass("auth", "The destination signs with an IAM user's access key."),
+                Check::pass(
+                    "auth",
+                    "The destination signs with an IAM user's access key.",
+                ),
                 Some(choice),
             )
         }
@@ -679,7 +682,10 @@ pub(crate) async fn access_key_check(
         .transient_if(transient)
     };
     if let Err(err) = identity.credentials.get().await {
-        return (invalid(format!("We could not use the key: {err}."), true), None);
+        return (
+            invalid(format!("We could not use the key: {err}."), true),
+            None,
+        );
     }
     let client = aws_sdk_sts::Client::from_conf(
         sts.config()
@@ -780,21 +786,40 @@ pub(crate) mod tests {
     #[test]
     fn an_access_key_request_skips_the_role_checks_and_keeps_the_pair_apart() {
         let outcome = run(&with_keys());
-        let by_name = |name: &str| outcome.checks.iter().find(|c| c.name == name).unwrap().status;
+        let by_name = |name: &str| {
+            outcome
+                .checks
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .status
+        };
         assert_eq!(by_name("auth"), CheckStatus::Pass);
         assert_eq!(by_name("role_arn"), CheckStatus::Skip);
         assert_eq!(by_name("role_name_prefix"), CheckStatus::Skip);
-        assert!(all_passed(&outcome.checks), "a skip that does not apply is no failure");
+        assert!(
+            all_passed(&outcome.checks),
+            "a skip that does not apply is no failure"
+        );
         let d = outcome.destination.unwrap();
-        let Auth::AccessKey(stored) = &d.auth else { panic!("{:?}", d.auth) };
+        let Auth::AccessKey(stored) = &d.auth else {
+            panic!("{:?}", d.auth)
+        };
         assert_eq!(stored.access_key_id.as_str(), "AKIA************MPLE");
         assert_eq!(stored.secret_version_id, None);
-        assert_eq!(d.account_id.as_str(), "000000000000", "unknown until access_key runs");
+        assert_eq!(
+            d.account_id.as_str(),
+            "000000000000",
+            "unknown until access_key runs"
+        );
         let pair = outcome.new_keys.unwrap();
         assert_eq!((pair.id.as_str(), pair.secret.expose()), (KEY_ID, SECRET));
         // What the registry would store holds neither the id nor the secret.
         let stored_text = serde_json::to_string(&d).unwrap();
-        assert!(!stored_text.contains(SECRET) && !stored_text.contains(KEY_ID), "{stored_text}");
+        assert!(
+            !stored_text.contains(SECRET) && !stored_text.contains(KEY_ID),
+            "{stored_text}"
+        );
         assert!(!stored_text.contains("role_arn"));
     }
 
@@ -818,12 +843,27 @@ pub(crate) mod tests {
             (Some(json!({ "mode": "role", "role_arn": "x" })), None),
             (Some(keys(json!({ "secret_access_key": null }))), None),
             (Some(keys(json!({ "access_key_id": 7 }))), None),
-            (Some(keys(json!({ "access_key_id": "ASIAIOSFODNN7EXAMPLE" }))), None),
-            (Some(keys(json!({ "secret_access_key": &SECRET[1..] }))), None),
+            (
+                Some(keys(json!({ "access_key_id": "ASIAIOSFODNN7EXAMPLE" }))),
+                None,
+            ),
+            (
+                Some(keys(json!({ "secret_access_key": &SECRET[1..] }))),
+                None,
+            ),
             (Some(keys(json!({ "session_token": "t" }))), None),
             // Keys and a role at once: which one would we use?
-            (Some(keys(json!({}))), Some(("role_arn", json!("arn:aws:iam::111122223333:role/stored-messages-acme")))),
-            (Some(keys(json!({}))), Some(("role_session_name", json!("me")))),
+            (
+                Some(keys(json!({}))),
+                Some((
+                    "role_arn",
+                    json!("arn:aws:iam::111122223333:role/stored-messages-acme"),
+                )),
+            ),
+            (
+                Some(keys(json!({}))),
+                Some(("role_session_name", json!("me"))),
+            ),
         ];
         for (auth, extra) in cases {
             let mut body = valid();
@@ -835,7 +875,11 @@ pub(crate) mod tests {
                 body.insert((*field).into(), value.clone());
             }
             let outcome = run(&body);
-            assert!(failed(&outcome).contains(&("auth", "auth_invalid")), "{auth:?} {extra:?}: {:?}", failed(&outcome));
+            assert!(
+                failed(&outcome).contains(&("auth", "auth_invalid")),
+                "{auth:?} {extra:?}: {:?}",
+                failed(&outcome)
+            );
             assert!(outcome.destination.is_none() && outcome.new_keys.is_none());
             let text = serde_json::to_string(&outcome.checks).unwrap();
             assert!(!text.contains(&SECRET[1..]), "{text}");
@@ -843,13 +887,19 @@ pub(crate) mod tests {
         // A role, said explicitly, is the default.
         let mut body = valid();
         body.insert("auth".into(), json!({ "mode": "role" }));
-        assert!(matches!(run(&body).destination.unwrap().auth, Auth::Role { .. }));
+        assert!(matches!(
+            run(&body).destination.unwrap().auth,
+            Auth::Role { .. }
+        ));
     }
 
     #[test]
     fn a_patch_without_auth_keeps_the_stored_key_and_refuses_a_role_beside_it() {
         let stored = StoredAccessKey {
-            access_key_id: crate::credentials::access_key::MaskedKeyId::parse("AKIA************MPLE").unwrap(),
+            access_key_id: crate::credentials::access_key::MaskedKeyId::parse(
+                "AKIA************MPLE",
+            )
+            .unwrap(),
             credentials_updated_at: Utc::now(),
             secret_version_id: Some("v1".into()),
         };
@@ -857,7 +907,10 @@ pub(crate) mod tests {
         body.remove("role_arn");
         body.remove("role_session_name");
         let outcome = static_checks_keeping(&org(), &body, "stored-messages", Some(&stored));
-        assert_eq!(outcome.destination.unwrap().auth, Auth::AccessKey(stored.clone()));
+        assert_eq!(
+            outcome.destination.unwrap().auth,
+            Auth::AccessKey(stored.clone())
+        );
         assert!(outcome.new_keys.is_none());
         let outcome = static_checks_keeping(&org(), &valid(), "stored-messages", Some(&stored));
         assert!(failed(&outcome).contains(&("auth", "auth_invalid")));
@@ -1165,7 +1218,11 @@ pub(crate) mod tests {
             ]
         );
         let health: Vec<&str> = LiveCheck::HEALTH.iter().map(|c| c.name()).collect();
-        assert_eq!(health, ["access_key", "assume_role", "put_object"], "CONTRACT section 6");
+        assert_eq!(
+            health,
+            ["access_key", "assume_role", "put_object"],
+            "CONTRACT section 6"
+        );
     }
 
     #[test]

@@ -339,10 +339,27 @@ mod tests {
 
     #[test]
     fn the_secret_prefix_is_a_secrets_manager_name() {
-        let with = |prefix: &str| settings(&[("CONTROL_BUCKET", "c-b"), ("CREDENTIALS_SECRET_PREFIX", prefix)]);
-        assert_eq!(with("sm/creds/").unwrap().credentials_secret_prefix, "sm/creds/");
+        let with = |prefix: &str| {
+            settings(&[
+                ("CONTROL_BUCKET", "c-b"),
+                ("CREDENTIALS_SECRET_PREFIX", prefix),
+            ])
+        };
+        assert_eq!(
+            with("sm/creds/").unwrap().credentials_secret_prefix,
+            "sm/creds/"
+        );
         for bad in ["has space/", "star*/", &"a".repeat(257)] {
-            assert!(matches!(with(bad), Err(ConfigError::Invalid { name: "CREDENTIALS_SECRET_PREFIX", .. })), "{bad}");
+            assert!(
+                matches!(
+                    with(bad),
+                    Err(ConfigError::Invalid {
+                        name: "CREDENTIALS_SECRET_PREFIX",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
         }
     }
 

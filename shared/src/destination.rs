@@ -525,11 +525,17 @@ mod tests {
     fn a_role_destination_is_stored_as_before_v1_1() {
         let d = crate::store::memory::destination("p1", &[crate::ids::Channel::Email]);
         let text = serde_json::to_value(&d).unwrap();
-        assert!(text.get("auth").is_none(), "no auth: the ETag of a v1 record is unchanged");
+        assert!(
+            text.get("auth").is_none(),
+            "no auth: the ETag of a v1 record is unchanged"
+        );
         assert_eq!(text["role_session_name"], "stored-messages");
         let back: Destination = serde_json::from_value(text).unwrap();
         assert_eq!(back, d);
-        assert_eq!(d.api_view(Utc::now())["auth"], serde_json::json!({ "mode": "role" }));
+        assert_eq!(
+            d.api_view(Utc::now())["auth"],
+            serde_json::json!({ "mode": "role" })
+        );
     }
 
     #[test]
@@ -543,7 +549,11 @@ mod tests {
         assert_eq!(text["auth"]["secret_version_id"], "version-1");
         let back: Destination = serde_json::from_value(text.clone()).unwrap();
         assert_eq!(back, d);
-        assert_eq!(d.expected_owner().as_str(), "444455556666", "the key's account");
+        assert_eq!(
+            d.expected_owner().as_str(),
+            "444455556666",
+            "the key's account"
+        );
         assert!(d.is_consistent());
         let view = d.api_view(now);
         assert_eq!(view["auth"]["access_key_id"], "AKIA************MPLE");

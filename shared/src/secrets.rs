@@ -58,7 +58,10 @@ impl From<SecretError> for CredentialsError {
 
 fn failure<E: aws_sdk_s3::error::ProvideErrorMetadata>(
     operation: &'static str,
-    err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
 ) -> SecretError {
     let (code, retryable) = match sdk_outcome(err) {
         SdkOutcome::Service(facts) => (
@@ -126,7 +129,11 @@ impl SecretStore {
                 code: "no version id".into(),
                 retryable: false,
             }),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_exists_exception()) =>
+            {
                 self.put(name, pair).await
             }
             Err(err) => Err(failure("CreateSecret", &err)),
@@ -135,7 +142,11 @@ impl SecretStore {
 
     /// A new version of an existing secret; the one before stays readable
     /// as `AWSPREVIOUS` until the registry names the new one.
-    pub async fn put(&self, name: &SecretName, pair: &AccessKeyPair) -> Result<String, SecretError> {
+    pub async fn put(
+        &self,
+        name: &SecretName,
+        pair: &AccessKeyPair,
+    ) -> Result<String, SecretError> {
         let out = self
             .client
             .put_secret_value()
@@ -152,7 +163,11 @@ impl SecretStore {
     }
 
     /// The pair of one version.
-    pub async fn read(&self, name: &SecretName, version: &str) -> Result<AccessKeyPair, SecretError> {
+    pub async fn read(
+        &self,
+        name: &SecretName,
+        version: &str,
+    ) -> Result<AccessKeyPair, SecretError> {
         let out = self
             .client
             .get_secret_value()
@@ -166,8 +181,8 @@ impl SecretStore {
             code: "unreadable secret".into(),
             retryable: false,
         };
-        let stored: Stored =
-            serde_json::from_str(out.secret_string().ok_or_else(unreadable)?).map_err(|_| unreadable())?;
+        let stored: Stored = serde_json::from_str(out.secret_string().ok_or_else(unreadable)?)
+            .map_err(|_| unreadable())?;
         Ok(AccessKeyPair {
             id: AccessKeyId::parse(&stored.access_key_id).map_err(|_| unreadable())?,
             secret: SecretAccessKey::parse(&stored.secret_access_key).map_err(|_| unreadable())?,

@@ -16,12 +16,12 @@ use chrono::Utc;
 use stored_messages::arn::{KmsKeyArn, RoleArn};
 use stored_messages::credentials::access_key::{AccessKeyId, MaskedKeyId, SecretAccessKey};
 use stored_messages::credentials::{AccessKeyPair, ExternalId, Identities};
-use stored_messages::secrets::{SecretName, SecretStore};
 use stored_messages::destination::*;
 use stored_messages::failure::FailureCode;
 use stored_messages::ids::{Channel, OrgId, ProjectId};
 use stored_messages::s3::put::{put, PutTarget};
 use stored_messages::s3::*;
+use stored_messages::secrets::{SecretName, SecretStore};
 use stored_messages::store::ControlStore;
 use stored_messages::write::{encode, Compression, Written};
 
@@ -629,12 +629,15 @@ async fn an_access_key_destination_reads_its_secret_version_once_and_writes_to_t
             true
         })
         .then_output(secret_value);
-    let assume = mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
+    let assume =
+        mock!(aws_sdk_sts::Client::assume_role).then_output(sts_ok(Duration::from_secs(3600)));
     let seen_owner: Seen<Option<String>> = Seen::default();
     let seen = Arc::clone(&seen_owner);
     let put_rule = mock!(aws_sdk_s3::Client::put_object)
         .match_requests(move |r| {
-            seen.lock().unwrap().push(r.expected_bucket_owner().map(String::from));
+            seen.lock()
+                .unwrap()
+                .push(r.expected_bucket_owner().map(String::from));
             true
         })
         .then_output(|| PutObjectOutput::builder().build());
@@ -643,16 +646,27 @@ async fn an_access_key_destination_reads_its_secret_version_once_and_writes_to_t
     for n in 0..3 {
         let identity = identities.for_destination(&d, &external_id());
         let key = format!("email/k{n}.json.gz");
-        assert_eq!(put(&identity, target(&d, &key), &body).await.unwrap(), Written::Created);
+        assert_eq!(
+            put(&identity, target(&d, &key), &body).await.unwrap(),
+            Written::Created
+        );
     }
     let reads = seen_reads.lock().unwrap().clone();
     assert_eq!(
         reads,
-        [(Some(format!("stored-messages/acme/{}", d.id)), Some("version-2".into()), None)],
+        [(
+            Some(format!("stored-messages/acme/{}", d.id)),
+            Some("version-2".into()),
+            None
+        )],
         "one read of the version the registry names, for every write"
     );
     assert_eq!(assume.num_calls(), 0, "no role to assume");
-    assert!(seen_owner.lock().unwrap().iter().all(|o| o.as_deref() == Some("444455556666")));
+    assert!(seen_owner
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|o| o.as_deref() == Some("444455556666")));
     assert_eq!(identities.fetches(), 1);
 }
 
@@ -702,7 +716,9 @@ async fn secrets_are_created_under_our_key_replaced_by_version_and_deleted_at_on
         )
     });
     let put_value = mock!(aws_sdk_secretsmanager::Client::put_secret_value)
-        .match_requests(|r| r.secret_id() == Some("stored-messages/acme/dst_abcdefghijklmnopqrstuvwxyz"))
+        .match_requests(|r| {
+            r.secret_id() == Some("stored-messages/acme/dst_abcdefghijklmnopqrstuvwxyz")
+        })
         .then_output(|| {
             aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput::builder()
                 .version_id("v2")
@@ -717,7 +733,9 @@ async fn secrets_are_created_under_our_key_replaced_by_version_and_deleted_at_on
                 && r.force_delete_without_recovery() == Some(true)
                 && r.recovery_window_in_days().is_none()
         })
-        .then_output(|| aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretOutput::builder().build());
+        .then_output(|| {
+            aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretOutput::builder().build()
+        });
     let gone = mock!(aws_sdk_secretsmanager::Client::delete_secret).then_error(|| {
         aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretError::ResourceNotFoundException(
             aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder().build(),
@@ -725,5 +743,8 @@ async fn secrets_are_created_under_our_key_replaced_by_version_and_deleted_at_on
     });
     secret_store(&[&delete]).delete(&name).await.unwrap();
     assert_eq!(delete.num_calls(), 1);
-    secret_store(&[&gone]).delete(&name).await.expect("already gone is deleted");
+    secret_store(&[&gone])
+        .delete(&name)
+        .await
+        .expect("already gone is deleted");
 }

@@ -71,13 +71,38 @@ fn main() {
             .to_owned()
     };
     let (kept, deleted) = (create("fuzz"), create("fuzz-deleted"));
+    // An access-key destination, for PUT .../credentials to reach its
+    // checks (a role destination answers 409 there).
+    let (keyed_customer, key) =
+        emulator.key_customer("444455556666", "eu-west-1", "fuzz-keyed", "fuzzer", true);
+    let keyed_body = json!({
+        "project_id": "fuzz-keyed", "region": keyed_customer.region, "bucket": keyed_customer.bucket,
+        "bucket_private_confirmed": true, "auth": key.auth(),
+    });
+    let keyed_created = watch.invoke(
+        "validate-destination",
+        &api_event(
+            &work,
+            "apigw-create.json",
+            ORG,
+            "POST",
+            "/v1/destinations",
+            Some(keyed_body),
+        ),
+    );
+    let keyed = api_body(&keyed_created)["destination"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the access-key destination was not created: {keyed_created}"))
+        .to_owned();
     let config = work.join("schemathesis.toml");
     std::fs::write(
         &config,
         format!(
             "[parameters]\n\"path.id\" = \"{kept}\"\n\n\
              [[operations]]\ninclude-operation-id = \"deleteDestination\"\n\
-             parameters = {{ \"path.id\" = \"{deleted}\" }}\n"
+             parameters = {{ \"path.id\" = \"{deleted}\" }}\n\n\
+             [[operations]]\ninclude-operation-id = \"rotateCredentials\"\n\
+             parameters = {{ \"path.id\" = \"{keyed}\" }}\n"
         ),
     )
     .expect("write the schemathesis config");

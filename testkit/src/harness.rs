@@ -458,12 +458,8 @@ impl Emulator {
             role_name: String::new(),
         };
         if allow_put {
-            let policy = stored_messages::s3::policy::permissions_policy(
-                Partition::Aws,
-                bucket,
-                None,
-                None,
-            );
+            let policy =
+                stored_messages::s3::policy::permissions_policy(Partition::Aws, bucket, None, None);
             self.aws(
                 account,
                 region,

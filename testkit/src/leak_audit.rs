@@ -16,8 +16,10 @@
 //!   sends beside each EMF line (target [`stored_messages::metrics::TRACE_TARGET`]);
 //!   API answers and archive inputs are recorded next to them with [`record`].
 //! - The emulator (`tools/emulator/server.py`) appends the secrets only it
-//!   sees: every session credential it issues and every External ID
-//!   written to the control bucket.
+//!   sees (every session credential it issues, every access key secret of
+//!   IAM or Secrets Manager, every External ID written to the control
+//!   bucket) and every object written to our own buckets ([`Kind::Stored`]),
+//!   so a secret saved in the registry is found too.
 //! - [`scan`] (run by `make test` through `examples/leak_audit.rs`) reads
 //!   it all back, derives the PII from the recorded inputs and reports each
 //!   place a secret shows up, in any casing, JSON-, `Debug`- or
@@ -51,6 +53,13 @@ pub enum Kind {
     Input,
     /// A secret the emulator or the harness handed out; `label` is its class.
     Secret,
+    /// An object written to one of our own buckets (the control bucket's
+    /// registry records, parked and quarantined objects; the staging
+    /// bucket), as the emulator stored it; `label` is `bucket/key`. Only
+    /// credentials are looked for here: External IDs are stored by design
+    /// (`orgs/{org}/external-id.json`), and parked, quarantined and staged
+    /// objects hold message content by design.
+    Stored,
 }
 
 /// One line of an audit file; borrowed when written, owned when read back.
@@ -347,7 +356,7 @@ impl Secrets {
                     self.0.entry(value).or_insert(Class::Pii);
                 }
             }
-            Kind::Log | Kind::Metric | Kind::Response => {}
+            Kind::Log | Kind::Metric | Kind::Response | Kind::Stored => {}
         }
     }
 
@@ -399,7 +408,11 @@ impl Audit {
         let mut seen = HashSet::new();
         for hit in self.matcher.find_overlapping_iter(entry.text.as_ref()) {
             let (secret, class) = &self.owners[hit.pattern().as_usize()];
-            if (setup_answer && *class == Class::ExternalId) || !seen.insert(secret) {
+            let stored_by_design = entry.kind == Kind::Stored && *class != Class::Credential;
+            if (setup_answer && *class == Class::ExternalId)
+                || stored_by_design
+                || !seen.insert(secret)
+            {
                 continue;
             }
             report.findings.push(Finding {
@@ -656,6 +669,36 @@ mod tests {
             "POST /v1/destinations/validate 400"
         );
         assert_eq!(report.error_bodies.get("validate_destination"), Some(&2));
+    }
+
+    #[test]
+    fn our_buckets_may_hold_external_ids_and_content_but_never_a_credential() {
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let id = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+        let files = vec![(
+            "emulator".to_owned(),
+            vec![
+                entry(Kind::Secret, "credential", secret),
+                entry(Kind::Secret, "external_id", id),
+                entry(
+                    Kind::Stored,
+                    "sm-control/orgs/acme/external-id.json",
+                    format!(r#"{{"external_id":"{id}"}}"#),
+                ),
+                entry(
+                    Kind::Stored,
+                    "sm-control/destinations/acme/p/dst_x.json",
+                    format!(r#"{{"auth":{{"secret":"{secret}"}}}}"#),
+                ),
+            ],
+        )];
+        let report = scan_entries(&files);
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        assert_eq!(report.findings[0].class, Class::Credential);
+        assert_eq!(
+            report.findings[0].label,
+            "sm-control/destinations/acme/p/dst_x.json"
+        );
     }
 
     #[test]

@@ -120,7 +120,7 @@ moto's IAM enforcement on from the first request, behind a middleware that adds:
   reads are then served by moto itself. Any other empty S3 403 from moto gets
   an AccessDenied body.
 
-And for the leak audit of a test run (shared/src/leak_audit.rs): with
+And for the leak audit of a test run (testkit/src/leak_audit.rs): with
 $STORED_MESSAGES_LEAK_AUDIT set (read at start), every session credential
 issued, every IAM user secret access key issued (CreateAccessKey, fixtures'
 too), every root user key's secret, every SecretString sent to or answered
@@ -154,10 +154,14 @@ CreateMultipartUpload, UploadPart and UploadPartCopy; SSE-KMS by header
 without a key id uses aws/s3 even when the bucket's default names a key; a
 key ARN in another Region than the bucket's is not found; with S3 Bucket
 Keys kms:GenerateDataKey is still checked on every write; a key policy's
-Principal "*" does not exempt a grant from the session policy; and when
-several reasons to refuse apply, the message names the first of: explicit
-Deny (identity-based, resource-based, session), then no identity-based
-Allow, no resource-based Allow, no session-policy Allow.
+Principal "*" does not exempt a grant from the session policy; S3 answers a
+session key sent without its token InvalidAccessKeyId (with a wrong token,
+InvalidToken); Secrets Manager authorises a secret that does not exist as
+the partial ARN of its name, and CreateSecret as the ARN the secret will
+have, six random characters standing in for the suffix it will get; and
+when several reasons to refuse apply, the message names the first of:
+explicit Deny (identity-based, resource-based, session), then no
+identity-based Allow, no resource-based Allow, no session-policy Allow.
 
 Usage: server.py [--port N]   (0, the default, picks a free port)
 Binds 127.0.0.1 only, prints `READY <port>` once listening, and exits on
@@ -210,8 +214,9 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
     create_backend_app,
 )
 from moto.s3.models import s3_backends  # noqa: E402
-from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
+from moto.secretsmanager.models import SecretsManagerBackend, secretsmanager_backends  # noqa: E402
 from moto.sts.models import sts_backends  # noqa: E402
+from moto.utilities.id_generator import moto_id_manager  # noqa: E402
 from werkzeug.datastructures import EnvironHeaders  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
@@ -242,6 +247,8 @@ REQUEST_STATE_DEFAULTS = {
     "policy_view": None,  # PolicyView: who calls, with what context
     "after_authorized": None,  # a check to run once moto has authorised the request
     "resource": None,  # the ARN moto must authorise against instead of "*"
+    "secret_arn": None,  # CreateSecret: the ARN the new secret must get (secret_resource drew its suffix)
+    "secret_version_id": None,  # CreateSecret, PutSecretValue without ClientRequestToken: the new version's id
 }
 
 
@@ -300,6 +307,14 @@ def _install_moto_hooks():
       AssumeRole's session-duration limits. The middleware leaves them in
       `after_authorized`; they run right after moto's identity check passes
       and refuse by raising Refusal.
+    * Secrets Manager calls KMS with the new secret's ARN and version id in
+      the encryption context (Middleware.check_secret_kms), which moto
+      draws only when it stores the secret. The middleware draws them
+      first: the six characters after the name (secret_resource, which
+      authorises CreateSecret against that ARN) and, without a
+      ClientRequestToken, the version id; moto's id generation
+      (moto_id_manager) and SecretsManagerBackend._from_client_request_token
+      then use those.
     * moto's KMS DisableKey, EnableKey, ScheduleKeyDeletion and
       CancelKeyDeletion fail with a KeyError (a 500) for a key ARN, which
       AWS accepts ("Specify the key ID or key ARN of the KMS key"); fixtures
@@ -315,6 +330,7 @@ def _install_moto_hooks():
     check_trust = IAMRequestBase._check_role_trust_relationship
     check_permitted = IAMRequestBase.check_action_permitted
     is_permitted = IAMPolicy.is_action_permitted
+    version_from_token = SecretsManagerBackend._from_client_request_token
 
     def authenticate_unless_public(self, iam_request_cls, resource="*"):
         if getattr(_request_state, "anonymous_granted", False):
@@ -350,6 +366,20 @@ def _install_moto_hooks():
             return RootKeyView(key)
         return create_access_key(account_id, partition, access_key_id, headers)
 
+    def drawn_secret_suffix(context):
+        drawn = getattr(_request_state, "secret_arn", None)
+        identifier = context.get("resource_identifier")
+        if not drawn or getattr(identifier, "service", None) != "secretsmanager" or identifier.resource != "secret":
+            return None
+        prefix = f"arn:{PARTITION}:secretsmanager:{identifier.region}:{identifier.account_id}:secret:{identifier.name}-"
+        return drawn[len(prefix):] if drawn.startswith(prefix) else None
+
+    def drawn_version_id(self, client_request_token):
+        drawn = getattr(_request_state, "secret_version_id", None)
+        if not client_request_token and drawn:
+            return drawn
+        return version_from_token(self, client_request_token)
+
     def by_key_id(method):
         def accepting_arns(self, key_id, *args, **kwargs):
             return method(self, self.get_key_id(key_id), *args, **kwargs)
@@ -363,6 +393,8 @@ def _install_moto_hooks():
     IAMRequestBase.check_action_permitted = check_then_follow_up
     IAMPolicy.is_action_permitted = permitted_as_aws_decides
     moto_access_control.create_access_key = create_access_key_knowing_root
+    moto_id_manager.add_id_source(drawn_secret_suffix)
+    SecretsManagerBackend._from_client_request_token = drawn_version_id
 
 
 def moto_auth_on():
@@ -1054,7 +1086,7 @@ class SignatureCheck(IAMRequestBase):
     def __init__(self, request, environ, caller):
         # Not IAMRequestBase.__init__: it looks the key up in moto, which knows
         # neither root keys nor key status.
-        raw_uri = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path).encode("latin-1")
+        raw_uri = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "/").encode("latin-1", "replace")
         path, _, query = raw_uri.decode("utf-8", "replace").partition("?")
         self.presigned = "X-Amz-Signature" in request.query_params
         if self.presigned:
@@ -1161,6 +1193,9 @@ def find_bucket(name):
 # (Middleware.check_secretsmanager).
 SECRET_OPERATIONS = {"CreateSecret", "PutSecretValue", "GetSecretValue", "DeleteSecret", "DescribeSecret", "UpdateSecret"}
 SECRET_SUFFIX_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# Those of them for which Secrets Manager calls KMS as the caller
+# (Middleware.check_secret_kms).
+SECRET_KMS_OPERATIONS = {"CreateSecret", "PutSecretValue", "GetSecretValue"}
 
 
 def secret_resource(operation, parameters, region, account):
@@ -1181,9 +1216,10 @@ def secret_resource(operation, parameters, region, account):
     ARN except those 6 random characters" (Secrets Manager User Guide,
     "Permissions policy examples"), so a grant on `secret:NAME-??????` or on
     `secret:PREFIX/*` lets a caller create NAME, and one on `secret:NAME`
-    alone does not. The six characters cannot be known before moto draws
-    them; six random ones of the same alphabet stand in (assumption: a
-    policy naming one exact suffix is as unlikely to match here as there)."""
+    alone does not. The six characters are drawn here, and moto is made to
+    give the new secret that very ARN (_install_moto_hooks), so that
+    Secrets Manager's KMS calls name it too (check_secret_kms). A policy
+    naming one exact suffix is as unlikely to match here as there."""
     if operation == "CreateSecret":
         name = parameters.get("Name")
         if not isinstance(name, str) or not name:
@@ -1453,56 +1489,100 @@ def aws_managed_s3_policy(account, region):
     }
 
 
-def aws_managed_s3_key(backend):
-    """The account's AWS managed key for S3 (alias/aws/s3) in moto's KMS
-    backend of one account and region, made on first use as AWS does, with
-    AWS's key policy (moto's own default key would allow only the account
-    root, making every role need a KMS permission that AWS does not ask for)."""
+def aws_managed_secretsmanager_policy(account, region):
+    """The key policy AWS gives every account's aws/secretsmanager key (Secrets
+    Manager User Guide, "Secret encryption and decryption in AWS Secrets
+    Manager", "Key policy of the AWS managed key (aws/secretsmanager)"): any
+    principal of the account may use it through Secrets Manager
+    (kms:ViaService, kms:CallerAccount), no IAM permission needed; nobody may
+    use it directly."""
+    return {
+        "Version": "2012-10-17",
+        "Id": "auto-secretsmanager-1",
+        "Statement": [
+            {
+                "Sid": "Allow access through AWS Secrets Manager for all principals in the account that are "
+                       "authorized to use AWS Secrets Manager",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {
+                    "kms:ViaService": f"secretsmanager.{region}.amazonaws.com", "kms:CallerAccount": account}},
+            },
+            {
+                "Sid": "Allow direct access to key metadata to the account",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{PARTITION}:iam::{account}:root"},
+                "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+# The AWS managed keys the emulator knows: alias -> (description, key policy).
+AWS_MANAGED_KEYS = {
+    "alias/aws/s3": ("Default key that protects my S3 objects when no other key is defined", aws_managed_s3_policy),
+    "alias/aws/secretsmanager": (
+        "Default key that protects my Secrets Manager data when no other key is defined",
+        aws_managed_secretsmanager_policy,
+    ),
+}
+
+
+def aws_managed_key(backend, alias):
+    """An account's AWS managed key (alias/aws/s3, alias/aws/secretsmanager)
+    in moto's KMS backend of one account and region, made on first use as AWS
+    does, with AWS's key policy (moto's own default key would allow only the
+    account root, making every role need a KMS permission that AWS does not
+    ask for)."""
+    description, key_policy = AWS_MANAGED_KEYS[alias]
     with _managed_key_lock:
-        key = next((k for k in backend.keys.values() if "alias/aws/s3" in k.aliases), None)
+        key = next((k for k in backend.keys.values() if alias in k.aliases), None)
         if key is None:
-            description = "Default key that protects my S3 objects when no other key is defined"
             key = backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", description, None)
-            backend.create_alias(key.id, "alias/aws/s3")
+            backend.create_alias(key.id, alias)
         if key.key_manager != "AWS":
             key.key_manager = "AWS"
-            key.policy = json.dumps(aws_managed_s3_policy(backend.account_id, backend.region_name))
+            key.policy = json.dumps(key_policy(backend.account_id, backend.region_name))
         return key
 
 
-def resolve_kms_key(reference, requester_account, region):
-    """(moto's KMS key, None), or (None, S3's error answer), for a key reference
-    in an S3 request or default encryption: a key id, key ARN, alias name
-    (alias/x), alias ARN, or None for the AWS managed key aws/s3.
+def find_kms_key(reference, requester_account, region, default_alias):
+    """(moto's KMS key, None), or (None, (KMS error code, KMS message)), for
+    the key a service would call KMS with: a key id, key ARN, alias name
+    (alias/x), alias ARN, or None for the AWS managed key `default_alias`.
 
-    A key id or alias name resolves "within the requester's account", not
-    the bucket owner's (ServerSideEncryptionByDefault, KMSMasterKeyID, S3 API
-    reference); an ARN names its account. S3 calls KMS in the bucket's
-    Region; assumption: a key ARN of another Region is not found there.
-    KMS's errors reach the caller as S3 400s with KMS's code prefixed."""
+    A key id or alias name resolves "within the requester's account"
+    (ServerSideEncryptionByDefault, KMSMasterKeyID, S3 API reference; the
+    KmsKeyId of CreateSecret likewise: "To use a KMS key in a different
+    account, use the key ARN or the alias ARN"); an ARN names its account.
+    The service calls KMS in its own Region; assumption: a key ARN of
+    another Region is not found there. The messages are KMS's."""
     if reference is None:
-        reference = "alias/aws/s3"
+        reference = default_alias
     if reference.startswith("arn:"):
         parts = reference.split(":", 5)
         if len(parts) != 6 or parts[2] != "kms":
-            return None, s3_error(400, "KMS.NotFoundException", f"Invalid arn {reference}")
+            return None, ("NotFoundException", f"Invalid arn {reference}")
         key_region, account, name = parts[3], parts[4], parts[5]
     else:
         key_region, account = region, requester_account
         name = reference if reference.startswith("alias/") else f"key/{reference}"
     arn = f"arn:{PARTITION}:kms:{key_region}:{account}:{name}"
     if name.startswith("alias/"):
-        missing = s3_error(400, "KMS.NotFoundException", f"Alias {arn} is not found.")
+        missing = ("NotFoundException", f"Alias {arn} is not found.")
     else:
-        missing = s3_error(400, "KMS.NotFoundException", f"Key '{arn}' does not exist")
+        missing = ("NotFoundException", f"Key '{arn}' does not exist")
     if key_region != region or not re.fullmatch(r"\d{12}", account):
         return None, missing
     try:
         backend = kms_backends[account][key_region]
     except KeyError:  # not a Region moto knows
         return None, missing
-    if name == "alias/aws/s3":
-        key = aws_managed_s3_key(backend)
+    if name in AWS_MANAGED_KEYS:
+        key = aws_managed_key(backend, name)
     elif name.startswith("alias/"):
         key = next((k for k in list(backend.keys.values()) if name in k.aliases), None)
     elif name.startswith("key/"):
@@ -1512,9 +1592,20 @@ def resolve_kms_key(reference, requester_account, region):
     if key is None:
         return None, missing
     if key.key_state == "PendingDeletion":
-        return None, s3_error(400, "KMS.KMSInvalidStateException", f"{key.arn} is pending deletion.")
+        return None, ("KMSInvalidStateException", f"{key.arn} is pending deletion.")
     if not key.enabled or key.key_state != "Enabled":
-        return None, s3_error(400, "KMS.DisabledException", f"{key.arn} is disabled.")
+        return None, ("DisabledException", f"{key.arn} is disabled.")
+    return key, None
+
+
+def resolve_kms_key(reference, requester_account, region):
+    """(moto's KMS key, None), or (None, S3's error answer), for a key reference
+    in an S3 request or default encryption (find_kms_key; None: aws/s3).
+    KMS's errors reach the caller as S3 400s with KMS's code prefixed."""
+    key, problem = find_kms_key(reference, requester_account, region, "alias/aws/s3")
+    if problem is not None:
+        code, message = problem
+        return None, s3_error(400, f"KMS.{code}", message)
     return key, None
 
 
@@ -1867,6 +1958,149 @@ class Middleware:
         if reason:
             return json_error(400, "AccessDeniedException", denial(caller.arn, action, arn, reason))
         _request_state.resource = arn
+        if request.operation in SECRET_KMS_OPERATIONS:
+            if request.operation == "CreateSecret":
+                _request_state.secret_arn = arn
+            if request.operation in ("CreateSecret", "PutSecretValue") and not parameters.get("ClientRequestToken"):
+                _request_state.secret_version_id = str(uuid.uuid4())
+            _request_state.after_authorized = lambda: self.check_secret_kms(request, caller, parameters, arn, secret)
+        return None
+
+    def secret_kms_calls(self, operation, parameters, arn, secret):
+        """(key reference or None for aws/secretsmanager, [(KMS action,
+        SecretVersionId)]) of the KMS calls Secrets Manager makes for this
+        request, or None when it makes none or moto answers an error first
+        (no such secret or version, a secret marked deleted, a name taken).
+
+        "Secret encryption and decryption in AWS Secrets Manager" (Secrets
+        Manager User Guide; KMS Developer Guide, "How AWS Secrets Manager
+        uses AWS KMS"): CreateSecret and PutSecretValue call GenerateDataKey
+        for a new secret value (SecretString or SecretBinary); a PutSecretValue
+        whose ClientRequestToken names an existing version calls Decrypt to
+        compare the values instead ("This action ensures that Secrets Manager
+        operations are idempotent"); GetSecretValue calls Decrypt. "When you
+        establish or change the KMS key that is associated with secret,
+        Secrets Manager calls the GenerateDataKey and Decrypt operations with
+        the specified KMS key", SecretVersionId `RequestToValidateKeyAccess`:
+        CreateSecret with KmsKeyId. A version's id is the ClientRequestToken
+        (else the one check_secretsmanager drew for moto to use).
+
+        Assumption: a CreateSecret whose name is taken is answered
+        (ResourceExistsException, or moto's idempotent answer) before any KMS
+        call. Not modelled: UpdateSecret (which we do not call with a value
+        or a key) and the key of an older version after a key change: every
+        version is read with the secret's current KmsKeyId."""
+        has_value = parameters.get("SecretString") is not None or parameters.get("SecretBinary") is not None
+        if operation == "CreateSecret":
+            backend = self.secrets_backend(arn)
+            if backend is not None and parameters.get("Name") in backend.secrets:
+                return None
+            reference = parameters.get("KmsKeyId") or None
+            calls = []
+            if reference is not None:
+                calls += [("kms:GenerateDataKey", "RequestToValidateKeyAccess"), ("kms:Decrypt", "RequestToValidateKeyAccess")]
+            if has_value:
+                calls.append(("kms:GenerateDataKey", parameters.get("ClientRequestToken") or _request_state.secret_version_id))
+            return (reference, calls) if calls else None
+        if secret is None or not hasattr(secret, "kms_key_id") or secret.is_deleted():
+            return None
+        reference = secret.kms_key_id or None
+        if operation == "PutSecretValue":
+            if not has_value:
+                return None
+            token = parameters.get("ClientRequestToken")
+            if token and token in secret.versions:
+                return reference, [("kms:Decrypt", token)]
+            return reference, [("kms:GenerateDataKey", token or _request_state.secret_version_id)]
+        # GetSecretValue: the version moto will answer, as moto finds it.
+        version_id, stage = parameters.get("VersionId"), parameters.get("VersionStage")
+        if not version_id:
+            stage = stage or "AWSCURRENT"
+            version_id = next(
+                (vid for vid, version in secret.versions.items() if stage in version.get("version_stages", [])), None
+            )
+        version = secret.versions.get(version_id) if isinstance(version_id, str) else None
+        if version is None or (stage and stage not in version.get("version_stages", [])):
+            return None
+        return reference, [("kms:Decrypt", version_id)]
+
+    @staticmethod
+    def secrets_backend(arn):
+        """moto's Secrets Manager backend of a secret ARN's account and
+        Region, None when it has none yet (then it holds no secret)."""
+        parts = arn.split(":", 6)
+        if len(parts) < 7 or parts[4] not in secretsmanager_backends:
+            return None
+        try:
+            return secretsmanager_backends[parts[4]][parts[3]]
+        except KeyError:  # not a Region moto knows
+            return None
+
+    def check_secret_kms(self, request, caller, parameters, arn, secret):
+        """The KMS calls Secrets Manager makes as the caller, once the Secrets
+        Manager action itself is authorised (secret_kms_calls): "When Secrets
+        Manager uses a KMS key in cryptographic operations, it acts on behalf
+        of the user who is creating or changing the secret value", who "must
+        have the following permissions ... kms:GenerateDataKey, kms:Decrypt"
+        (Secrets Manager User Guide, "Secret encryption and decryption in AWS
+        Secrets Manager", "Permissions for the KMS key"). Each is decided as
+        for S3's SSE-KMS (kms_refusal: key policy, identity-based policies
+        when the key policy delegates to IAM or the key is another account's,
+        session policy) in KMS's request context: kms:ViaService
+        `secretsmanager.REGION.amazonaws.com`, kms:CallerAccount, and the
+        encryption context SecretARN (the secret's ARN) and SecretVersionId
+        ("Secrets Manager encryption context"). Without KmsKeyId the key is
+        the account's AWS managed aws/secretsmanager, whose key policy lets
+        every principal of the account use it through Secrets Manager, no
+        IAM permission needed.
+
+        Answers, as Secrets Manager gives them (400, JSON):
+        * KMS refuses: AccessDeniedException "Access to KMS is not allowed"
+          (what Secrets Manager answers CreateSecret and GetSecretValue then,
+          e.g. aws/aws-cdk#7677, external-secrets#838: it does not pass on
+          KMS's message);
+        * the key does not exist (an id or alias name resolves in the
+          secret's account), is disabled or pending deletion: on CreateSecret
+          and PutSecretValue EncryptionFailure ("Secrets Manager can't encrypt
+          the protected secret text using the provided KMS key. Check that
+          the KMS key is available, enabled, and not in an invalid state",
+          API reference), on GetSecretValue DecryptionFailure, the message
+          carrying KMS's as Secrets Manager was seen to: `Secrets Manager
+          can't encrypt the secret value: Key 'ARN' does not exist (Service:
+          AWSKMS; Status Code: 400; Error Code: NotFoundException; Request
+          ID: ...)`. Assumptions: the codes (the API reference lists
+          EncryptionFailure, DecryptionFailure and ResourceNotFoundException
+          for CreateSecret; the last is about the secret), the decrypting
+          message (`... can't decrypt the secret value: ...`), and that the
+          key's state is checked before its policies, as for S3."""
+        planned = self.secret_kms_calls(request.operation, parameters, arn, secret)
+        if planned is None:
+            return None
+        reference, calls = planned
+        parts = arn.split(":", 6)
+        region, account = parts[3], parts[4]
+        key, problem = find_kms_key(reference, account, region, "alias/aws/secretsmanager")
+        if problem is not None:
+            code, message = problem
+            kms_error = (f"{message} (Service: AWSKMS; Status Code: 400; Error Code: {code}; "
+                         f"Request ID: {uuid.uuid4()})")
+            if request.operation == "GetSecretValue":
+                return json_error(400, "DecryptionFailure", f"Secrets Manager can't decrypt the secret value: {kms_error}")
+            return json_error(400, "EncryptionFailure", f"Secrets Manager can't encrypt the secret value: {kms_error}")
+        for action, version_id in calls:
+            context = dict(_request_state.policy_view.context)
+            context.update({
+                # "AWS KMS condition keys", https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html
+                "kms:viaservice": f"secretsmanager.{region}.amazonaws.com",
+                "kms:calleraccount": caller.account,
+                "kms:encryptioncontext:secretarn": arn,
+                "kms:encryptioncontextkeys": ["SecretARN", "SecretVersionId"],
+                "kms:resourcealiases": sorted(key.aliases),
+            })
+            if version_id:
+                context["kms:encryptioncontext:secretversionid"] = version_id
+            if self.kms_refusal(caller, key, action, context):
+                return json_error(400, "AccessDeniedException", "Access to KMS is not allowed")
         return None
 
     def check_put_events(self, request, caller):

@@ -286,9 +286,9 @@ class EmulatorTest(Harness, unittest.TestCase):
         self.assertEqual(root.find(f"{STS_XMLNS}Error/{STS_XMLNS}Type").text, "Sender")
         self.assertEqual(root.find(f"{STS_XMLNS}Error/{STS_XMLNS}Code").text, "AccessDenied")
         self.assertTrue(root.find(f"{STS_XMLNS}RequestId").text)
-        # moto's own STS errors (<Errors><Error>) are rewritten the same way.
-        unknown = Credentials("AKIAUNKNOWNUNKNOWN00", "secret")
-        status, _, payload = self.signed("POST", "/", "sts", "us-east-1", unknown, b"Action=GetCallerIdentity&Version=2011-06-15", form)
+        # So is the refusal of an unknown key (answered before moto, whose own
+        # STS errors, <Errors><Error>, would be rewritten the same way).
+        status, _, payload = self.signed("POST", "/", "sts", "us-east-1", UNKNOWN_KEY, WHO_AM_I, form)
         self.assertEqual(status, 403)
         self.assertNotIn(b"<Errors>", payload)
         self.assertEqual(ElementTree.fromstring(payload).find(f"{STS_XMLNS}Error/{STS_XMLNS}Code").text, "InvalidClientTokenId")
@@ -1232,8 +1232,8 @@ class EmulatorTest(Harness, unittest.TestCase):
         ]})
         self.assertEqual((status, answer["index"]), (400, 1))
         self.assertIn("NoSuchKey", answer["error"])
-        # Enforcement is back on afterwards: moto refuses an unknown key.
-        unknown = self.client("s3", Credentials("AKIAUNKNOWNUNKNOWN00", "secret"), REGION)
+        # Enforcement is back on afterwards: an unknown key is refused.
+        unknown = self.client("s3", UNKNOWN_KEY, REGION)
         self.assertRefused(lambda: unknown.list_objects_v2(Bucket=BUCKET), "InvalidAccessKeyId", 403)
 
 

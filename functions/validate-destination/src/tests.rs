@@ -226,8 +226,7 @@ async fn a_correct_setup_validates_then_saves_and_can_be_read_and_deleted() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|c| (c["name"] == "access_key") == (c["status"] == "skip")
-            && c["status"] != "fail"));
+        .all(|c| (c["name"] == "access_key") == (c["status"] == "skip") && c["status"] != "fail"));
     assert_eq!(dry.body["checks"].as_array().unwrap().len(), 14);
     assert_eq!(dry.body["destination"]["account_id"], "111122223333");
     assert_eq!(

@@ -195,7 +195,16 @@ impl Api {
             None => false,
         };
         let saved = self
-            .save_patch(org, id, &current, &candidate, &read_etag, &patch.status, revalidated, if_match)
+            .save_patch(
+                org,
+                id,
+                &current,
+                &candidate,
+                &read_etag,
+                &patch.status,
+                revalidated,
+                if_match,
+            )
             .await;
         let had_key = current.auth.access_key().is_some();
         match &saved {
@@ -223,7 +232,6 @@ impl Api {
         revalidated: bool,
         if_match: Option<&str>,
     ) -> Result<ApiResponse, ApiError> {
-
         for _ in 0..SAVE_ATTEMPTS {
             let Some((fresh, version)) = self.registry.destination_for_update(current).await?
             else {

@@ -386,8 +386,13 @@ impl Api {
             return Ok((checks, None, None));
         };
         checks.extend(
-            self.live_checks(org, &mut destination, Purpose::Validation, outcome.new_keys.clone())
-                .await?,
+            self.live_checks(
+                org,
+                &mut destination,
+                Purpose::Validation,
+                outcome.new_keys.clone(),
+            )
+            .await?,
         );
         Ok((checks, Some(destination), outcome.new_keys))
     }

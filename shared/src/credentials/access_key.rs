@@ -22,7 +22,9 @@ use crate::secrets::{SecretName, SecretStore};
 pub enum AccessKeyShapeError {
     #[error("access_key_id must be an IAM user's long-term access key id: AKIA followed by 16 uppercase letters and digits (a temporary ASIA key expires within hours)")]
     Id,
-    #[error("secret_access_key must be the 40-character secret AWS showed when the key was created")]
+    #[error(
+        "secret_access_key must be the 40-character secret AWS showed when the key was created"
+    )]
     Secret,
 }
 
@@ -179,9 +181,7 @@ pub enum KeyCheckError {
 /// `sts:GetCallerIdentity` signed with `credentials`: the `access_key` check
 /// (CONTRACT section 5). It needs no permission, so it tells a bad key from
 /// a key without rights ("GetCallerIdentity", STS API Reference).
-pub async fn caller_identity(
-    sts: &aws_sdk_sts::Client,
-) -> Result<CallerIdentity, KeyCheckError> {
+pub async fn caller_identity(sts: &aws_sdk_sts::Client) -> Result<CallerIdentity, KeyCheckError> {
     let out = sts
         .get_caller_identity()
         .send()
@@ -211,13 +211,13 @@ pub async fn caller_identity(
                 retryable: false,
             },
         })?;
-    let account = out
-        .account()
-        .and_then(AccountId::parse)
-        .ok_or_else(|| KeyCheckError::Failed {
-            code: "STS returned no account".into(),
-            retryable: false,
-        })?;
+    let account =
+        out.account()
+            .and_then(AccountId::parse)
+            .ok_or_else(|| KeyCheckError::Failed {
+                code: "STS returned no account".into(),
+                retryable: false,
+            })?;
     Ok(CallerIdentity {
         account,
         arn: out.arn().unwrap_or_default().to_owned(),
@@ -289,18 +289,32 @@ mod tests {
             "AKIAiosfodnn7example",
             " AKIAIOSFODNN7EXAMPL",
         ] {
-            assert_eq!(AccessKeyId::parse(bad), Err(AccessKeyShapeError::Id), "{bad}");
+            assert_eq!(
+                AccessKeyId::parse(bad),
+                Err(AccessKeyShapeError::Id),
+                "{bad}"
+            );
         }
         assert!(MaskedKeyId::parse("AKIA************MPLE").is_ok());
-        assert!(MaskedKeyId::parse(ID).is_err(), "a full id is not a masked one");
+        assert!(
+            MaskedKeyId::parse(ID).is_err(),
+            "a full id is not a masked one"
+        );
     }
 
     #[test]
     fn secrets_have_aws_shape_and_never_print() {
         let secret = SecretAccessKey::parse(SECRET).unwrap();
         assert!(!format!("{secret:?}").contains("EXAMPLEKEY"));
-        for bad in [&SECRET[1..], &format!("{SECRET} "), &format!("{}é", &SECRET[..39])] {
-            assert_eq!(SecretAccessKey::parse(bad), Err(AccessKeyShapeError::Secret));
+        for bad in [
+            &SECRET[1..],
+            &format!("{SECRET} "),
+            &format!("{}é", &SECRET[..39]),
+        ] {
+            assert_eq!(
+                SecretAccessKey::parse(bad),
+                Err(AccessKeyShapeError::Secret)
+            );
         }
     }
 

@@ -218,7 +218,10 @@ pub struct Identity {
 enum SourceKey {
     Role(AssumeSpec),
     /// A stored access key: its secret and the version the registry names.
-    StoredKey { name: SecretName, version: String },
+    StoredKey {
+        name: SecretName,
+        version: String,
+    },
     /// A key pair being checked (create, `PATCH`, rotation), not stored yet.
     GivenKey(AccessKeyPair),
 }
@@ -337,7 +340,8 @@ impl Identities {
         if let Some(identity) = identities.get(&key) {
             return Arc::clone(identity);
         }
-        let credentials = CachedCredentials::new(self.source(&key.source), Arc::clone(&self.fetches));
+        let credentials =
+            CachedCredentials::new(self.source(&key.source), Arc::clone(&self.fetches));
         let s3 = aws_sdk_s3::Client::from_conf(
             self.s3_config
                 .clone()
