@@ -49,7 +49,7 @@ pub trait Delivery: Send + Sync {
         which: &[LiveCheck],
     ) -> impl Future<Output = Vec<Check>> + Send;
 
-    /// Credential fetches (STS calls) made so far, for the `StsCalls` metric.
+    /// Credential fetches (AssumeRole calls, access-key secret reads) made so far, for the `StsCalls` metric.
     fn credential_fetches(&self) -> u64;
 }
 

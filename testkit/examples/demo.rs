@@ -7,6 +7,8 @@
 //! archive-message, and prints what landed. Then the lifecycle: pause and
 //! resume the destination (`PATCH`), break the customer's side and show the
 //! health event the archive publishes, fix it and test it (`POST .../test`).
+//! Last, a second customer connects with an IAM user's access key instead
+//! of a role, receives the same messages, and rotates the key.
 
 use serde_json::Value;
 use stored_messages::credentials::ExternalId;
@@ -235,5 +237,43 @@ fn main() {
         tested["statusCode"], tested_body["valid"], tested_body["destination"]["status"]
     );
     print_health_events(&emulator);
+
+    println!("==> a second customer cannot create a role: IAM user `archiver` in account 444455556666 and its access key");
+    let (keyed, key) =
+        emulator.key_customer("444455556666", "eu-west-1", "globex-archive", "archiver", true);
+    let keyed_create = serde_json::json!({
+        "project_id": "12345", "region": "eu-west-1", "bucket": "globex-archive",
+        "channels": ["email"], "bucket_private_confirmed": true, "auth": key.auth(),
+    });
+    let created = watch.invoke(
+        "validate-destination",
+        &api_event(&work, "apigw-create.json", "acme", "POST", "/v1/destinations", Some(keyed_create)),
+    );
+    let created_body = api_body(&created);
+    assert_eq!(created["statusCode"], 201, "access-key destination not created: {created_body:#}");
+    let keyed_id = created_body["destination"]["id"].as_str().unwrap_or_default().to_owned();
+    println!(
+        "    {} {} auth {} (account {} from GetCallerIdentity)",
+        created["statusCode"], keyed_id, created_body["destination"]["auth"], created_body["destination"]["account_id"]
+    );
+    println!("    the key pair is only in Secrets Manager: {:?}", emulator.secret_names());
+    let response = watch.invoke("archive-message", &root.join("events/sqs-email.json"));
+    println!(
+        "    sqs-email.json archived again, batchItemFailures: {}; s3://globex-archive holds {} objects, signed with the key",
+        response["batchItemFailures"],
+        emulator.objects(&keyed, "").len()
+    );
+    let fresh = emulator.access_key(&keyed, "archiver");
+    let rotate = serde_json::json!({ "access_key_id": fresh.access_key_id, "secret_access_key": fresh.secret_access_key });
+    let keyed_path = format!("/v1/destinations/{keyed_id}/credentials");
+    let rotated = watch.invoke(
+        "validate-destination",
+        &api_event(&work, "apigw-credentials.json", "acme", "PUT", &keyed_path, Some(rotate)),
+    );
+    println!(
+        "==> PUT {keyed_path} with a new key: {}, checked before the swap; now {}",
+        rotated["statusCode"],
+        api_body(&rotated)["destination"]["auth"]["access_key_id"]
+    );
     println!("==> done: {archived} messages and {events_archived} engagement events archived; emulator and watch stopped");
 }

@@ -51,6 +51,12 @@ SIGNATURE_MESSAGE = (
 # The functions' own role and the secrets it may manage (the SAM template's grant).
 FUNCTIONS_ROLE = "stored-messages-functions"
 SECRETS = f"arn:aws:secretsmanager:*:{VENDOR_ACCOUNT}:secret:stored-messages/*"
+# Secrets Manager calls KMS as its caller; this is its kms:ViaService (in us-east-1, where the tests keep secrets).
+THROUGH_SECRETS_MANAGER = {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+# ... and the SAM template's grant of our key to the functions: through Secrets Manager only.
+SECRETS_KEY_USE = {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                   "Resource": f"arn:aws:kms:us-east-1:{VENDOR_ACCOUNT}:key/*", "Condition": THROUGH_SECRETS_MANAGER}
+NO_KMS = "Access to KMS is not allowed"
 
 
 def start_server(env=None):
@@ -245,9 +251,10 @@ class EmulatorTest(Harness, unittest.TestCase):
         ])
         cls.customer_role(ROLE, trust({"AWS": VENDOR_ARN}, {"StringEquals": {"sts:ExternalId": XID}}))
         cls.customer_role("stored-messages-open", trust({"AWS": VENDOR_ARN}))
-        # Our functions' own role, in our account: Secrets Manager under stored-messages/ only.
+        # Our functions' own role, in our account: Secrets Manager under
+        # stored-messages/ only, and the KMS use Secrets Manager makes for it.
         cls.customer_role(FUNCTIONS_ROLE, trust({"AWS": VENDOR_ARN}), account=VENDOR_ACCOUNT, permissions=policy(
-            {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": SECRETS}))
+            {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": SECRETS}, SECRETS_KEY_USE))
 
     @classmethod
     def tearDownClass(cls):
@@ -1106,8 +1113,11 @@ class EmulatorTest(Harness, unittest.TestCase):
         error = self.assertRefused(lambda: sm.list_secrets(), "AccessDeniedException", 400)
         self.assertTrue(error["Error"]["Message"].startswith(f"User: {caller} is not authorized to perform: secretsmanager:ListSecrets"))
 
-        # A session policy narrows the role; an explicit Deny wins.
-        narrowed = self.functions_secrets(Policy=policy({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": SECRETS}))
+        # A session policy narrows the role; an explicit Deny wins. (It must
+        # allow the KMS use Secrets Manager makes as the session too, even of
+        # aws/secretsmanager: test_secrets_manager_aws_managed_key_and_key_states.)
+        narrowed = self.functions_secrets(Policy=policy({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": SECRETS},
+                                                        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}))
         self.assertEqual(narrowed.get_secret_value(SecretId=name)["SecretString"], "v2")
         error = self.assertRefused(lambda: narrowed.put_secret_value(SecretId=name, SecretString="v3"), "AccessDeniedException", 400)
         self.assertTrue(error["Error"]["Message"].endswith(
@@ -1125,6 +1135,183 @@ class EmulatorTest(Harness, unittest.TestCase):
                 {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:DeleteSecret", "Resource": "*"})}}])
         error = self.assertRefused(lambda: sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True), "AccessDeniedException", 400)
         self.assertTrue(error["Error"]["Message"].endswith("with an explicit deny in a resource-based policy"))
+
+    # ---- Secrets Manager's KMS calls, as the caller ---------------------------
+
+    def secrets_role(self, name, *statements, key_use=None):
+        """A role of our account that may use secretsmanager:* on our secrets
+        (and `statements`), with `key_use` (KMS statements, if any) as a
+        separate inline policy; a Secrets Manager client of one session."""
+        self.customer_role(name, trust({"AWS": VENDOR_ARN}), account=VENDOR_ACCOUNT, permissions=policy(
+            {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": SECRETS}, *statements))
+        if key_use:
+            self.grant_kms(name, *key_use)
+        return self.client("secretsmanager", self.assume(name, account=VENDOR_ACCOUNT))
+
+    def grant_kms(self, role, *statements):
+        """Replaces the role's inline `kms` policy (none: deletes it)."""
+        if statements:
+            call = {"op": "put_role_policy", "args": {"RoleName": role, "PolicyName": "kms", "PolicyDocument": policy(*statements)}}
+        else:
+            call = {"op": "delete_role_policy", "args": {"RoleName": role, "PolicyName": "kms"}}
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "iam", **call}])
+
+    def test_secrets_manager_uses_kms_as_the_caller(self):
+        """CreateSecret with a customer managed key whose key policy
+        delegates to IAM (moto's default: the account root may do kms:*):
+        Secrets Manager calls kms:GenerateDataKey and kms:Decrypt as the
+        caller, with kms:ViaService secretsmanager.REGION.amazonaws.com, so
+        the caller's IAM policies must allow them, in that context."""
+        key = self.kms_key(VENDOR_ACCOUNT, "us-east-1")
+        role = "sm-secrets-kms"
+        sm = self.secrets_role(role)
+        name = "stored-messages/kms/delegated"
+        refused = self.assertRefused(lambda: sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["Arn"]),
+                                     "AccessDeniedException", 400)
+        self.assertEqual(refused["Error"]["Message"], NO_KMS)
+        session = self.assume(role, account=VENDOR_ACCOUNT)
+        body = self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.CreateSecret", session, {
+            "Name": name, "SecretString": "v1", "KmsKeyId": key["KeyId"]}), 400, "AccessDeniedException", NO_KMS)
+        self.assertEqual(set(body), {"__type", "message"})
+        self.assertRefused(lambda: sm.describe_secret(SecretId=name), "ResourceNotFoundException", 400)  # nothing created
+
+        # The grant's context must be Secrets Manager's: not S3's.
+        use_key = {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key["Arn"]}
+        self.grant_kms(role, dict(use_key, Condition={"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}))
+        self.assertRefused(lambda: sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["Arn"]), "AccessDeniedException", 400)
+        self.assertRefused(lambda: sm.describe_secret(SecretId=name), "ResourceNotFoundException", 400)
+
+        # Through Secrets Manager, and for this secret (its ARN in the encryption context).
+        self.grant_kms(role, dict(use_key, Condition={
+            **THROUGH_SECRETS_MANAGER,
+            "StringLike": {"kms:EncryptionContext:SecretARN": f"arn:aws:secretsmanager:us-east-1:{VENDOR_ACCOUNT}:secret:{name}-??????"}}))
+        created = sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["Arn"])
+        put = sm.put_secret_value(SecretId=name, SecretString="v2")
+        self.assertEqual(sm.get_secret_value(SecretId=name, VersionId=created["VersionId"])["SecretString"], "v1")
+        self.assertEqual(sm.get_secret_value(SecretId=created["ARN"])["SecretString"], "v2")
+        self.assertRefused(lambda: sm.create_secret(Name=f"{name}-other", SecretString="v1", KmsKeyId=key["Arn"]),
+                           "AccessDeniedException", 400)
+
+        # The encryption context names the secret's very ARN (the one
+        # CreateSecret answered) and the version: SecretVersionId is the
+        # ClientRequestToken, RequestToValidateKeyAccess for the check of a
+        # new key.
+        self.grant_kms(role, dict(use_key, Condition={**THROUGH_SECRETS_MANAGER, "StringEquals": {
+            **THROUGH_SECRETS_MANAGER["StringEquals"],
+            "kms:EncryptionContext:SecretARN": created["ARN"],
+            "kms:EncryptionContext:SecretVersionId": put["VersionId"]}}))
+        self.assertEqual(sm.get_secret_value(SecretId=name)["SecretString"], "v2")
+        self.assertRefused(lambda: sm.get_secret_value(SecretId=name, VersionId=created["VersionId"]), "AccessDeniedException", 400)
+        token = "0123456789abcdef0123456789abcdef"
+        self.grant_kms(role, dict(use_key, Condition={**THROUGH_SECRETS_MANAGER, "StringEquals": {
+            **THROUGH_SECRETS_MANAGER["StringEquals"],
+            "kms:EncryptionContext:SecretVersionId": [token, "RequestToValidateKeyAccess"]}}))
+        self.assertEqual(sm.create_secret(Name=f"{name}-token", SecretString="t", KmsKeyId=key["Arn"],
+                                          ClientRequestToken=token)["VersionId"], token)
+        self.assertRefused(lambda: sm.create_secret(Name=f"{name}-other", SecretString="t", KmsKeyId=key["Arn"]),
+                           "AccessDeniedException", 400)
+
+    def test_secrets_manager_kms_key_policy_naming_the_role(self):
+        """A key policy that names the role itself (no delegation to IAM)
+        grants without any identity-based KMS permission; a role it does not
+        name is refused even with one."""
+        named, other = "sm-secrets-kms-named", "sm-secrets-kms-unnamed"
+        key = self.kms_key(VENDOR_ACCOUNT, "us-east-1", key_policy=policy({
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{VENDOR_ACCOUNT}:role/{named}"},
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*", "Condition": THROUGH_SECRETS_MANAGER}))
+        sm = self.secrets_role(named)
+        name = "stored-messages/kms/named"
+        sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["KeyId"])
+        sm.put_secret_value(SecretId=name, SecretString="v2")
+        self.assertEqual(sm.get_secret_value(SecretId=name)["SecretString"], "v2")
+        unnamed = self.secrets_role(other, key_use=[SECRETS_KEY_USE])
+        self.assertRefused(lambda: unnamed.get_secret_value(SecretId=name), "AccessDeniedException", 400)
+        self.assertRefused(lambda: unnamed.create_secret(Name=f"{name}-2", SecretString="v1", KmsKeyId=key["Arn"]),
+                           "AccessDeniedException", 400)
+
+    def test_secrets_manager_reads_need_kms_decrypt(self):
+        """GetSecretValue decrypts as the caller: a role that lost kms:Decrypt
+        cannot read what it wrote; kms:GenerateDataKey still lets it write a
+        new version, but not retry one (the idempotent retry decrypts the
+        stored value to compare)."""
+        key = self.kms_key(VENDOR_ACCOUNT, "us-east-1")
+        role = "sm-secrets-kms-revoked"
+        sm = self.secrets_role(role, key_use=[SECRETS_KEY_USE])
+        name = "stored-messages/kms/revoked"
+        created = sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["Arn"])
+        self.assertEqual(sm.get_secret_value(SecretId=name, VersionId=created["VersionId"])["SecretString"], "v1")
+
+        self.grant_kms(role, dict(SECRETS_KEY_USE, Action="kms:GenerateDataKey"))
+        for version in ({}, {"VersionId": created["VersionId"]}, {"VersionStage": "AWSCURRENT"}):
+            error = self.assertRefused(lambda: sm.get_secret_value(SecretId=name, **version), "AccessDeniedException", 400)
+            self.assertEqual(error["Error"]["Message"], NO_KMS)
+        session = self.assume(role, account=VENDOR_ACCOUNT)
+        self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.GetSecretValue", session, {
+            "SecretId": created["ARN"], "VersionId": created["VersionId"]}), 400, "AccessDeniedException", NO_KMS)
+        token = "fedcba9876543210fedcba9876543210"
+        self.assertEqual(sm.put_secret_value(SecretId=name, SecretString="v2", ClientRequestToken=token)["VersionId"], token)
+        self.assertRefused(lambda: sm.put_secret_value(SecretId=name, SecretString="v2", ClientRequestToken=token),
+                           "AccessDeniedException", 400)
+        sm.describe_secret(SecretId=name)  # no KMS call
+        # Secrets Manager's own answers come first: no such version.
+        self.assertRefused(lambda: sm.get_secret_value(SecretId=name, VersionId="0" * 32), "ResourceNotFoundException", 400)
+
+        self.grant_kms(role)
+        self.assertRefused(lambda: sm.put_secret_value(SecretId=name, SecretString="v3"), "AccessDeniedException", 400)
+        self.grant_kms(role, SECRETS_KEY_USE)
+        self.assertEqual(sm.get_secret_value(SecretId=name, VersionId=token)["SecretString"], "v2")
+
+    def test_secrets_manager_aws_managed_key_and_key_states(self):
+        """Without KmsKeyId the secret is encrypted with aws/secretsmanager,
+        whose key policy lets the account's principals use it through Secrets
+        Manager: no KMS permission needed (but a session policy limits it,
+        as for aws/s3). A disabled key: EncryptionFailure on writes,
+        DecryptionFailure on reads; a key that does not exist:
+        EncryptionFailure."""
+        role = "sm-secrets-no-kms"
+        sm = self.secrets_role(role)
+        name = "stored-messages/kms/managed"
+        sm.create_secret(Name=name, SecretString="v1")
+        sm.put_secret_value(SecretId=name, SecretString="v2")
+        self.assertEqual(sm.get_secret_value(SecretId=name)["SecretString"], "v2")
+        managed = self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "kms", "op": "describe_key", "args": {"KeyId": "alias/aws/secretsmanager"}}])[0]["KeyMetadata"]
+        self.assertEqual(managed["KeyManager"], "AWS")
+        limited = self.client("secretsmanager", self.assume(role, account=VENDOR_ACCOUNT, Policy=policy(
+            {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": SECRETS})))
+        self.assertRefused(lambda: limited.get_secret_value(SecretId=name), "AccessDeniedException", 400)
+        limited.describe_secret(SecretId=name)
+
+        # Key states, for a caller the key's policies would allow.
+        user = self.secrets_role("sm-secrets-kms-states", key_use=[SECRETS_KEY_USE])
+        disabled = self.kms_key(VENDOR_ACCOUNT, "us-east-1")
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "kms", "op": "disable_key", "args": {"KeyId": disabled["Arn"]}}])
+        error = self.assertRefused(lambda: user.create_secret(Name=f"{name}-disabled", SecretString="v1", KmsKeyId=disabled["Arn"]),
+                                   "EncryptionFailure", 400)
+        self.assertRegex(error["Error"]["Message"], rf"^Secrets Manager can't encrypt the secret value: {re.escape(disabled['Arn'])} is disabled\. "
+                         r"\(Service: AWSKMS; Status Code: 400; Error Code: DisabledException; Request ID: [0-9a-f-]{36}\)$")
+        self.assertRefused(lambda: user.describe_secret(SecretId=f"{name}-disabled"), "ResourceNotFoundException", 400)
+
+        key = self.kms_key(VENDOR_ACCOUNT, "us-east-1")
+        user.create_secret(Name=f"{name}-later", SecretString="v1", KmsKeyId=key["Arn"])
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "kms", "op": "disable_key", "args": {"KeyId": key["Arn"]}}])
+        error = self.assertRefused(lambda: user.get_secret_value(SecretId=f"{name}-later"), "DecryptionFailure", 400)
+        self.assertTrue(error["Error"]["Message"].startswith(f"Secrets Manager can't decrypt the secret value: {key['Arn']} is disabled. "))
+        self.assertRefused(lambda: user.put_secret_value(SecretId=f"{name}-later", SecretString="v2"), "EncryptionFailure", 400)
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "kms", "op": "enable_key", "args": {"KeyId": key["Arn"]}}])
+        self.assertEqual(user.get_secret_value(SecretId=f"{name}-later")["SecretString"], "v1")
+
+        # A key that does not exist (an alias name resolves in the secret's account).
+        session = self.assume("sm-secrets-kms-states", account=VENDOR_ACCOUNT)
+        body = self.assertJsonError(self.json_call("secretsmanager", "secretsmanager.CreateSecret", session, {
+            "Name": f"{name}-missing", "SecretString": "v1", "KmsKeyId": "alias/sm-no-such-key"}), 400, "EncryptionFailure")
+        self.assertTrue(body["message"].startswith(
+            f"Secrets Manager can't encrypt the secret value: Alias arn:aws:kms:us-east-1:{VENDOR_ACCOUNT}:alias/sm-no-such-key is not found. "
+            "(Service: AWSKMS; Status Code: 400; Error Code: NotFoundException; "), body)
+        error = self.assertRefused(lambda: user.create_secret(Name=f"{name}-missing", SecretString="v1",
+                                                              KmsKeyId="0000aaaa-00aa-00aa-00aa-000000aaaaaa"), "EncryptionFailure", 400)
+        self.assertIn(f"Key 'arn:aws:kms:us-east-1:{VENDOR_ACCOUNT}:key/0000aaaa-00aa-00aa-00aa-000000aaaaaa' does not exist",
+                      error["Error"]["Message"])
 
     def test_json_faults_and_moto_refusals_are_json(self):
         sm = self.functions_secrets()

@@ -101,12 +101,16 @@ fn settings_of(destination: &Destination) -> Map<String, Value> {
     fields
 }
 
-/// The stored settings and the `PATCH` merged. A `PATCH` that sets `auth`
-/// replaces the identity whole: the stored role fields are dropped unless
-/// it gives them too, so switching to keys needs no `"role_arn": null`.
+/// The stored settings and the `PATCH` merged. A `PATCH` that switches to
+/// an access key drops the stored role fields (unless it gives them too,
+/// which `auth_invalid` then refuses), so it needs no `"role_arn": null`.
 fn merge(current: &Destination, patch: Map<String, Value>) -> Map<String, Value> {
     let mut merged = settings_of(current);
-    if patch.contains_key("auth") {
+    let to_key = patch
+        .get("auth")
+        .and_then(|auth| auth.get("mode"))
+        .is_some_and(|mode| mode == "access_key");
+    if to_key {
         merged.remove("role_arn");
         merged.remove("role_session_name");
     }
@@ -389,6 +393,19 @@ mod tests {
             assert!(matches!(err, ApiError::InvalidRequest(_)), "{refused}");
             assert!(!err.to_string().contains("do-not-echo-this"));
         }
+    }
+
+    #[test]
+    fn switching_to_a_key_drops_the_stored_role_and_a_role_auth_keeps_it() {
+        let current = crate::store::memory::destination("p1", &[crate::ids::Channel::Email]);
+        let keys = json!({ "mode": "access_key", "access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "x" });
+        let merged = merge(&current, body(json!({ "auth": keys })));
+        assert!(!merged.contains_key("role_arn") && !merged.contains_key("role_session_name"));
+        assert_eq!(merged["bucket"], "acme-archive", "the rest is kept");
+        let merged = merge(&current, body(json!({ "auth": { "mode": "role" } })));
+        assert!(merged.contains_key("role_arn"), "a role's auth is a no-op on a role");
+        let outcome = static_checks_keeping(&OrgId::parse("acme").unwrap(), &merged, "stored-messages", None);
+        assert!(outcome.destination.is_some(), "{:?}", outcome.checks);
     }
 
     #[test]
