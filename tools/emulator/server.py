@@ -56,8 +56,9 @@ moto's IAM enforcement on from the first request, behind a middleware that adds:
   which aws-sdk-rust cannot parse (the error code comes back empty).
 * Session policies: a `Policy` passed to AssumeRole limits what that session
   may do, as AWS intersects it with the role's policies (moto ignores it):
-  its S3 calls, its AssumeRole (role chaining), and the KMS calls S3 makes on
-  its behalf (IAM User Guide, "Session policies"). Refusals carry AWS's current messages, e.g. `User:
+  its S3 calls, its AssumeRole (role chaining), its Secrets Manager calls,
+  and the KMS calls S3 and Secrets Manager make on its behalf (IAM User
+  Guide, "Session policies"). Refusals carry AWS's current messages, e.g. `User:
   arn:aws:sts::111122223333:assumed-role/ROLE/SESSION is not authorized to
   perform: s3:PutObject on resource: "arn:aws:s3:::bucket/key" because no
   session policy allows the s3:PutObject action` (or `with an explicit deny
@@ -103,6 +104,29 @@ moto's IAM enforcement on from the first request, behind a middleware that adds:
   resource: ARN because no identity-based policy allows ...`; moto, which
   checks every non-S3 action against "*", then checks that ARN too. See
   Middleware.check_secretsmanager and secret_resource.
+* Secrets Manager's KMS calls under the caller's identity. moto stores any
+  KmsKeyId without looking. Here, once the Secrets Manager action is
+  authorised, the calls Secrets Manager makes to KMS as the caller are
+  decided as for SSE-KMS (kms_refusal: key policy, identity-based policies
+  where it delegates to IAM, session policy): kms:GenerateDataKey for a new
+  value (CreateSecret, PutSecretValue), kms:GenerateDataKey and kms:Decrypt
+  to validate the key CreateSecret names (SecretVersionId
+  RequestToValidateKeyAccess), kms:Decrypt for GetSecretValue and for a
+  PutSecretValue retried with an existing version's ClientRequestToken; in
+  KMS's request context: kms:ViaService `secretsmanager.REGION.amazonaws.com`,
+  kms:CallerAccount, kms:EncryptionContext:SecretARN (the secret's ARN;
+  moto is made to give a new secret the one it was authorised as) and
+  kms:EncryptionContext:SecretVersionId. Without KmsKeyId the key is the
+  account's aws/secretsmanager, made on first use with AWS's key policy
+  (any principal of the account, through Secrets Manager: no IAM permission
+  needed). Refusals, 400 JSON: AccessDeniedException `Access to KMS is not
+  allowed`; a key that does not exist, is disabled or pending deletion:
+  EncryptionFailure (writes) or DecryptionFailure (reads) `Secrets Manager
+  can't encrypt the secret value: KEY_ARN is disabled. (Service: AWSKMS;
+  Status Code: 400; Error Code: DisabledException; Request ID: ...)`.
+  (Secrets Manager User Guide, "Secret encryption and decryption in AWS
+  Secrets Manager"; KMS Developer Guide, "How AWS Secrets Manager uses AWS
+  KMS".) See Middleware.check_secret_kms and secret_kms_calls.
 * JSON error shapes: every refusal of a JSON-protocol (X-Amz-Target)
   request is `{"__type": CODE, "message": ...}` with the x-amzn-ErrorType
   header, moto's own XML refusals rewritten (AccessDenied becomes 400
@@ -157,8 +181,14 @@ Keys kms:GenerateDataKey is still checked on every write; a key policy's
 Principal "*" does not exempt a grant from the session policy; S3 answers a
 session key sent without its token InvalidAccessKeyId (with a wrong token,
 InvalidToken); Secrets Manager authorises a secret that does not exist as
-the partial ARN of its name, and CreateSecret as the ARN the secret will
-have, six random characters standing in for the suffix it will get; and
+the partial ARN of its name; Secrets Manager's KMS refusals name no reason
+(AccessDeniedException `Access to KMS is not allowed`, as Secrets Manager
+was seen to answer), a missing, disabled or pending-deletion key is
+EncryptionFailure or DecryptionFailure carrying KMS's message (the codes
+chosen from the API reference's lists; the decrypting message's wording
+mirrors the encrypting one's), a key's state is checked before its
+policies, a CreateSecret whose name is taken calls KMS for nothing, and
+aws/secretsmanager, like aws/s3, is limited by a session policy; and
 when several reasons to refuse apply, the message names the first of:
 explicit Deny (identity-based, resource-based, session), then no
 identity-based Allow, no resource-based Allow, no session-policy Allow.

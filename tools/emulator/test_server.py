@@ -1181,14 +1181,19 @@ class EmulatorTest(Harness, unittest.TestCase):
         self.assertRefused(lambda: sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["Arn"]), "AccessDeniedException", 400)
         self.assertRefused(lambda: sm.describe_secret(SecretId=name), "ResourceNotFoundException", 400)
 
-        # Through Secrets Manager, and for this secret (its ARN in the encryption context).
+        # Through Secrets Manager: create, put and get work.
+        self.grant_kms(role, dict(use_key, Condition=THROUGH_SECRETS_MANAGER))
+        created = sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["Arn"])
+        sm.put_secret_value(SecretId=name, SecretString="v2")
+        self.assertEqual(sm.get_secret_value(SecretId=name, VersionId=created["VersionId"])["SecretString"], "v1")
+        self.assertEqual(sm.get_secret_value(SecretId=created["ARN"])["SecretString"], "v2")
+
+        # ... and for this secret only (its ARN in the encryption context).
         self.grant_kms(role, dict(use_key, Condition={
             **THROUGH_SECRETS_MANAGER,
             "StringLike": {"kms:EncryptionContext:SecretARN": f"arn:aws:secretsmanager:us-east-1:{VENDOR_ACCOUNT}:secret:{name}-??????"}}))
-        created = sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["Arn"])
-        put = sm.put_secret_value(SecretId=name, SecretString="v2")
-        self.assertEqual(sm.get_secret_value(SecretId=name, VersionId=created["VersionId"])["SecretString"], "v1")
-        self.assertEqual(sm.get_secret_value(SecretId=created["ARN"])["SecretString"], "v2")
+        put = sm.put_secret_value(SecretId=name, SecretString="v3")
+        self.assertEqual(sm.get_secret_value(SecretId=name)["SecretString"], "v3")
         self.assertRefused(lambda: sm.create_secret(Name=f"{name}-other", SecretString="v1", KmsKeyId=key["Arn"]),
                            "AccessDeniedException", 400)
 
@@ -1196,14 +1201,14 @@ class EmulatorTest(Harness, unittest.TestCase):
         # CreateSecret answered) and the version: SecretVersionId is the
         # ClientRequestToken, RequestToValidateKeyAccess for the check of a
         # new key.
-        self.grant_kms(role, dict(use_key, Condition={**THROUGH_SECRETS_MANAGER, "StringEquals": {
+        self.grant_kms(role, dict(use_key, Condition={"StringEquals": {
             **THROUGH_SECRETS_MANAGER["StringEquals"],
             "kms:EncryptionContext:SecretARN": created["ARN"],
             "kms:EncryptionContext:SecretVersionId": put["VersionId"]}}))
-        self.assertEqual(sm.get_secret_value(SecretId=name)["SecretString"], "v2")
+        self.assertEqual(sm.get_secret_value(SecretId=name)["SecretString"], "v3")
         self.assertRefused(lambda: sm.get_secret_value(SecretId=name, VersionId=created["VersionId"]), "AccessDeniedException", 400)
         token = "0123456789abcdef0123456789abcdef"
-        self.grant_kms(role, dict(use_key, Condition={**THROUGH_SECRETS_MANAGER, "StringEquals": {
+        self.grant_kms(role, dict(use_key, Condition={"StringEquals": {
             **THROUGH_SECRETS_MANAGER["StringEquals"],
             "kms:EncryptionContext:SecretVersionId": [token, "RequestToValidateKeyAccess"]}}))
         self.assertEqual(sm.create_secret(Name=f"{name}-token", SecretString="t", KmsKeyId=key["Arn"],
@@ -1233,7 +1238,8 @@ class EmulatorTest(Harness, unittest.TestCase):
         """GetSecretValue decrypts as the caller: a role that lost kms:Decrypt
         cannot read what it wrote; kms:GenerateDataKey still lets it write a
         new version, but not retry one (the idempotent retry decrypts the
-        stored value to compare)."""
+        stored value to compare), nor create a secret naming the key (whose
+        use Secrets Manager validates with both calls)."""
         key = self.kms_key(VENDOR_ACCOUNT, "us-east-1")
         role = "sm-secrets-kms-revoked"
         sm = self.secrets_role(role, key_use=[SECRETS_KEY_USE])
@@ -1253,6 +1259,9 @@ class EmulatorTest(Harness, unittest.TestCase):
         self.assertRefused(lambda: sm.put_secret_value(SecretId=name, SecretString="v2", ClientRequestToken=token),
                            "AccessDeniedException", 400)
         sm.describe_secret(SecretId=name)  # no KMS call
+        # Naming a key, CreateSecret checks that the caller may decrypt with it too.
+        self.assertRefused(lambda: sm.create_secret(Name=f"{name}-2", SecretString="v1", KmsKeyId=key["Arn"]),
+                           "AccessDeniedException", 400)
         # Secrets Manager's own answers come first: no such version.
         self.assertRefused(lambda: sm.get_secret_value(SecretId=name, VersionId="0" * 32), "ResourceNotFoundException", 400)
 
@@ -1531,6 +1540,45 @@ class ConditionEvaluatorTest(unittest.TestCase):
         deny = {"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*", "Condition": {"Null": {"s3:if-none-match": "true"}}}
         self.assertEqual(evaluate([named[1], deny], "s3:PutObject", "arn:aws:s3:::b/k", {}, caller)[0], "Deny")
         self.assertEqual(evaluate([named[1], deny], "s3:PutObject", "arn:aws:s3:::b/k", {"s3:if-none-match": "*"}, caller)[0], "Allow")
+
+
+class SecretIdentityTest(unittest.TestCase):
+    """Secrets Manager's KMS calls name a new secret's ARN and version
+    (SecretARN, SecretVersionId), which moto draws only when it stores the
+    secret. The middleware draws them first (secret_resource, which
+    authorises CreateSecret against that ARN, and the version id when no
+    ClientRequestToken is sent) and moto is made to use them
+    (_install_moto_hooks): checked here on the server module and moto in
+    this process, as the server's request thread sees them."""
+
+    def test_new_secrets_get_the_arn_and_version_the_middleware_drew(self):
+        spec = importlib.util.spec_from_file_location("emulator_server_hooks", SERVER)
+        server = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(server)
+        server._install_moto_hooks()
+        account, region = "210987654321", "us-east-1"
+        backend = server.secretsmanager_backends[account][region]
+
+        def create(name, token=None, drawn_version=None):
+            arn, _ = server.secret_resource("CreateSecret", {"Name": name}, region, account)
+            server._request_state.secret_arn = arn
+            server._request_state.secret_version_id = drawn_version
+            try:
+                return arn, json.loads(backend.create_secret(name, "v1", None, None, None, None, token, [], False))
+            finally:
+                server.reset_request_state()
+
+        drawn_version = "11111111-2222-4333-8444-555555555555"
+        arn, answer = create("stored-messages/drawn", drawn_version=drawn_version)
+        self.assertRegex(arn, rf"^arn:aws:secretsmanager:{region}:{account}:secret:stored-messages/drawn-[A-Za-z0-9]{{6}}$")
+        self.assertEqual((answer["ARN"], answer["VersionId"]), (arn, drawn_version))
+        # A ClientRequestToken is the version's id, whatever was drawn.
+        token = "0123456789abcdef0123456789abcdef"
+        self.assertEqual(create("stored-messages/token", token, drawn_version)[1]["VersionId"], token)
+        # Nothing drawn (fixtures, unauthenticated moto): moto's own.
+        fresh = json.loads(backend.create_secret("stored-messages/moto", "v1", None, None, None, None, None, [], False))
+        self.assertNotEqual(fresh["VersionId"], drawn_version)
+        self.assertRegex(fresh["ARN"], r":secret:stored-messages/moto-[A-Za-z]{6}$")
 
 
 class LeakAuditTest(Harness, unittest.TestCase):
