@@ -239,24 +239,48 @@ fn main() {
     print_health_events(&emulator);
 
     println!("==> a second customer cannot create a role: IAM user `archiver` in account 444455556666 and its access key");
-    let (keyed, key) =
-        emulator.key_customer("444455556666", "eu-west-1", "globex-archive", "archiver", true);
+    let (keyed, key) = emulator.key_customer(
+        "444455556666",
+        "eu-west-1",
+        "globex-archive",
+        "archiver",
+        true,
+    );
     let keyed_create = serde_json::json!({
         "project_id": "12345", "region": "eu-west-1", "bucket": "globex-archive",
         "channels": ["email"], "bucket_private_confirmed": true, "auth": key.auth(),
     });
     let created = watch.invoke(
         "validate-destination",
-        &api_event(&work, "apigw-create.json", "acme", "POST", "/v1/destinations", Some(keyed_create)),
+        &api_event(
+            &work,
+            "apigw-create.json",
+            "acme",
+            "POST",
+            "/v1/destinations",
+            Some(keyed_create),
+        ),
     );
     let created_body = api_body(&created);
-    assert_eq!(created["statusCode"], 201, "access-key destination not created: {created_body:#}");
-    let keyed_id = created_body["destination"]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        created["statusCode"], 201,
+        "access-key destination not created: {created_body:#}"
+    );
+    let keyed_id = created_body["destination"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     println!(
         "    {} {} auth {} (account {} from GetCallerIdentity)",
-        created["statusCode"], keyed_id, created_body["destination"]["auth"], created_body["destination"]["account_id"]
+        created["statusCode"],
+        keyed_id,
+        created_body["destination"]["auth"],
+        created_body["destination"]["account_id"]
     );
-    println!("    the key pair is only in Secrets Manager: {:?}", emulator.secret_names());
+    println!(
+        "    the key pair is only in Secrets Manager: {:?}",
+        emulator.secret_names()
+    );
     let response = watch.invoke("archive-message", &root.join("events/sqs-email.json"));
     println!(
         "    sqs-email.json archived again, batchItemFailures: {}; s3://globex-archive holds {} objects, signed with the key",
@@ -268,7 +292,14 @@ fn main() {
     let keyed_path = format!("/v1/destinations/{keyed_id}/credentials");
     let rotated = watch.invoke(
         "validate-destination",
-        &api_event(&work, "apigw-credentials.json", "acme", "PUT", &keyed_path, Some(rotate)),
+        &api_event(
+            &work,
+            "apigw-credentials.json",
+            "acme",
+            "PUT",
+            &keyed_path,
+            Some(rotate),
+        ),
     );
     println!(
         "==> PUT {keyed_path} with a new key: {}, checked before the swap; now {}",

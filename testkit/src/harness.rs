@@ -65,6 +65,8 @@ pub struct Vendor {
     pub session_token: String,
     /// The role customers trust (`VENDOR_PRINCIPAL_ARN`).
     pub principal_arn: String,
+    /// Our KMS key for access-key secrets (`CREDENTIALS_KMS_KEY_ID`).
+    pub secrets_key_arn: String,
 }
 
 /// An IAM user's access key, as the customer would paste it.
@@ -269,6 +271,47 @@ impl Emulator {
                 } },
             ]),
         );
+        // Our key for access-key secrets, as the SAM template makes it
+        // (CredentialsKey): the account administers it, and our role may use
+        // it only through Secrets Manager, in both the key policy and its
+        // own policy. The emulator makes Secrets Manager call KMS as us.
+        let via_secrets_manager = json!({ "StringEquals": { "kms:ViaService": format!("secretsmanager.{HOME_REGION}.amazonaws.com") } });
+        let key_policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                { "Sid": "AccountAdministers", "Effect": "Allow",
+                  "Principal": { "AWS": format!("arn:aws:iam::{VENDOR_ACCOUNT}:root") },
+                  "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:EnableKey", "kms:DisableKey"],
+                  "Resource": "*" },
+                { "Sid": "FunctionsUseThroughSecretsManager", "Effect": "Allow",
+                  "Principal": { "AWS": principal_arn },
+                  "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
+                  "Condition": via_secrets_manager },
+            ],
+        });
+        let key = self.aws(
+            VENDOR_ACCOUNT,
+            HOME_REGION,
+            json!([{ "service": "kms", "op": "create_key", "args": {
+                "Description": "stored-messages access-key destinations' secrets", "Policy": key_policy.to_string(),
+            } }]),
+        );
+        let secrets_key_arn = key[0]["KeyMetadata"]["Arn"]
+            .as_str()
+            .expect("a key ARN")
+            .to_owned();
+        let key_use = json!({
+            "Version": "2012-10-17",
+            "Statement": [{ "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                            "Resource": secrets_key_arn, "Condition": via_secrets_manager }],
+        });
+        self.aws(
+            VENDOR_ACCOUNT,
+            HOME_REGION,
+            json!([{ "service": "iam", "op": "put_role_policy", "args": {
+                "RoleName": VENDOR_ROLE, "PolicyName": "secrets-key", "PolicyDocument": key_use.to_string(),
+            } }]),
+        );
         let credentials = &results[2]["Credentials"];
         let field = |name: &str| {
             credentials[name]
@@ -284,6 +327,7 @@ impl Emulator {
             secret_access_key: field("SecretAccessKey"),
             session_token: field("SessionToken"),
             principal_arn,
+            secrets_key_arn,
         }
     }
 
@@ -652,7 +696,7 @@ impl Emulator {
             health: stored_messages::health::HealthSettings::default(),
             event_bus_name: Some(EVENT_BUS.to_owned()),
             credentials_secret_prefix: SECRET_PREFIX.to_owned(),
-            credentials_kms_key_id: None,
+            credentials_kms_key_id: Some(vendor.secrets_key_arn.clone()),
         }
     }
 
@@ -731,12 +775,14 @@ impl LambdaWatch {
                 "AWS_ENDPOINT_URL={}\nSTORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE=1\nCONTROL_BUCKET={CONTROL_BUCKET}\n\
                  STAGING_BUCKET={STAGING_BUCKET}\nVENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\n\
                  AWS_SECRET_ACCESS_KEY='{}'\nAWS_SESSION_TOKEN='{}'\nAWS_REGION={HOME_REGION}\n\
-                 AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\nEVENT_BUS_NAME={EVENT_BUS}\n",
+                 AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\nEVENT_BUS_NAME={EVENT_BUS}\n\
+                 CREDENTIALS_SECRET_PREFIX={SECRET_PREFIX}\nCREDENTIALS_KMS_KEY_ID={}\n",
                 emulator.endpoint(),
                 vendor.principal_arn,
                 vendor.access_key_id,
                 vendor.secret_access_key,
                 vendor.session_token,
+                vendor.secrets_key_arn,
             ),
         )
         .expect("write the watch env file");

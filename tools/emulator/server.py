@@ -1774,6 +1774,8 @@ class Middleware:
         if request.s3 and request.method == "PUT" and answer.status == 200 and request.path.endswith("/external-id.json"):
             match = EXTERNAL_ID_FIELD.search(request.body)
             self.audit_secret("external_id", match and match.group(1).decode())
+        if request.s3 and request.signed and request.method == "PUT" and request.key and answer.status == 200:
+            self.audit_stored_object(request)
         if request.service == "sts" and request.params.get("Action") == "AssumeRole" and answer.status == 200:
             # Remember, for the credentials moto just issued, when they were
             # issued (aws:TokenIssueTime, which revocation compares) and their
@@ -1812,6 +1814,28 @@ class Middleware:
             return
         if isinstance(fields, dict) and isinstance(fields.get("secret_access_key"), str):
             self.audit_secret("credential", fields["secret_access_key"])
+
+    def audit_stored_object(self, request):
+        """An object written to one of our own buckets (the account of
+        DEFAULT_ACCOUNT: control and staging), for the leak audit's `stored`
+        lines: no credential may ever be saved there. Compressed bodies are
+        left out (parked and quarantined message content, which holds no
+        credential by construction) and so are bodies over 1 MiB."""
+        if not LEAK_AUDIT_DIR:
+            return
+        owner, _ = find_bucket(request.bucket)
+        encoding = request.lower_headers.get("content-encoding", "")
+        if owner != DEFAULT_ACCOUNT or "gzip" in encoding or len(request.body) > 1 << 20:
+            return
+        line = json.dumps({
+            "kind": "stored",
+            "label": f"{request.bucket}/{request.key}",
+            "text": request.body.decode("utf-8", "replace"),
+        }) + "\n"
+        with self.lock:
+            os.makedirs(LEAK_AUDIT_DIR, exist_ok=True)
+            with open(os.path.join(LEAK_AUDIT_DIR, f"emulator.{os.getpid()}.jsonl"), "a", encoding="utf-8") as audit:
+                audit.write(line)
 
     def audit_secret(self, kind, value):
         """Appends a secret for the leak audit, if one is running."""

@@ -1603,8 +1603,27 @@ class LeakAuditTest(Harness, unittest.TestCase):
         """{text: label} of the secrets written so far."""
         with open(os.path.join(self.audit.name, f"emulator.{self.process.pid}.jsonl"), encoding="utf-8") as lines:
             entries = [json.loads(line) for line in lines]
-        self.assertEqual({entry["kind"] for entry in entries}, {"secret"})
-        return {entry["text"]: entry["label"] for entry in entries}
+        self.assertLessEqual({entry["kind"] for entry in entries}, {"secret", "stored"})
+        return {entry["text"]: entry["label"] for entry in entries if entry["kind"] == "secret"}
+
+    def stored(self):
+        """{label: text} of the objects of our own buckets written so far."""
+        with open(os.path.join(self.audit.name, f"emulator.{self.process.pid}.jsonl"), encoding="utf-8") as lines:
+            entries = [json.loads(line) for line in lines]
+        return {entry["label"]: entry["text"] for entry in entries if entry["kind"] == "stored"}
+
+    def test_objects_written_to_our_own_buckets_are_audited(self):
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "s3", "op": "create_bucket", "args": {"Bucket": "audit-control"}}])
+        self.fixture(CUSTOMER, "us-east-1", [{"service": "s3", "op": "create_bucket", "args": {"Bucket": "audit-customer"}}])
+        ours = self.user_key("audit-writer", {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"})
+        theirs = self.user_key("audit-customer-writer", {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}, account=CUSTOMER)
+        self.client("s3", ours).put_object(Bucket="audit-control", Key="destinations/a.json", Body=b'{"auth":{"mode":"access_key"}}')
+        self.client("s3", ours).put_object(Bucket="audit-control", Key="parked/a.json.gz", Body=b"\x1f\x8b...", ContentEncoding="gzip")
+        self.client("s3", theirs).put_object(Bucket="audit-customer", Key="email/a.json", Body=b'{"message":{}}')
+        stored = self.stored()
+        self.assertIn('{"auth":{"mode":"access_key"}}', stored.get("audit-control/destinations/a.json", ""))
+        self.assertNotIn("audit-control/parked/a.json.gz", stored)
+        self.assertNotIn("audit-customer/email/a.json", stored, "a customer's bucket is theirs, not ours")
 
     def test_access_keys_and_secret_strings_are_audited(self):
         # An IAM user's key made by a fixture (CreateAccessKey's answer).

@@ -403,8 +403,16 @@ mod tests {
         assert!(!merged.contains_key("role_arn") && !merged.contains_key("role_session_name"));
         assert_eq!(merged["bucket"], "acme-archive", "the rest is kept");
         let merged = merge(&current, body(json!({ "auth": { "mode": "role" } })));
-        assert!(merged.contains_key("role_arn"), "a role's auth is a no-op on a role");
-        let outcome = static_checks_keeping(&OrgId::parse("acme").unwrap(), &merged, "stored-messages", None);
+        assert!(
+            merged.contains_key("role_arn"),
+            "a role's auth is a no-op on a role"
+        );
+        let outcome = static_checks_keeping(
+            &OrgId::parse("acme").unwrap(),
+            &merged,
+            "stored-messages",
+            None,
+        );
         assert!(outcome.destination.is_some(), "{:?}", outcome.checks);
     }
 
