@@ -389,7 +389,7 @@ class SamTemplate(unittest.TestCase):
             if uses:
                 self.assertEqual(
                     statement["Condition"]["StringEquals"]["kms:ViaService"],
-                    {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"},
+                    {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"},
                 )
 
     def test_outputs(self):

@@ -14,7 +14,7 @@ use crate::credentials::access_key::{
 use crate::credentials::{assume_role, AssumeSpec, CredentialsError, Identity};
 use crate::destination::{
     messages_only, Auth, Destination, DestinationId, Health, SessionName, Status, StoredAccessKey,
-    Target,
+    Target, UNKNOWN_ACCOUNT,
 };
 use crate::ids::{Channel, EventType, OrgId, ProjectId, RecordKind};
 
@@ -129,13 +129,6 @@ pub struct StaticOutcome {
     pub checks: Vec<Check>,
     pub destination: Option<Destination>,
     pub new_keys: Option<AccessKeyPair>,
-}
-
-/// The account an access-key destination has before its `access_key` check
-/// learns the real one. Safe by construction: as an `ExpectedBucketOwner`
-/// it makes S3 refuse, never write elsewhere.
-fn unknown_account() -> Option<AccountId> {
-    AccountId::parse("000000000000")
 }
 
 /// What a request's `auth` (CONTRACT section 3) chose.
@@ -332,17 +325,18 @@ pub fn static_checks_keeping(
             },
             None,
         )),
-        (Some(AuthChoice::NewKeys(pair)), _, _) => unknown_account().map(|account| {
-            let stored = StoredAccessKey {
-                access_key_id: pair.id.masked(),
-                credentials_updated_at: Utc::now(),
-                secret_version_id: None,
-            };
-            (account, Auth::AccessKey(stored), Some(pair))
-        }),
-        (Some(AuthChoice::Stored(stored)), _, _) => {
-            unknown_account().map(|account| (account, Auth::AccessKey(stored), None))
+        (Some(AuthChoice::NewKeys(pair)), _, _) => {
+            AccountId::parse(UNKNOWN_ACCOUNT).map(|account| {
+                let stored = StoredAccessKey {
+                    access_key_id: pair.id.masked(),
+                    credentials_updated_at: Utc::now(),
+                    secret_version_id: None,
+                };
+                (account, Auth::AccessKey(stored), Some(pair))
+            })
         }
+        (Some(AuthChoice::Stored(stored)), _, _) => AccountId::parse(UNKNOWN_ACCOUNT)
+            .map(|account| (account, Auth::AccessKey(stored), None)),
         _ => None,
     };
     let mut new_keys = None;
@@ -672,18 +666,21 @@ pub(crate) async fn access_key_check(
     destination: &Destination,
 ) -> (Check, Option<AccountId>) {
     let name = LiveCheck::AccessKey.name();
+    // The contract has one code for this check; the words say whose turn it is.
     let invalid = |message: String, transient: bool| {
-        Check::fail(
-            name,
-            "access_key_invalid",
-            message,
-            "Check that the key is Active on the IAM user (IAM console > Users > Security credentials) and that the secret was copied whole; or create a new key and send it with PUT /v1/destinations/{id}/credentials. If you just created the key, wait a few seconds and retry.",
-        )
-        .transient_if(transient)
+        let remediation = if transient {
+            "Nothing to change on your side: this failure is ours or AWS's, and the next check retries it (or press Test Credentials)."
+        } else {
+            "Check that the key is Active on the IAM user (IAM console > Users > Security credentials) and that the secret was copied whole; or create a new key and send it with PUT /v1/destinations/{id}/credentials. If you just created the key, wait a few seconds and retry."
+        };
+        Check::fail(name, "access_key_invalid", message, remediation).transient_if(transient)
     };
     if let Err(err) = identity.credentials.get().await {
         return (
-            invalid(format!("We could not use the key: {err}."), true),
+            invalid(
+                format!("We could not use the key: {err}."),
+                err.is_retryable(),
+            ),
             None,
         );
     }
@@ -694,6 +691,9 @@ pub(crate) async fn access_key_check(
                 destination.region().as_str().to_owned(),
             ))
             .credentials_provider(identity.credentials.clone())
+            // The identity's cache is the cache: the shared one would keep
+            // the customer's key too.
+            .identity_cache(aws_sdk_sts::config::IdentityCache::no_cache())
             .build(),
     );
     match caller_identity(&client).await {

@@ -180,7 +180,10 @@ impl Delivery for Connections {
                     encryption: &s3.encryption,
                     write_once: true,
                 };
-                crate::s3::put::put(&identity, put_target, object.body).await
+                let role = matches!(destination.auth, Auth::Role { .. });
+                crate::s3::put::put(&identity, put_target, object.body)
+                    .await
+                    .map_err(|err| err.for_auth(role))
             }
         }
     }

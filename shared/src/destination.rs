@@ -215,6 +215,13 @@ pub struct StoredAccessKey {
     pub secret_version_id: Option<String>,
 }
 
+/// The account an access-key destination has before its `access_key`
+/// check learns the real one from `GetCallerIdentity`. Safe by
+/// construction: as an `ExpectedBucketOwner` it makes S3 refuse, never
+/// write elsewhere; a record carrying it does not load
+/// ([`Destination::is_consistent`]) and an answer does not show it.
+pub const UNKNOWN_ACCOUNT: &str = "000000000000";
+
 /// How long a key may go unrotated before the API flags it (IAM User
 /// Guide, "Security best practices in IAM": rotate access keys regularly;
 /// AWS Security Hub's IAM.3 control flags keys older than 90 days).
@@ -342,9 +349,13 @@ impl Destination {
         }
     }
 
-    /// A record is consistent when its account matches its role.
+    /// A record is consistent when its account is its role's, or, for an
+    /// access key, the one its check learnt.
     pub fn is_consistent(&self) -> bool {
-        &self.account_id == self.expected_owner()
+        match &self.auth {
+            Auth::Role { role_arn, .. } => &self.account_id == role_arn.account(),
+            Auth::AccessKey(_) => self.account_id.as_str() != UNKNOWN_ACCOUNT,
+        }
     }
 
     /// The partition the destination's resources are in.
@@ -398,6 +409,9 @@ impl Destination {
                 }),
             };
             fields.insert("auth".to_owned(), auth);
+            if self.account_id.as_str() == UNKNOWN_ACCOUNT {
+                fields.remove("account_id");
+            }
         }
         value
     }

@@ -200,6 +200,25 @@ pub(crate) enum SdkOutcome<'a> {
     Construction,
 }
 
+/// An SDK failure reduced to the AWS error code (or our words for a
+/// failure without one) and whether retrying can help: what every caller
+/// that only reports and retries needs.
+pub(crate) fn code_and_retry<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> (String, bool) {
+    match sdk_outcome(err) {
+        SdkOutcome::Service(facts) => (
+            facts.code.unwrap_or("no error code").to_owned(),
+            facts.is_transient(),
+        ),
+        SdkOutcome::Transport => ("no answer".to_owned(), true),
+        SdkOutcome::Construction => ("request could not be built".to_owned(), false),
+    }
+}
+
 pub(crate) fn sdk_outcome<E>(
     err: &aws_smithy_runtime_api::client::result::SdkError<
         E,
@@ -207,7 +226,7 @@ pub(crate) fn sdk_outcome<E>(
     >,
 ) -> SdkOutcome<'_>
 where
-    E: aws_sdk_s3::error::ProvideErrorMetadata,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
 {
     use aws_smithy_runtime_api::client::result::SdkError;
     match err {

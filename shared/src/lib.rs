@@ -53,6 +53,7 @@ pub mod destination;
 pub mod failure;
 pub mod health;
 pub mod ids;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod records;

@@ -11,12 +11,12 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::credentials::access_key::{AccessKeyId, AccessKeyPair, SecretAccessKey};
 use crate::credentials::CredentialsError;
 use crate::destination::DestinationId;
-use crate::failure::{sdk_outcome, SdkOutcome};
+use crate::failure::code_and_retry;
 use crate::ids::OrgId;
 
 /// A destination's secret name. Built only from the authorizer's org and a
@@ -34,8 +34,8 @@ impl SecretName {
     }
 }
 
-/// The secret's JSON. Never logged: the type has no `Debug`.
-#[derive(Serialize, Deserialize)]
+/// The secret's JSON as read back. Never logged: the type has no `Debug`.
+#[derive(Deserialize)]
 struct Stored {
     access_key_id: String,
     secret_access_key: String,
@@ -47,36 +47,55 @@ struct Stored {
 pub struct SecretError {
     pub operation: &'static str,
     pub code: String,
-    pub retryable: bool,
+    /// The secret does not exist (any more): a destination whose secret is
+    /// gone will not get it back by retrying.
+    pub gone: bool,
+}
+
+impl SecretError {
+    fn of<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+        operation: &'static str,
+        err: &aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::http::Response,
+        >,
+    ) -> Self {
+        let (code, _) = code_and_retry(err);
+        Self {
+            gone: false,
+            operation,
+            code,
+        }
+    }
+
+    fn answer(operation: &'static str, code: &str) -> Self {
+        Self {
+            operation,
+            code: code.to_owned(),
+            gone: false,
+        }
+    }
 }
 
 impl From<SecretError> for CredentialsError {
     fn from(err: SecretError) -> Self {
-        CredentialsError::SecretUnavailable(err.code)
+        if err.gone {
+            CredentialsError::SecretGone
+        } else {
+            CredentialsError::SecretUnavailable(err.code)
+        }
     }
 }
 
-fn failure<E: aws_sdk_s3::error::ProvideErrorMetadata>(
-    operation: &'static str,
-    err: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::http::Response,
-    >,
-) -> SecretError {
-    let (code, retryable) = match sdk_outcome(err) {
-        SdkOutcome::Service(facts) => (
-            facts.code.unwrap_or("no error code").to_owned(),
-            facts.is_transient(),
-        ),
-        SdkOutcome::Transport => ("no answer".to_owned(), true),
-        SdkOutcome::Construction => ("request could not be built".to_owned(), false),
-    };
-    SecretError {
-        operation,
-        code,
-        retryable,
-    }
-}
+/// How often, and how far apart, a `CreateSecret` is retried while a
+/// secret of the same name is still being deleted. Forced deletion is
+/// asynchronous ("DeleteSecret", Secrets Manager API Reference: "If you
+/// delete a secret and then immediately create a secret with the same name,
+/// use appropriate back off and retry logic"), which a destination
+/// switched from a key to a role and back meets. 5 tries within 7.5 s
+/// leave the API call inside API Gateway's 30 s.
+const CREATE_ATTEMPTS: u32 = 5;
+const CREATE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Our Secrets Manager client and settings, built once per container.
 #[derive(Clone)]
@@ -106,38 +125,50 @@ impl SecretStore {
         .to_string()
     }
 
-    /// Stores `pair` as the destination's secret: creates it, or puts a new
-    /// version when it exists (a role destination switched to keys and
-    /// back). Returns the version id the registry must name.
+    /// Stores `pair` as the destination's new secret (a destination
+    /// switched to a key; [`SecretStore::put`] rotates an existing one), or
+    /// a new version when one exists already. Returns the version id the
+    /// registry must name.
     pub async fn store(
         &self,
         name: &SecretName,
         pair: &AccessKeyPair,
     ) -> Result<String, SecretError> {
-        let created = self
-            .client
-            .create_secret()
-            .name(name.as_str())
-            .description("Access key of a stored-messages destination")
-            .set_kms_key_id(self.kms_key_id.clone())
-            .secret_string(Self::secret_string(pair))
-            .send()
-            .await;
-        match created {
-            Ok(out) => out.version_id().map(str::to_owned).ok_or(SecretError {
-                operation: "CreateSecret",
-                code: "no version id".into(),
-                retryable: false,
-            }),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_exists_exception()) =>
-            {
-                self.put(name, pair).await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let created = self
+                .client
+                .create_secret()
+                .name(name.as_str())
+                .description("Access key of a stored-messages destination")
+                .set_kms_key_id(self.kms_key_id.clone())
+                .secret_string(Self::secret_string(pair))
+                .send()
+                .await;
+            let err = match created {
+                Ok(out) => return Self::version(out.version_id(), "CreateSecret"),
+                Err(err) => err,
+            };
+            let service = err.as_service_error();
+            if service.is_some_and(|e| e.is_resource_exists_exception()) {
+                return self.put(name, pair).await;
             }
-            Err(err) => Err(failure("CreateSecret", &err)),
+            // Still being deleted: CreateSecret answers InvalidRequestException.
+            if service.is_some_and(|e| e.is_invalid_request_exception())
+                && attempt < CREATE_ATTEMPTS
+            {
+                tokio::time::sleep(CREATE_BACKOFF * attempt).await;
+                continue;
+            }
+            return Err(SecretError::of("CreateSecret", &err));
         }
+    }
+
+    fn version(version: Option<&str>, operation: &'static str) -> Result<String, SecretError> {
+        version
+            .map(str::to_owned)
+            .ok_or_else(|| SecretError::answer(operation, "no version id"))
     }
 
     /// A new version of an existing secret; the one before stays readable
@@ -154,12 +185,8 @@ impl SecretStore {
             .secret_string(Self::secret_string(pair))
             .send()
             .await
-            .map_err(|err| failure("PutSecretValue", &err))?;
-        out.version_id().map(str::to_owned).ok_or(SecretError {
-            operation: "PutSecretValue",
-            code: "no version id".into(),
-            retryable: false,
-        })
+            .map_err(|err| SecretError::of("PutSecretValue", &err))?;
+        Self::version(out.version_id(), "PutSecretValue")
     }
 
     /// The pair of one version.
@@ -175,12 +202,13 @@ impl SecretStore {
             .version_id(version)
             .send()
             .await
-            .map_err(|err| failure("GetSecretValue", &err))?;
-        let unreadable = || SecretError {
-            operation: "GetSecretValue",
-            code: "unreadable secret".into(),
-            retryable: false,
-        };
+            .map_err(|err| SecretError {
+                gone: err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()),
+                ..SecretError::of("GetSecretValue", &err)
+            })?;
+        let unreadable = || SecretError::answer("GetSecretValue", "unreadable secret");
         let stored: Stored = serde_json::from_str(out.secret_string().ok_or_else(unreadable)?)
             .map_err(|_| unreadable())?;
         Ok(AccessKeyPair {
@@ -209,7 +237,7 @@ impl SecretStore {
             {
                 Ok(())
             }
-            Err(err) => Err(failure("DeleteSecret", &err)),
+            Err(err) => Err(SecretError::of("DeleteSecret", &err)),
         }
     }
 }

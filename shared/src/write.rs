@@ -173,6 +173,17 @@ impl WriteError {
         denied && matches!(self.denied_by, None | Some(DeniedBy::IdentityPolicy))
     }
 
+    /// The code as the destination's `auth` reads it: S3's
+    /// `InvalidAccessKeyId`/`SignatureDoesNotMatch` is `access_key_invalid`
+    /// for a customer's key, but a role session S3 refuses is the role's
+    /// write denied (`put_object_denied`): a role customer has no key to fix.
+    pub fn for_auth(mut self, role: bool) -> Self {
+        if role && self.code == FailureCode::AccessKeyInvalid {
+            self.code = FailureCode::PutObjectDenied;
+        }
+        self
+    }
+
     pub(crate) fn transient(code: FailureCode, message: impl Into<String>) -> Self {
         Self {
             code,
@@ -189,6 +200,7 @@ impl From<CredentialsError> for WriteError {
         let code = match err {
             CredentialsError::Denied => FailureCode::AssumeRoleDenied,
             CredentialsError::SecretUnavailable(_) => FailureCode::PutObjectFailed,
+            CredentialsError::SecretGone => FailureCode::AccessKeyInvalid,
             _ => FailureCode::AssumeRoleFailed,
         };
         Self {

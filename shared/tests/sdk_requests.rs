@@ -727,6 +727,50 @@ async fn secrets_are_created_under_our_key_replaced_by_version_and_deleted_at_on
     let store = secret_store(&[&exists, &put_value]);
     assert_eq!(store.store(&name, &pair).await.unwrap(), "v2");
 
+    // Just deleted (a destination switched to a role and back): Secrets
+    // Manager refuses the name for a few seconds; we wait and retry.
+    let scheduled = mock!(aws_sdk_secretsmanager::Client::create_secret)
+        .sequence()
+        .error(|| {
+            aws_sdk_secretsmanager::operation::create_secret::CreateSecretError::InvalidRequestException(
+                aws_sdk_secretsmanager::types::error::InvalidRequestException::builder()
+                    .message("You can't create this secret because a secret with this name is already scheduled for deletion.")
+                    .build(),
+            )
+        })
+        .output(|| {
+            aws_sdk_secretsmanager::operation::create_secret::CreateSecretOutput::builder()
+                .version_id("v3")
+                .build()
+        })
+        .build();
+    assert_eq!(
+        secret_store(&[&scheduled])
+            .store(&name, &pair)
+            .await
+            .unwrap(),
+        "v3"
+    );
+    assert_eq!(scheduled.num_calls(), 2);
+
+    // A secret that is gone is not retried forever: the destination parks.
+    let missing = mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(|| {
+        aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError::ResourceNotFoundException(
+            aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder().build(),
+        )
+    });
+    let err = secret_store(&[&missing])
+        .read(&name, "v1")
+        .await
+        .unwrap_err();
+    assert!(err.gone);
+    let err = stored_messages::credentials::CredentialsError::from(err);
+    assert!(!err.is_retryable());
+    assert_eq!(
+        stored_messages::write::WriteError::from(err).code,
+        FailureCode::AccessKeyInvalid
+    );
+
     let delete = mock!(aws_sdk_secretsmanager::Client::delete_secret)
         .match_requests(|r| {
             r.secret_id() == Some("stored-messages/acme/dst_abcdefghijklmnopqrstuvwxyz")

@@ -33,9 +33,9 @@ fn main() -> ExitCode {
 
     println!("leak audit of the emulator suite ({})", dir.display());
     println!(
-        "| program | log lines | metric lines | API answers | of which 4xx/5xx | secrets found |"
+        "| program | log lines | metric lines | API answers | of which 4xx/5xx | objects in our buckets | secrets found |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let programs: BTreeSet<&str> = report.scanned.keys().map(|(p, _)| p.as_str()).collect();
     for program in &programs {
         let count = |kind| {
@@ -51,19 +51,21 @@ fn main() -> ExitCode {
             .filter(|f| f.program == *program)
             .count();
         println!(
-            "| {program} | {} | {} | {} | {} | {found} |",
+            "| {program} | {} | {} | {} | {} | {} | {found} |",
             count(Kind::Log),
             count(Kind::Metric),
             count(Kind::Response),
             report.error_bodies.get(*program).copied().unwrap_or(0),
+            count(Kind::Stored),
         );
     }
     let secrets = |class| report.secrets.get(&class).copied().unwrap_or(0);
     println!(
-        "looked for: {} recipient/message values, {} External IDs, {} credentials (each as is, in any casing, JSON-escaped, as Rust Debug of a string or of bytes, and percent-encoded)",
+        "looked for: {} recipient/message values, {} External IDs, {} credentials, {} full access key ids (each as is, in any casing, JSON-escaped, as Rust Debug of a string or of bytes, and percent-encoded)",
         secrets(Class::Pii),
         secrets(Class::ExternalId),
-        secrets(Class::Credential)
+        secrets(Class::Credential),
+        secrets(Class::AccessKeyId)
     );
 
     let mut problems = vec![];
@@ -90,12 +92,18 @@ fn main() -> ExitCode {
         ("archive_message", Kind::Metric),
         ("check_destinations", Kind::Metric),
         ("validate_destination", Kind::Response),
+        ("emulator", Kind::Stored),
     ] {
         if !report.scanned.contains_key(&(program.to_owned(), kind)) {
             problems.push(format!("no {kind:?} lines recorded from {program}"));
         }
     }
-    for class in [Class::Pii, Class::ExternalId, Class::Credential] {
+    for class in [
+        Class::Pii,
+        Class::ExternalId,
+        Class::Credential,
+        Class::AccessKeyId,
+    ] {
         if secrets(class) == 0 {
             problems.push(format!("no {} was recorded to look for", class.name()));
         }

@@ -526,10 +526,12 @@ impl Emulator {
         let key = &created[0]["AccessKey"];
         let field = |name: &str| key[name].as_str().expect("an access key").to_owned();
         let secret = field("SecretAccessKey");
+        let id = field("AccessKeyId");
         crate::leak_audit::record(crate::leak_audit::Kind::Secret, "credential", &secret);
+        crate::leak_audit::record(crate::leak_audit::Kind::Secret, "access_key_id", &id);
         AccessKey {
             user: user.to_owned(),
-            access_key_id: field("AccessKeyId"),
+            access_key_id: id,
             secret_access_key: secret,
         }
     }
@@ -558,10 +560,12 @@ impl Emulator {
         let answer: Value = serde_json::from_str(&body).expect("a root key");
         let field = |name: &str| answer[name].as_str().expect("a root key").to_owned();
         let secret = field("secret_access_key");
+        let id = field("access_key_id");
         crate::leak_audit::record(crate::leak_audit::Kind::Secret, "credential", &secret);
+        crate::leak_audit::record(crate::leak_audit::Kind::Secret, "access_key_id", &id);
         AccessKey {
             user: "root".to_owned(),
-            access_key_id: field("access_key_id"),
+            access_key_id: id,
             secret_access_key: secret,
         }
     }

@@ -1,7 +1,7 @@
 //! archive-message: SQS trigger that archives each sent message into every
 //! active destination of its project. Wiring only; see `handler`.
 
-use lambda_runtime::{run, service_fn, tracing, Error};
+use lambda_runtime::{run, service_fn, Error};
 use stored_messages::config::{own_account, Settings};
 
 mod handler;
@@ -13,7 +13,8 @@ mod tests;
 // tasks cost CPU we pay for without buying parallelism.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    // The SDK never logs below INFO here, whatever the level (see logging).
+    stored_messages::logging::init();
     let settings = Settings::from_env()?;
     let sdk = settings.sdk_config().await;
     let account = own_account(&aws_sdk_sts::Client::new(&sdk)).await?;

@@ -2,7 +2,7 @@
 //! destination, and the replay of what was parked while one was broken.
 //! Wiring only; see `handler`.
 
-use lambda_runtime::{run, service_fn, tracing, Error};
+use lambda_runtime::{run, service_fn, Error};
 use stored_messages::config::{own_account, Settings};
 
 mod handler;
@@ -11,7 +11,8 @@ mod tests;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    // The SDK never logs below INFO here, whatever the level (see logging).
+    stored_messages::logging::init();
     let settings = Settings::from_env()?;
     let sdk = settings.health_sdk_config().await;
     let account = own_account(&aws_sdk_sts::Client::new(&sdk)).await?;

@@ -39,6 +39,17 @@ const EDITABLE: [&str; 13] = [
 /// its conditional write.
 const SAVE_ATTEMPTS: usize = 5;
 
+/// A `PATCH` that passed its checks, ready for the conditional save.
+struct Checked<'a> {
+    current: &'a Destination,
+    candidate: Destination,
+    /// The `ETag` of `current`: the save refuses any other.
+    read_etag: String,
+    status: Option<Status>,
+    /// Whether the live checks ran (and passed).
+    revalidated: bool,
+}
+
 /// A `PATCH` body, checked field by field before anything is read.
 struct Patch {
     settings: Map<String, Value>,
@@ -144,8 +155,26 @@ impl Api {
         body: &Map<String, Value>,
         if_match: Option<&str>,
     ) -> Result<ApiResponse, ApiError> {
+        self.edit(org, id, body, if_match, false).await
+    }
+
+    /// A `PATCH`, or with `keys_only` a rotation, which must find an
+    /// access-key destination on the very read it edits (the save below
+    /// then refuses any change since): a role destination is `409`
+    /// `not_access_key`, never turned into a key one by a racing `PATCH`.
+    async fn edit(
+        &self,
+        org: &OrgId,
+        id: &DestinationId,
+        body: &Map<String, Value>,
+        if_match: Option<&str>,
+        keys_only: bool,
+    ) -> Result<ApiResponse, ApiError> {
         let patch = Patch::parse(body)?;
         let current = self.registry.destination(org, id).await?;
+        if keys_only && current.auth.access_key().is_none() {
+            return Err(ApiError::NotAccessKey);
+        }
         let read_etag = current.etag();
         if !if_match_holds(if_match, &read_etag) {
             return Err(ApiError::PreconditionFailed);
@@ -160,6 +189,11 @@ impl Api {
         let mut checks = outcome.checks;
         let new_keys = outcome.new_keys;
         let Some(mut candidate) = outcome.destination else {
+            if all_passed(&checks) {
+                return Err(ApiError::Internal(
+                    "no destination from passing checks".into(),
+                ));
+            }
             checks.extend(LiveCheck::ALL.iter().map(|live| {
                 Check::skip(live.name(), "Skipped: fix the failed checks above first.")
             }));
@@ -186,62 +220,74 @@ impl Api {
             candidate.account_id = current.account_id.clone();
         }
         // Only keys that passed reach Secrets Manager: a new version, which
-        // readers use once the save below names it (crate::secrets).
+        // readers use once the save below names it (crate::secrets). A
+        // rotation puts a version on the existing secret: if a racing
+        // DELETE removed it, the put fails rather than re-create it.
         let secret = self.secret_name(org, id);
-        let stored_keys = match &new_keys {
-            Some(pair) => {
-                let version = self.secrets.store(&secret, pair).await.map_err(internal)?;
-                if let Auth::AccessKey(stored) = &mut candidate.auth {
-                    stored.secret_version_id = Some(version);
-                }
-                true
-            }
-            None => false,
-        };
-        let saved = self
-            .save_patch(
-                org,
-                id,
-                &current,
-                &candidate,
-                &read_etag,
-                &patch.status,
-                revalidated,
-                if_match,
-            )
-            .await;
         let had_key = current.auth.access_key().is_some();
+        if let Some(pair) = &new_keys {
+            let version = if had_key {
+                self.secrets.put(&secret, pair).await
+            } else {
+                self.secrets.store(&secret, pair).await
+            }
+            .map_err(internal)?;
+            if let Auth::AccessKey(stored) = &mut candidate.auth {
+                stored.secret_version_id = Some(version);
+            }
+        }
+        let checked = Checked {
+            current: &current,
+            candidate,
+            read_etag,
+            status: patch.status,
+            revalidated,
+        };
+        let saved = self.save_patch(org, id, &checked, if_match).await;
         match &saved {
             // A role now: the key is no longer needed anywhere.
-            Ok(_) if had_key && candidate.auth.access_key().is_none() => {
+            Ok(_) if had_key && checked.candidate.auth.access_key().is_none() => {
                 self.delete_secret(org, id).await;
             }
-            // Created for this save, which did not happen.
-            Err(_) if stored_keys && !had_key => self.delete_secret(org, id).await,
+            // Keys stored for a save that did not happen: keep the secret
+            // only if the destination (as it is now) still uses one.
+            Err(_) if new_keys.is_some() => {
+                let still_keyed = self
+                    .registry
+                    .destination(org, id)
+                    .await
+                    .is_ok_and(|now| now.auth.access_key().is_some());
+                if !still_keyed {
+                    self.delete_secret(org, id).await;
+                }
+            }
             _ => {}
         }
         saved
     }
 
     /// The conditional save of a checked `PATCH` (see [`Api::patch`]).
-    #[allow(clippy::too_many_arguments)]
     async fn save_patch(
         &self,
         org: &OrgId,
         id: &DestinationId,
-        current: &Destination,
-        candidate: &Destination,
-        read_etag: &str,
-        status: &Option<Status>,
-        revalidated: bool,
+        checked: &Checked<'_>,
         if_match: Option<&str>,
     ) -> Result<ApiResponse, ApiError> {
+        let Checked {
+            current,
+            candidate,
+            read_etag,
+            status,
+            revalidated,
+        } = checked;
+        let (status, revalidated) = (*status, *revalidated);
         for _ in 0..SAVE_ATTEMPTS {
             let Some((fresh, version)) = self.registry.destination_for_update(current).await?
             else {
                 return Err(ApiError::NotFound);
             };
-            if fresh.etag() != read_etag {
+            if fresh.etag() != *read_etag {
                 // Another edit landed since we read: never overwrite it.
                 return Err(if if_match.is_some() {
                     ApiError::PreconditionFailed
@@ -321,15 +367,11 @@ impl Api {
                 "The body takes access_key_id and secret_access_key only.".into(),
             ));
         }
-        let current = self.registry.destination(org, id).await?;
-        if current.auth.access_key().is_none() {
-            return Err(ApiError::NotAccessKey);
-        }
         let mut auth = body.clone();
         auth.insert("mode".into(), json!("access_key"));
         let mut patch = Map::new();
         patch.insert("auth".into(), Value::Object(auth));
-        self.patch(org, id, &patch, if_match).await
+        self.edit(org, id, &patch, if_match, true).await
     }
 
     /// `POST /v1/destinations/{id}/test`: every live check now, with the

@@ -310,6 +310,11 @@ impl Api {
                             if !self.registry.delete_unusable_destination(&org, &id).await? {
                                 return Err(ApiError::NotFound);
                             }
+                            // Whatever it held, no secret outlives it.
+                            self.secrets
+                                .delete(&self.secret_name(&org, &id))
+                                .await
+                                .map_err(internal)?;
                         }
                         Err(err) => return Err(err.into()),
                     }
@@ -380,6 +385,13 @@ impl Api {
         let outcome = static_checks(org, body, &self.settings.role_name_prefix);
         let mut checks = outcome.checks;
         let Some(mut destination) = outcome.destination else {
+            // Every check passed yet nothing was built (no randomness for an
+            // id): never a `valid: true` that cannot be saved.
+            if all_passed(&checks) {
+                return Err(ApiError::Internal(
+                    "no destination from passing checks".into(),
+                ));
+            }
             checks.extend(LiveCheck::ALL.iter().map(|live| {
                 Check::skip(live.name(), "Skipped: fix the failed checks above first.")
             }));

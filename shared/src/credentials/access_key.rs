@@ -218,9 +218,17 @@ pub async fn caller_identity(sts: &aws_sdk_sts::Client) -> Result<CallerIdentity
                 code: "STS returned no account".into(),
                 retryable: false,
             })?;
+    // Without an ARN a root key could not be told apart: no pass.
+    let arn = out
+        .arn()
+        .filter(|arn| !arn.is_empty())
+        .ok_or_else(|| KeyCheckError::Failed {
+            code: "STS returned no ARN".into(),
+            retryable: false,
+        })?;
     Ok(CallerIdentity {
         account,
-        arn: out.arn().unwrap_or_default().to_owned(),
+        arn: arn.to_owned(),
     })
 }
 

@@ -57,6 +57,11 @@ pub enum CredentialsError {
     /// on the queue) and never a reason to call the destination `failing`.
     #[error("the stored access key could not be read ({0})")]
     SecretUnavailable(String),
+    /// The destination's secret does not exist: half deleted (the secret
+    /// goes first), or removed by hand. Retrying will not bring it back;
+    /// the objects are parked until the customer sends a key again.
+    #[error("the stored access key is gone")]
+    SecretGone,
 }
 
 impl CredentialsError {
@@ -79,7 +84,9 @@ struct CacheState {
     /// The credentials and when to stop using them (`None`: a long-term
     /// key, used until the identity itself is replaced).
     credentials: Option<(Credentials, Option<SystemTime>)>,
+    /// Until when a refusal (or a secret that is gone) is answered from memory.
     denied_until: Option<Instant>,
+    refused_with: Option<CredentialsError>,
     /// When credentials were last dropped because S3 denied a write.
     renewed_after_denial: Option<Instant>,
 }
@@ -132,11 +139,10 @@ impl CachedCredentials {
                 return Ok(credentials.clone());
             }
         }
-        if state
-            .denied_until
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return Err(CredentialsError::Denied);
+        if let (Some(until), Some(err)) = (state.denied_until, &state.refused_with) {
+            if Instant::now() < until {
+                return Err(err.clone());
+            }
         }
         self.0.fetches.fetch_add(1, Ordering::Relaxed);
         match self.0.source.fetch().await {
@@ -149,8 +155,9 @@ impl CachedCredentials {
                 Ok(credentials)
             }
             Err(err) => {
-                if err == CredentialsError::Denied {
+                if matches!(err, CredentialsError::Denied | CredentialsError::SecretGone) {
                     state.denied_until = Some(Instant::now() + DENIAL_TTL);
+                    state.refused_with = Some(err.clone());
                 }
                 state.credentials = None;
                 Err(err)
@@ -165,7 +172,8 @@ impl CachedCredentials {
 
     /// After S3 denied a write signed with the access key `used`: whether a
     /// retry may see other credentials. Drops `used` from the cache so the
-    /// next [`RoleCredentials::get`] assumes the role afresh, at most once per
+    /// next [`CachedCredentials::get`] fetches afresh (a new role session; an
+    /// access key's version read again), at most once per
     /// [`RENEWAL_AFTER_DENIAL_INTERVAL`] (never once per message).
     ///
     /// Why: a customer who presses "Revoke active sessions" on the role
@@ -331,14 +339,14 @@ impl Identities {
         };
         // A poisoned lock only means another task panicked mid-insert; the map is still usable.
         let mut identities = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(identity) = identities.get(&key) {
+            return Arc::clone(identity);
+        }
         if let SourceKey::StoredKey { name, version } = &key.source {
             // A rotated key's older versions are never used again here.
             identities.retain(|k, _| {
                 !matches!(&k.source, SourceKey::StoredKey { name: n, version: v } if n == name && v != version)
             });
-        }
-        if let Some(identity) = identities.get(&key) {
-            return Arc::clone(identity);
         }
         let credentials =
             CachedCredentials::new(self.source(&key.source), Arc::clone(&self.fetches));

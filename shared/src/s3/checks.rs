@@ -217,7 +217,10 @@ pub(crate) async fn probe(
                 target.bucket
             ),
         ),
-        Err(err) => put_failure(&err, destination, target),
+        Err(err) => {
+            let err = err.for_auth(matches!(destination.auth, Auth::Role { .. }));
+            put_failure(&err, destination, target)
+        }
     }
 }
 
