@@ -249,15 +249,16 @@ impl Api {
             Ok(_) if had_key && checked.candidate.auth.access_key().is_none() => {
                 self.delete_secret(org, id).await;
             }
-            // Keys stored for a save that did not happen: keep the secret
-            // only if the destination (as it is now) still uses one.
+            // Keys stored for a save that did not happen: the secret goes
+            // only when the destination as it is now surely needs none (a
+            // registry we cannot read proves nothing).
             Err(_) if new_keys.is_some() => {
-                let still_keyed = self
-                    .registry
-                    .destination(org, id)
-                    .await
-                    .is_ok_and(|now| now.auth.access_key().is_some());
-                if !still_keyed {
+                let unused = match self.registry.destination(org, id).await {
+                    Ok(now) => now.auth.access_key().is_none(),
+                    Err(RegistryError::NotFound) => true,
+                    Err(_) => false,
+                };
+                if unused {
                     self.delete_secret(org, id).await;
                 }
             }
