@@ -283,7 +283,7 @@ fn main() {
     );
     let response = watch.invoke("archive-message", &root.join("events/sqs-email.json"));
     println!(
-        "    sqs-email.json archived again, batchItemFailures: {}; s3://globex-archive holds {} objects, signed with the key",
+        "    sqs-email.json archived again, batchItemFailures: {}; s3://globex-archive now holds {} object(s), written with the key",
         response["batchItemFailures"],
         emulator.objects(&keyed, "").len()
     );
