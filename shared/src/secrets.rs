@@ -62,7 +62,7 @@ impl SecretError {
     ) -> Self {
         let (code, _) = code_and_retry(err);
         Self {
-            gone: false,
+            gone: code == "ResourceNotFoundException",
             operation,
             code,
         }
@@ -172,7 +172,8 @@ impl SecretStore {
     }
 
     /// A new version of an existing secret; the one before stays readable
-    /// as `AWSPREVIOUS` until the registry names the new one.
+    /// as `AWSPREVIOUS` until the registry names the new one. A secret that
+    /// is gone is [`SecretError::gone`].
     pub async fn put(
         &self,
         name: &SecretName,
@@ -202,12 +203,7 @@ impl SecretStore {
             .version_id(version)
             .send()
             .await
-            .map_err(|err| SecretError {
-                gone: err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()),
-                ..SecretError::of("GetSecretValue", &err)
-            })?;
+            .map_err(|err| SecretError::of("GetSecretValue", &err))?;
         let unreadable = || SecretError::answer("GetSecretValue", "unreadable secret");
         let stored: Stored = serde_json::from_str(out.secret_string().ok_or_else(unreadable)?)
             .map_err(|_| unreadable())?;

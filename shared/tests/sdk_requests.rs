@@ -756,9 +756,16 @@ async fn secrets_are_created_under_our_key_replaced_by_version_and_deleted_at_on
     // A secret that is gone is not retried forever: the destination parks.
     let missing = mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(|| {
         aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError::ResourceNotFoundException(
-            aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder().build(),
+            aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
+                .meta(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("ResourceNotFoundException")
+                        .build(),
+                )
+                .build(),
         )
     });
+
     let err = secret_store(&[&missing])
         .read(&name, "v1")
         .await

@@ -7,8 +7,9 @@
 //! archive-message, and prints what landed. Then the lifecycle: pause and
 //! resume the destination (`PATCH`), break the customer's side and show the
 //! health event the archive publishes, fix it and test it (`POST .../test`).
-//! Last, a second customer connects with an IAM user's access key instead
-//! of a role, receives the same messages, and rotates the key.
+//! Last, a second destination of the same project, in another account,
+//! connects with an IAM user's access key instead of a role, receives the
+//! same messages, and its key is rotated.
 
 use serde_json::Value;
 use stored_messages::credentials::ExternalId;
@@ -238,7 +239,7 @@ fn main() {
     );
     print_health_events(&emulator);
 
-    println!("==> a second customer cannot create a role: IAM user `archiver` in account 444455556666 and its access key");
+    println!("==> a second destination for acme's project, a bucket in account 444455556666 whose admin may not create a role: IAM user `archiver` and its access key");
     let (keyed, key) = emulator.key_customer(
         "444455556666",
         "eu-west-1",

@@ -47,13 +47,7 @@ fn main() {
             allow_put: true,
         },
     );
-    // Two: DELETE gets its own, so that it cannot take away the one the
-    // other operations work on.
-    let create = |project: &str| {
-        let body = json!({
-            "project_id": project, "role_arn": customer.role_arn(), "region": customer.region,
-            "bucket": customer.bucket, "encryption": { "mode": "aes256" }, "bucket_private_confirmed": true,
-        });
+    let create = |body: Value| {
         let created = watch.invoke(
             "validate-destination",
             &api_event(
@@ -67,33 +61,26 @@ fn main() {
         );
         api_body(&created)["destination"]["id"]
             .as_str()
-            .unwrap_or_else(|| panic!("the fuzzing destination was not created: {created}"))
+            .unwrap_or_else(|| panic!("a fuzzing destination was not created: {created}"))
             .to_owned()
     };
-    let (kept, deleted) = (create("fuzz"), create("fuzz-deleted"));
+    let with_role = |project: &str| {
+        json!({
+            "project_id": project, "role_arn": customer.role_arn(), "region": customer.region,
+            "bucket": customer.bucket, "encryption": { "mode": "aes256" }, "bucket_private_confirmed": true,
+        })
+    };
+    // Two: DELETE gets its own, so that it cannot take away the one the
+    // other operations work on.
+    let (kept, deleted) = (create(with_role("fuzz")), create(with_role("fuzz-deleted")));
     // An access-key destination, for PUT .../credentials to reach its
     // checks (a role destination answers 409 there).
     let (keyed_customer, key) =
         emulator.key_customer("444455556666", "eu-west-1", "fuzz-keyed", "fuzzer", true);
-    let keyed_body = json!({
+    let keyed = create(json!({
         "project_id": "fuzz-keyed", "region": keyed_customer.region, "bucket": keyed_customer.bucket,
         "bucket_private_confirmed": true, "auth": key.auth(),
-    });
-    let keyed_created = watch.invoke(
-        "validate-destination",
-        &api_event(
-            &work,
-            "apigw-create.json",
-            ORG,
-            "POST",
-            "/v1/destinations",
-            Some(keyed_body),
-        ),
-    );
-    let keyed = api_body(&keyed_created)["destination"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("the access-key destination was not created: {keyed_created}"))
-        .to_owned();
+    }));
     let config = work.join("schemathesis.toml");
     std::fs::write(
         &config,

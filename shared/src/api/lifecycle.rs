@@ -220,16 +220,21 @@ impl Api {
             candidate.account_id = current.account_id.clone();
         }
         // Only keys that passed reach Secrets Manager: a new version, which
-        // readers use once the save below names it (crate::secrets). A
-        // rotation puts a version on the existing secret: if a racing
-        // DELETE removed it, the put fails rather than re-create it.
+        // readers use once the save below names it (crate::secrets).
         let secret = self.secret_name(org, id);
         let had_key = current.auth.access_key().is_some();
         if let Some(pair) = &new_keys {
-            let version = if had_key {
-                self.secrets.put(&secret, pair).await
-            } else {
-                self.secrets.store(&secret, pair).await
+            let version = match had_key {
+                // The secret of a destination that has one: a new version.
+                // Gone (removed by hand, or by a DELETE that did not finish):
+                // stored again, so a rotation repairs the destination; a
+                // DELETE that did finish makes the save below fail, and the
+                // cleanup after it removes the secret again.
+                true => match self.secrets.put(&secret, pair).await {
+                    Err(err) if err.gone => self.secrets.store(&secret, pair).await,
+                    put => put,
+                },
+                false => self.secrets.store(&secret, pair).await,
             }
             .map_err(internal)?;
             if let Auth::AccessKey(stored) = &mut candidate.auth {

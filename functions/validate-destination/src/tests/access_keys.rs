@@ -607,3 +607,45 @@ async fn another_org_cannot_read_rotate_test_or_delete_a_key_destination() {
         format!("AKIA************{}", &s.key.access_key_id[16..])
     );
 }
+
+#[tokio::test]
+async fn a_secret_removed_by_hand_parks_and_a_rotation_stores_it_again() {
+    let w = world().await;
+    let s = key_destination(&w, "acme", "keyed-lost-secret").await;
+    let name = secret_name("acme", &s.id);
+    w.emulator.aws(
+        VENDOR_ACCOUNT,
+        "us-east-1",
+        json!([{ "service": "secretsmanager", "op": "delete_secret", "args": {
+            "SecretId": name, "ForceDeleteWithoutRecovery": true,
+        } }]),
+    );
+    w.emulator.health_events();
+
+    // Retrying cannot bring it back: parked, failing, and the customer told.
+    let f = functions(&w).await;
+    let report = archive(&f, "acme", &["while-lost"]).await;
+    assert_eq!((report.parked, report.retry.len()), (1, 0), "{report:?}");
+    let saved = stored(&f, "acme", &s.id).await;
+    assert_eq!(saved.status, Status::Failing);
+    assert_eq!(saved.health.last_error.unwrap().code, "access_key_invalid");
+    assert_eq!(w.emulator.health_events().len(), 1);
+
+    // Sending the key again stores it again and heals the destination.
+    let healed = call(&w, rotate("acme", &s.path, &s.key)).await;
+    assert_eq!(
+        (healed.status, healed.body["destination"]["status"].as_str()),
+        (200, Some("active")),
+        "{}",
+        healed.body
+    );
+    assert_eq!(w.emulator.secret_names(), [name]);
+    let g = functions(&w).await;
+    let health = g
+        .checker
+        .run(Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(health.replayed, 1, "{health:?}");
+    assert_eq!(w.emulator.objects(&s.customer, "email/").len(), 1);
+}
