@@ -15,7 +15,8 @@ use crate::write::{Encoded, WriteError, Written};
 pub struct PutTarget<'a> {
     pub bucket: &'a BucketName,
     pub key: &'a str,
-    /// The role ARN's account: S3 refuses the write if the bucket is anyone else's.
+    /// The destination's account (the role ARN's, or the access key's): S3
+    /// refuses the write if the bucket is anyone else's.
     pub owner: &'a AccountId,
     pub encryption: &'a Encryption,
     /// `If-None-Match: *`: archived objects are never overwritten.
