@@ -152,7 +152,10 @@ by Secrets Manager (and, when it is JSON with a `secret_access_key`, that
 value on its own), all labelled "credential", and every External ID written
 to a control bucket ("external_id") are appended to
 `$STORED_MESSAGES_LEAK_AUDIT/emulator.<pid>.jsonl`, so the audit can look for
-the secrets only the emulator sees.
+the secrets only the emulator sees. Every uncompressed object (up to 1 MiB)
+written with a signed PutObject into a bucket of our own account (control,
+staging) is appended there too, as a "stored" line labelled bucket/key, so the
+audit can prove no credential is ever saved in our buckets.
 
 And for tests, JSON over HTTP on the same port (shapes in `Middleware.internal`):
 
