@@ -31,9 +31,10 @@ pub enum AccessKeyShapeError {
 /// A long-term access key id: `AKIA` + 16 of `[A-Z0-9]` (IAM User Guide,
 /// "Manage access keys for IAM users": `AKIA` keys are long-term, `ASIA`
 /// keys are temporary session keys, which would stop working within hours).
-/// Not a secret (CloudTrail shows it), but the API shows it masked.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+/// Not a secret (CloudTrail shows it), but only its mask leaves Secrets
+/// Manager: it has no `Serialize` and no `Display`, so it cannot slip into
+/// an answer or a record whole.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct AccessKeyId(String);
 
 impl AccessKeyId {
@@ -61,19 +62,6 @@ impl AccessKeyId {
 impl fmt::Debug for AccessKeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AccessKeyId({})", self.masked().0)
-    }
-}
-
-impl TryFrom<String> for AccessKeyId {
-    type Error = AccessKeyShapeError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<AccessKeyId> for String {
-    fn from(value: AccessKeyId) -> Self {
-        value.0
     }
 }
 
