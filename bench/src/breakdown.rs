@@ -15,9 +15,9 @@ use stored_messages::destination::Destination;
 use stored_messages::records::message::{ArchiveRequest, MessageBody};
 use stored_messages::write::{encode, Compression};
 
-use crate::procstat::thread_cpu;
 use crate::workload::{self, Rng, Shape};
 use crate::Error;
+use stored_messages_testkit::procstat::thread_cpu;
 
 /// About this much SQS body per shape per round: enough thread CPU per step
 /// for the clock's resolution, little enough to keep every stage in memory.

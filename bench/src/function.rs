@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::procstat::{self, ProcStats};
-use crate::runtime_api::{Answer, RuntimeApi};
 use crate::setup::{function_env, S3Server};
 use crate::sts::StsStub;
 use crate::Error;
+use stored_messages_testkit::procstat::{self, ProcStats};
+use stored_messages_testkit::runtime_api::{Answer, RuntimeApi};
 
 /// What runs: one of our release binaries, or the Python comparator.
 pub enum Subject {

@@ -9,10 +9,7 @@
 
 mod breakdown;
 mod function;
-mod procstat;
 mod report;
-mod runtime_api;
-mod serve;
 mod setup;
 mod sts;
 mod workload;
@@ -30,6 +27,7 @@ use stored_messages::write::{encode, Compression};
 
 use function::{Function, Subject};
 use setup::{S3Server, CEILING_BUCKET, STAGING_BUCKET};
+use stored_messages_testkit::procstat;
 use sts::StsStub;
 use workload::{Rng, Shape, SHAPES};
 

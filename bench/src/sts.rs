@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::serve::{respond, serve};
+use stored_messages_testkit::serve::{respond, serve};
 
 /// The key pair the local S3 server accepts; every identity signs with it.
 pub const ACCESS_KEY: &str = "AKIABENCHBENCHBENCH0";

@@ -77,11 +77,43 @@ pub struct BatchReport {
     pub failures: BTreeMap<&'static str, u64>,
 }
 
+/// What became of one record of a backfill chunk ([`Archiver::archive_into`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Its object was newly written.
+    Written,
+    /// Its object was already there (`412` on the write-once key).
+    AlreadyPresent,
+    /// Not a valid record of the destination's org and project: quarantined.
+    Malformed,
+    /// The destination does not take it.
+    Skipped,
+    /// Parked for the broken destination (CONTRACT section 7).
+    Parked,
+    /// Not finished: the chunk must be read again.
+    Retry,
+}
+
+/// What a backfill chunk did.
+#[derive(Debug, Default)]
+pub struct ChunkReport {
+    /// One per record, in order.
+    pub outcomes: Vec<RecordOutcome>,
+    /// The failure code of each failed write (parked or to retry).
+    pub failures: Vec<FailureCode>,
+    /// The deadline passed: what is left is for the next invocation.
+    pub timed_out: bool,
+}
+
 /// How one record ended, merged over every step and object that held it.
 #[derive(Debug, Clone, Copy, Default)]
 struct RecordEnd {
     retry: bool,
     archived: bool,
+    /// Some object holding it was newly written (not a `412`).
+    created: bool,
+    /// Some object holding it was parked for a broken destination.
+    parked: bool,
     quarantined: bool,
     no_destination: bool,
     timed_out: bool,
@@ -110,6 +142,8 @@ impl RecordEnd {
     fn merge(&mut self, other: Self) {
         self.retry |= other.retry;
         self.archived &= other.archived;
+        self.created |= other.created;
+        self.parked |= other.parked;
         self.quarantined |= other.quarantined;
         self.no_destination |= other.no_destination;
         self.timed_out |= other.timed_out;
@@ -201,6 +235,31 @@ pub struct Archiver<S = Registry, D = Connections, N = EventBridgeNotifier> {
     event_bounds: ObjectBounds,
 }
 
+impl Archiver {
+    /// A Lambda container's archiver (archive-message and run-backfill):
+    /// one registry client, the connections to customers (STS, secrets and
+    /// the session cache) and the EventBridge client for health
+    /// transitions, all over the one HTTP client of `sdk`; `account` is
+    /// ours, the owner of the control and staging buckets.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        sdk: &aws_config::SdkConfig,
+        account: crate::arn::AccountId,
+    ) -> Self {
+        Self::new(
+            Registry::new(settings.s3_client(sdk), &settings.control_bucket, account),
+            Connections::new(settings, sdk),
+            EventBridgeNotifier::new(sdk, settings.event_bus_name.clone()),
+            settings.max_in_flight,
+            settings.staging_bucket.clone(),
+        )
+        .with_event_bounds(ObjectBounds {
+            max_lines: settings.events_per_object,
+            ..ObjectBounds::DEFAULT
+        })
+    }
+}
+
 impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, D, N> {
     /// `max_in_flight` bounds the writes (and staged reads) of a batch;
     /// `staging` is `STAGING_BUCKET`, the one bucket a `message_ref` may name.
@@ -267,24 +326,10 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
         let routed = self
             .route(records, parsed, deadline, &mut ends, &mut tally)
             .await;
-        let groups = group(&routed, self.event_bounds);
-        for group in &groups {
-            for index in group.records() {
-                ends[index] = RecordEnd {
-                    archived: true,
-                    ..RecordEnd::default()
-                };
-            }
-        }
-        for (index, _) in &malformed {
-            ends[*index] = RecordEnd::default();
-        }
-        let work = malformed
-            .into_iter()
-            .map(|(index, reason)| Work::Quarantine(index, reason))
-            .chain(groups.into_iter().map(Work::Object));
-        self.write_all(records, work, now, deadline, &mut ends, &mut tally)
-            .await;
+        self.finish(
+            records, malformed, routed, now, deadline, &mut ends, &mut tally,
+        )
+        .await;
 
         let mut batch = BatchReport::default();
         for ((record, end), kind) in records.iter().zip(ends).zip(kinds) {
@@ -307,6 +352,133 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
         }
         batch.sts_calls = self.delivery.credential_fetches() - sts_before;
         batch
+    }
+
+    /// Archives the records of one backfill chunk into `destination` alone
+    /// (CONTRACT section 5), with the writer, keys, caches, parking and
+    /// detection of [`Archiver::archive_batch`]. A record of another org
+    /// or project is malformed and quarantined, never written; one the
+    /// destination does not take (its channels, record kinds or event
+    /// types) is skipped. `records[i].id` names the record in logs and in
+    /// its quarantine key.
+    ///
+    /// Returns what became of each record, in order. `Retry` means nothing
+    /// is known of it (a failure retrying may fix, or the deadline): the
+    /// chunk must be read again, and its write-once keys make that safe.
+    pub async fn archive_into(
+        &self,
+        destination: &Arc<Destination>,
+        records: &[InboundRecord<'_>],
+        deadline: Option<tokio::time::Instant>,
+    ) -> ChunkReport {
+        let now = Utc::now();
+        let mut ends = vec![RecordEnd::retry(); records.len()];
+        let mut skipped = vec![false; records.len()];
+        let mut tally = Tally::default();
+        let Parsed {
+            records: parsed,
+            mut malformed,
+        } = self.parse(records);
+        let external_id = match within(deadline, self.external_id(&destination.org_id)).await {
+            Some(Ok(Some(found))) => Some(found),
+            Some(Ok(None)) => {
+                warn!(destination_id = %destination.id, "org has a destination but no External ID; chunk will be retried");
+                None
+            }
+            Some(Err(err)) => {
+                warn!(destination_id = %destination.id, error = %err, "External ID unavailable; chunk will be retried");
+                None
+            }
+            None => None,
+        };
+        let mut routed = Vec::with_capacity(parsed.len());
+        if let Some(external_id) = external_id {
+            for (index, record) in parsed {
+                if record.org_id() != &destination.org_id
+                    || record.project_id() != &destination.project_id
+                {
+                    malformed.push((
+                        index,
+                        Malformed::Field(InvalidField::new(
+                            "org_id",
+                            "names another org or project than the backfill's destination",
+                        )),
+                    ));
+                } else if record.goes_to(destination) {
+                    routed.push(Routed {
+                        index,
+                        record,
+                        targets: vec![Arc::clone(destination)],
+                        external_id: external_id.clone(),
+                    });
+                } else {
+                    ends[index] = RecordEnd::default();
+                    skipped[index] = true;
+                }
+            }
+            self.finish(
+                records, malformed, routed, now, deadline, &mut ends, &mut tally,
+            )
+            .await;
+        }
+        let outcomes = ends
+            .iter()
+            .zip(skipped)
+            .map(|(end, skipped)| {
+                if skipped {
+                    RecordOutcome::Skipped
+                } else if end.retry {
+                    RecordOutcome::Retry
+                } else if end.quarantined {
+                    RecordOutcome::Malformed
+                } else if end.parked {
+                    RecordOutcome::Parked
+                } else if end.created {
+                    RecordOutcome::Written
+                } else {
+                    RecordOutcome::AlreadyPresent
+                }
+            })
+            .collect();
+        ChunkReport {
+            outcomes,
+            failures: tally.failures,
+            timed_out: ends.iter().any(|e| e.timed_out)
+                || deadline.is_some_and(|d| tokio::time::Instant::now() >= d),
+        }
+    }
+
+    /// Steps 3 and 4, shared by both entry points: routed records into
+    /// objects, then every quarantine and write.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        records: &[InboundRecord<'_>],
+        malformed: Vec<(usize, Malformed)>,
+        routed: Vec<Routed>,
+        now: DateTime<Utc>,
+        deadline: Option<tokio::time::Instant>,
+        ends: &mut [RecordEnd],
+        tally: &mut Tally,
+    ) {
+        let groups = group(&routed, self.event_bounds);
+        for group in &groups {
+            for index in group.records() {
+                ends[index] = RecordEnd {
+                    archived: true,
+                    ..RecordEnd::default()
+                };
+            }
+        }
+        for (index, _) in &malformed {
+            ends[*index] = RecordEnd::default();
+        }
+        let work = malformed
+            .into_iter()
+            .map(|(index, reason)| Work::Quarantine(index, reason))
+            .chain(groups.into_iter().map(Work::Object));
+        self.write_all(records, work, now, deadline, ends, tally)
+            .await;
     }
 
     /// Step 1: every record by its kind, or the reason it is malformed.
@@ -588,10 +760,14 @@ impl<S: ControlStore + 'static, D: Delivery, N: Notifier + 'static> Archiver<S, 
         });
         for result in join_all(writes).await {
             match result {
-                Ok(WriteEnd::Written) => outcome.tally.written += 1,
+                Ok(WriteEnd::Written) => {
+                    outcome.end.created = true;
+                    outcome.tally.written += 1;
+                }
                 Ok(WriteEnd::AlreadyPresent) => outcome.tally.already_present += 1,
                 Ok(WriteEnd::Parked(code)) => {
                     outcome.end.archived = false;
+                    outcome.end.parked = true;
                     outcome.tally.parked += 1;
                     outcome.tally.failures.push(code);
                 }

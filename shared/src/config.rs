@@ -63,6 +63,8 @@ pub struct Settings {
     /// `CREDENTIALS_KMS_KEY_ID`: our KMS key for those secrets (its ARN,
     /// from the template); unset uses the account's `aws/secretsmanager`.
     pub credentials_kms_key_id: Option<String>,
+    /// How backfills run (CONTRACT sections 1 and 5).
+    pub backfill: crate::backfill::BackfillSettings,
 }
 
 impl Settings {
@@ -164,7 +166,18 @@ impl Settings {
                 number(&get, "PARKED_RETENTION_DAYS", 30, 1..=3650)? as u64 * 86_400,
             ),
         };
+        let backfill = crate::backfill::BackfillSettings {
+            queue_url: get("BACKFILL_QUEUE_URL"),
+            chunk_lines: number(
+                &get,
+                "BACKFILL_CHUNK_LINES",
+                crate::backfill::CHUNK_LINES,
+                1..=crate::backfill::CHUNK_LINES,
+            )?,
+            max_receives: number(&get, "BACKFILL_MAX_RECEIVES", 5, 1..=100)? as u32,
+        };
         Ok(Self {
+            backfill,
             health,
             control_bucket,
             role_name_prefix,
@@ -246,6 +259,15 @@ impl Settings {
         )
     }
 
+    /// The queue of backfill work units, or None when `BACKFILL_QUEUE_URL`
+    /// is unset (backfills are then refused, CONTRACT section 1).
+    pub fn backfill_queue(&self, sdk: &SdkConfig) -> Option<crate::backfill::WorkQueue> {
+        self.backfill
+            .queue_url
+            .as_ref()
+            .map(|url| crate::backfill::WorkQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone()))
+    }
+
     /// Our own S3 client (control and staging buckets).
     pub fn s3_client(&self, sdk: &SdkConfig) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(self.s3_config(sdk).build())
@@ -284,8 +306,9 @@ pub async fn own_account(sts: &aws_sdk_sts::Client) -> Result<AccountId, ConfigE
 }
 
 /// The endpoint variables the SDK reads for the services we call.
-const ENDPOINT_VARIABLES: [&str; 5] = [
+const ENDPOINT_VARIABLES: [&str; 6] = [
     "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SQS",
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_STS",
     "AWS_ENDPOINT_URL_EVENTBRIDGE",

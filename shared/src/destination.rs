@@ -127,24 +127,15 @@ pub struct DestinationIdError;
 pub struct DestinationId(String);
 
 impl DestinationId {
-    const ALPHABET: &'static [u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
     pub fn parse(value: &str) -> Result<Self, DestinationIdError> {
-        let ok = value.strip_prefix("dst_").is_some_and(|rest| {
-            rest.len() == 26 && rest.bytes().all(|b| Self::ALPHABET.contains(&b))
-        });
-        ok.then(|| Self(value.to_owned())).ok_or(DestinationIdError)
+        crate::ids::minted::is_minted(value, "dst_")
+            .then(|| Self(value.to_owned()))
+            .ok_or(DestinationIdError)
     }
 
     /// A fresh id from the OS CSPRNG.
     pub fn generate() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 26];
-        getrandom::fill(&mut bytes)?;
-        let id: String = bytes
-            .iter()
-            .map(|b| Self::ALPHABET[usize::from(b % 32)] as char)
-            .collect();
-        Ok(Self(format!("dst_{id}")))
+        crate::ids::minted::mint("dst_").map(Self)
     }
 }
 string_newtype!(DestinationId, DestinationIdError);

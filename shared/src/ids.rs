@@ -96,6 +96,32 @@ slug_id!(
     EventId, "event_id", 128, ".", "must be 1-128 characters of [A-Za-z0-9._-], not '.' or '..'"
 );
 
+/// The ids we mint (`dst_`, `bf_`): a prefix and 26 lowercase base32
+/// characters, 130 bits from the OS CSPRNG, so an id is unguessable and
+/// never names another tenant's record by accident (CONTRACT sections 3, 5).
+pub(crate) mod minted {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    const LEN: usize = 26;
+
+    /// Whether `value` is `prefix` and 26 characters of the alphabet.
+    pub(crate) fn is_minted(value: &str, prefix: &str) -> bool {
+        value
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.len() == LEN && rest.bytes().all(|b| ALPHABET.contains(&b)))
+    }
+
+    /// A fresh id with `prefix`.
+    pub(crate) fn mint(prefix: &str) -> Result<String, getrandom::Error> {
+        let mut bytes = [0u8; LEN];
+        getrandom::fill(&mut bytes)?;
+        let suffix: String = bytes
+            .iter()
+            .map(|b| ALPHABET[usize::from(b % 32)] as char)
+            .collect();
+        Ok(format!("{prefix}{suffix}"))
+    }
+}
+
 /// What happened to a sent message (CONTRACT section 2b):
 /// `[a-z][a-z0-9_]{0,63}`, a segment of an events object's key. The
 /// standard types are in [`crate::records::event::STANDARD_EVENT_TYPES`];

@@ -43,6 +43,7 @@ pub mod api;
 pub mod archive;
 pub mod arn;
 pub mod athena;
+pub mod backfill;
 mod cache;
 pub mod checks;
 pub mod config;

@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::arn::AccountId;
+use crate::backfill::{Backfill, BackfillId, ManifestEncoding, ManifestPrefix, MAX_FILES};
 use crate::credentials::ExternalId;
 use crate::destination::{Destination, DestinationId};
 use crate::failure::{sdk_outcome, SdkOutcome};
 use crate::ids::{OrgId, ProjectId};
 use crate::records::message::StagedRef;
+use crate::s3::BucketName;
 use crate::store::{ControlStore, Parked};
 use crate::write::{ContentType, Encoded};
 
@@ -420,6 +422,192 @@ impl Registry {
             .await
             .map_err(|e| unavailable(&e))?;
         Ok(())
+    }
+}
+
+/// How many times a job update is tried against concurrent writers before
+/// it gives up (each round, one writer wins).
+const JOB_UPDATE_ATTEMPTS: u32 = 40;
+
+/// Backfill jobs (CONTRACT section 7: `backfills/{org_id}/{backfill_id}.json`)
+/// and the manifests they read from the staging bucket.
+impl Registry {
+    fn backfill_key(org: &OrgId, id: &BackfillId) -> String {
+        format!("backfills/{org}/{id}.json")
+    }
+
+    /// Saves a new job; never overwrites one.
+    pub async fn create_backfill(&self, job: &Backfill) -> Result<(), RegistryError> {
+        let body = serde_json::to_vec(job).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        self.write(&Self::backfill_key(&job.org_id, &job.id), body, true)
+            .await
+    }
+
+    /// One of `org`'s jobs and its version, or None. The key is built from
+    /// the authorizer's org, so another org's id is simply not found; a
+    /// record that does not match its key or leaves its org is corrupt.
+    pub async fn backfill(
+        &self,
+        org: &OrgId,
+        id: &BackfillId,
+    ) -> Result<Option<(Backfill, String)>, RegistryError> {
+        let key = Self::backfill_key(org, id);
+        let Some(fetched) = self.fetch(&self.bucket, &key).await? else {
+            return Ok(None);
+        };
+        let job: Backfill = serde_json::from_slice(&fetched.body)
+            .map_err(|_| RegistryError::Corrupt(key.clone()))?;
+        if &job.org_id != org || &job.id != id || !job.is_consistent() {
+            return Err(RegistryError::Corrupt(key));
+        }
+        Ok(Some((job, fetched.etag)))
+    }
+
+    /// Applies `change` to a job and saves it only if nobody wrote it in
+    /// between (`If-Match`), reading again and re-applying as often as it
+    /// takes; a change that leaves the job as it was writes nothing. None
+    /// when the job does not exist. `change` sees the job as it is now,
+    /// so it decides on current state (a cancel, another unit's commit).
+    pub async fn update_backfill<T>(
+        &self,
+        org: &OrgId,
+        id: &BackfillId,
+        mut change: impl FnMut(&mut Backfill) -> T,
+    ) -> Result<Option<(Backfill, T)>, RegistryError> {
+        for attempt in 0..JOB_UPDATE_ATTEMPTS {
+            let Some((mut job, etag)) = self.backfill(org, id).await? else {
+                return Ok(None);
+            };
+            let before = job.clone();
+            let result = change(&mut job);
+            if job == before {
+                return Ok(Some((job, result)));
+            }
+            let body =
+                serde_json::to_vec(&job).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+            let body = Encoded {
+                body: Bytes::from(body),
+                content_type: ContentType::Json,
+                content_encoding: None,
+            };
+            match self
+                .put(
+                    &Self::backfill_key(org, id),
+                    &body,
+                    Condition::Unchanged(&etag),
+                    None,
+                )
+                .await
+            {
+                Ok(()) => return Ok(Some((job, result))),
+                Err(RegistryError::Conflict) => {
+                    // Another unit committed first: spread the retries out.
+                    let mut jitter = [0u8; 1];
+                    let _ = getrandom::fill(&mut jitter);
+                    let wait = 5 * u64::from(attempt.min(10)) + u64::from(jitter[0] % 20);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                Err(RegistryError::NotFound) => return Ok(None),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(RegistryError::Unavailable(
+            "the backfill job kept changing while it was updated".to_owned(),
+        ))
+    }
+
+    /// Every job of one org, oldest first.
+    pub async fn org_backfills(&self, org: &OrgId) -> Result<Vec<Backfill>, RegistryError> {
+        let mut jobs = Vec::new();
+        for key in self.list_keys(&format!("backfills/{org}/")).await? {
+            let Some(id) = key
+                .rsplit('/')
+                .next()
+                .and_then(|name| name.strip_suffix(".json"))
+                .and_then(|id| BackfillId::parse(id).ok())
+            else {
+                continue;
+            };
+            if let Some((job, _)) = self.backfill(org, &id).await? {
+                jobs.push(job);
+            }
+        }
+        jobs.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(jobs)
+    }
+
+    /// The manifest objects under `prefix` in the staging bucket (`(key,
+    /// size)`, in key order): the `.ndjson` and `.ndjson.gz` ones, at most
+    /// [`MAX_FILES`] + 1 (enough to know there are too many).
+    pub async fn list_manifest(
+        &self,
+        staging: &BucketName,
+        prefix: &ManifestPrefix,
+    ) -> Result<Vec<(String, u64)>, RegistryError> {
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .s3
+                .list_objects_v2()
+                .bucket(staging.as_str())
+                .expected_bucket_owner(self.owner.as_str())
+                .prefix(prefix.as_str())
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| unavailable(&e))?;
+            for object in out.contents() {
+                let Some(key) = object.key() else { continue };
+                if prefix.contains(key) && ManifestEncoding::of(key).is_some() {
+                    let size = object
+                        .size()
+                        .and_then(|s| u64::try_from(s).ok())
+                        .unwrap_or(0);
+                    found.push((key.to_owned(), size));
+                }
+            }
+            token = out.next_continuation_token().map(str::to_owned);
+            if token.is_none() || found.len() > MAX_FILES {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// A manifest object's body as it streams, from byte `from` (an S3
+    /// `Range`), or None when it is gone (or `from` is at its end).
+    pub async fn open_manifest(
+        &self,
+        staging: &BucketName,
+        key: &str,
+        from: u64,
+    ) -> Result<Option<ByteStream>, RegistryError> {
+        let mut request = self
+            .s3
+            .get_object()
+            .bucket(staging.as_str())
+            .key(key)
+            .expected_bucket_owner(self.owner.as_str());
+        if from > 0 {
+            request = request.range(format!("bytes={from}-"));
+        }
+        match request.send().await {
+            Ok(out) => Ok(Some(out.body)),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            // 416: the checkpoint is the object's end; nothing is left to read.
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 416) =>
+            {
+                Ok(Some(ByteStream::from_static(b"")))
+            }
+            Err(err) => Err(unavailable(&err)),
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub const HOME_REGION: &str = "us-east-1";
 /// a test reads what was published.
 pub const EVENT_BUS: &str = "stored-messages-health";
 pub const HEALTH_QUEUE: &str = "stored-messages-health-events";
+/// The queue of backfill units (`BACKFILL_QUEUE_URL`), run-backfill's trigger.
+pub const BACKFILL_QUEUE: &str = "stored-messages-backfill";
 /// `CREDENTIALS_SECRET_PREFIX` under emulation (the contract's default).
 pub const SECRET_PREFIX: &str = "stored-messages/";
 
@@ -237,6 +239,9 @@ impl Emulator {
                 ] },
                 // As the SAM template scopes it: our bus only.
                 { "Effect": "Allow", "Action": "events:PutEvents", "Resource": event_bus_arn() },
+                // As the SAM template scopes it: the backfill queue only (the API
+                // and run-backfill send units; run-backfill sets a back-off).
+                { "Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:ChangeMessageVisibility"], "Resource": backfill_queue_arn() },
                 // As the SAM template scopes it: access-key secrets under our prefix only.
                 { "Effect": "Allow", "Action": [
                     "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
@@ -261,6 +266,7 @@ impl Emulator {
                 { "service": "s3", "op": "create_bucket", "args": { "Bucket": STAGING_BUCKET } },
                 { "service": "events", "op": "create_event_bus", "args": { "Name": EVENT_BUS } },
                 { "service": "sqs", "op": "create_queue", "args": { "QueueName": HEALTH_QUEUE } },
+                { "service": "sqs", "op": "create_queue", "args": { "QueueName": BACKFILL_QUEUE } },
                 { "service": "events", "op": "put_rule", "args": {
                     "Name": "health-to-queue", "EventBusName": EVENT_BUS,
                     "EventPattern": json!({ "source": ["stored-messages"] }).to_string(),
@@ -701,7 +707,83 @@ impl Emulator {
             event_bus_name: Some(EVENT_BUS.to_owned()),
             credentials_secret_prefix: SECRET_PREFIX.to_owned(),
             credentials_kms_key_id: Some(vendor.secrets_key_arn.clone()),
+            backfill: stored_messages::backfill::BackfillSettings {
+                queue_url: Some(self.backfill_queue_url()),
+                chunk_lines: stored_messages::backfill::CHUNK_LINES,
+                max_receives: 5,
+            },
         }
+    }
+
+    /// `BACKFILL_QUEUE_URL` under emulation.
+    pub fn backfill_queue_url(&self) -> String {
+        format!("{}/{VENDOR_ACCOUNT}/{BACKFILL_QUEUE}", self.endpoint())
+    }
+
+    /// Up to 10 units waiting on the backfill queue, as the Lambda event
+    /// source mapping hands them to run-backfill: SQS records of an
+    /// `SqsEvent` (message id, receipt handle, body, and the
+    /// `ApproximateReceiveCount` attribute), hidden for `hide_seconds`.
+    pub fn receive_backfill_units(&self, hide_seconds: u32) -> Vec<Value> {
+        let answer = self.aws(
+            VENDOR_ACCOUNT,
+            HOME_REGION,
+            json!([{ "service": "sqs", "op": "receive_message", "args": {
+                "QueueUrl": self.backfill_queue_url(), "MaxNumberOfMessages": 10,
+                "VisibilityTimeout": hide_seconds, "AttributeNames": ["ApproximateReceiveCount"],
+            } }]),
+        );
+        answer[0]["Messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                json!({
+                    "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                    "attributes": m["Attributes"], "eventSource": "aws:sqs", "awsRegion": HOME_REGION,
+                    "eventSourceARN": backfill_queue_arn(),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a unit the function finished with (what the event source
+    /// mapping does with every record not in `batchItemFailures`).
+    pub fn delete_backfill_unit(&self, receipt_handle: &str) {
+        self.aws(
+            VENDOR_ACCOUNT,
+            HOME_REGION,
+            json!([{ "service": "sqs", "op": "delete_message", "args": {
+                "QueueUrl": self.backfill_queue_url(), "ReceiptHandle": receipt_handle,
+            } }]),
+        );
+    }
+
+    /// Makes a unit visible again now (an expired visibility timeout).
+    pub fn release_backfill_unit(&self, receipt_handle: &str) {
+        self.aws(
+            VENDOR_ACCOUNT,
+            HOME_REGION,
+            json!([{ "service": "sqs", "op": "change_message_visibility", "args": {
+                "QueueUrl": self.backfill_queue_url(), "ReceiptHandle": receipt_handle, "VisibilityTimeout": 0,
+            } }]),
+        );
+    }
+
+    /// Writes `body` to the staging bucket at `key` (the sending
+    /// platform's export), signed as our vendor identity.
+    pub async fn stage(&self, vendor: &Vendor, key: &str, body: Vec<u8>) {
+        let sdk = self.sdk_config(vendor).await;
+        self.settings(vendor)
+            .s3_client(&sdk)
+            .put_object()
+            .bucket(STAGING_BUCKET)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .expect("stage a manifest object");
     }
 
     /// The events published on [`EVENT_BUS`] since the last call, as
@@ -750,7 +832,12 @@ impl Emulator {
     }
 }
 
-/// The three functions under `cargo lambda watch` (from `.venv`), configured
+/// The backfill queue's ARN, as the SAM template grants it.
+pub fn backfill_queue_arn() -> String {
+    format!("arn:aws:sqs:{HOME_REGION}:{VENDOR_ACCOUNT}:{BACKFILL_QUEUE}")
+}
+
+/// The functions under `cargo lambda watch` (from `.venv`), configured
 /// for the emulator as Lambda would be; stopped with its process group.
 pub struct LambdaWatch {
     child: Child,
@@ -780,13 +867,15 @@ impl LambdaWatch {
                  STAGING_BUCKET={STAGING_BUCKET}\nVENDOR_PRINCIPAL_ARN={}\nAWS_ACCESS_KEY_ID={}\n\
                  AWS_SECRET_ACCESS_KEY='{}'\nAWS_SESSION_TOKEN='{}'\nAWS_REGION={HOME_REGION}\n\
                  AWS_EC2_METADATA_DISABLED=true\nRUST_LOG=info\nEVENT_BUS_NAME={EVENT_BUS}\n\
-                 CREDENTIALS_SECRET_PREFIX={SECRET_PREFIX}\nCREDENTIALS_KMS_KEY_ID={}\n",
+                 CREDENTIALS_SECRET_PREFIX={SECRET_PREFIX}\nCREDENTIALS_KMS_KEY_ID={}\n\
+                 BACKFILL_QUEUE_URL={}\n",
                 emulator.endpoint(),
                 vendor.principal_arn,
                 vendor.access_key_id,
                 vendor.secret_access_key,
                 vendor.session_token,
                 vendor.secrets_key_arn,
+                emulator.backfill_queue_url(),
             ),
         )
         .expect("write the watch env file");

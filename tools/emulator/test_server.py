@@ -1353,6 +1353,210 @@ class EmulatorTest(Harness, unittest.TestCase):
         status, headers, _ = self.json_call("secretsmanager", "secretsmanager.DescribeSecret", session, {"SecretId": name})
         self.assertEqual((status, headers["Content-Type"]), (200, "application/x-amz-json-1.1"))
 
+    # ---- SQS -----------------------------------------------------------------
+
+    def sqs_queues(self, *names, account=VENDOR_ACCOUNT, attributes=None):
+        """New queues in us-east-1, made by fixture; their URLs as moto gives
+        them (http://127.0.0.1:PORT/ACCOUNT/NAME)."""
+        args = {"Attributes": attributes} if attributes else {}
+        return [answer["QueueUrl"] for answer in self.fixture(account, "us-east-1", [
+            {"service": "sqs", "op": "create_queue", "args": {"QueueName": name, **args}} for name in names])]
+
+    def sqs_role(self, name, *statements, **assume):
+        """A role of our account whose identity-based policy is `statements`
+        (the functions' execution role, as the backfill feature grants it);
+        an SQS client of one session of it."""
+        self.customer_role(name, trust({"AWS": VENDOR_ARN}), account=VENDOR_ACCOUNT, permissions=policy(*statements))
+        return self.client("sqs", self.assume(name, account=VENDOR_ACCOUNT, **assume))
+
+    @staticmethod
+    def queue_arn(name, account=VENDOR_ACCOUNT):
+        return f"arn:aws:sqs:us-east-1:{account}:{name}"
+
+    def assertSqsDenied(self, call, caller, resource, reason, action="sqs:sendmessage"):
+        """SQS's refusal as botocore parses it: the code from
+        x-amzn-query-error (AccessDenied), 403, AWS's message with the action
+        in lower case."""
+        error = self.assertRefused(call, "AccessDenied", 403)
+        self.assertEqual(error["Error"]["Message"],
+                         f"User: {caller} is not authorized to perform: {action} on resource: {resource} {reason}")
+        return error
+
+    def test_sqs_is_authorised_against_the_queue(self):
+        """A grant of sqs:SendMessage on exactly one queue: SendMessage and
+        SendMessageBatch (authorised as sqs:SendMessage) reach it, by moto's
+        QueueUrl or SQS's https form; every other queue, and every other
+        action, is refused, as SQS answers the JSON protocol."""
+        self.assertEqual(self.client("sqs", self.vendor_key).meta.service_model.protocol, "json")
+        url_a, url_b = self.sqs_queues("sm-backfill-a", "sm-backfill-b")
+        arn_a, arn_b = self.queue_arn("sm-backfill-a"), self.queue_arn("sm-backfill-b")
+        sqs = self.sqs_role("sqs-backfill-sender", {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": arn_a})
+        caller = self.session_arn("sqs-backfill-sender", VENDOR_ACCOUNT)
+
+        sqs.send_message(QueueUrl=url_a, MessageBody="one")
+        batch = sqs.send_message_batch(QueueUrl=url_a, Entries=[{"Id": "2", "MessageBody": "two"}, {"Id": "3", "MessageBody": "three"}])
+        self.assertEqual(([entry["Id"] for entry in batch["Successful"]], batch.get("Failed", [])), (["2", "3"], []))
+        sqs.send_message(QueueUrl=f"https://sqs.us-east-1.amazonaws.com/{VENDOR_ACCOUNT}/sm-backfill-a", MessageBody="four")
+        received = self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "sqs", "op": "receive_message", "args": {"QueueUrl": url_a, "MaxNumberOfMessages": 10}}])[0]["Messages"]
+        self.assertEqual(sorted(message["Body"] for message in received), ["four", "one", "three", "two"])
+
+        no_grant = "because no identity-based policy allows the sqs:sendmessage action"
+        self.assertSqsDenied(lambda: sqs.send_message(QueueUrl=url_b, MessageBody="x"), caller, arn_b, no_grant)
+        self.assertSqsDenied(lambda: sqs.send_message_batch(QueueUrl=url_b, Entries=[{"Id": "1", "MessageBody": "x"}]),
+                             caller, arn_b, no_grant)
+        # A queue that does not exist is refused as the ARN of its name.
+        self.assertSqsDenied(lambda: sqs.send_message(QueueUrl=f"{url_a}-missing", MessageBody="x"), caller, f"{arn_a}-missing", no_grant)
+        # Other actions on the granted queue are not granted.
+        self.assertSqsDenied(lambda: sqs.receive_message(QueueUrl=url_a), caller, arn_a,
+                             "because no identity-based policy allows the sqs:receivemessage action", "sqs:receivemessage")
+        self.assertSqsDenied(lambda: sqs.get_queue_url(QueueName="sm-backfill-a"), caller, arn_a,
+                             "because no identity-based policy allows the sqs:getqueueurl action", "sqs:getqueueurl")
+        # moto's own refusal of an action not authorised per queue is SQS's too.
+        error = self.assertRefused(lambda: sqs.list_queues(), "AccessDenied", 403)
+        self.assertTrue(error["Error"]["Message"].startswith(f"User: {caller} is not authorized to perform: sqs:ListQueues"))
+
+        # On the wire, as aws-sdk-sqs sends and parses it.
+        session = self.assume("sqs-backfill-sender", account=VENDOR_ACCOUNT)
+        headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AmazonSQS.SendMessage"}
+        status, answer_headers, payload = self.signed(
+            "POST", "/", "sqs", "us-east-1", session, json.dumps({"QueueUrl": url_b, "MessageBody": "x"}).encode(), headers)
+        self.assertEqual((status, answer_headers["x-amzn-query-error"]), (403, "AccessDenied;Sender"))
+        self.assertEqual(answer_headers["Content-Type"], "application/x-amz-json-1.0")
+        self.assertEqual(json.loads(payload), {
+            "__type": "com.amazon.coral.service#AccessDeniedException",
+            "Message": f"User: {caller} is not authorized to perform: sqs:sendmessage on resource: {arn_b} {no_grant}",
+        })
+        status, _, payload = self.signed(
+            "POST", "/", "sqs", "us-east-1", session, json.dumps({"QueueUrl": url_a, "MessageBody": "x"}).encode(), headers)
+        self.assertEqual(status, 200, payload)
+        self.assertIn("MessageId", json.loads(payload))
+
+    def test_sqs_explicit_identity_deny_refuses(self):
+        url_a, url_b = self.sqs_queues("sm-deny-a", "sm-deny-b")
+        sqs = self.sqs_role("sqs-denied-sender",
+                            {"Effect": "Allow", "Action": "sqs:*", "Resource": f"arn:aws:sqs:*:{VENDOR_ACCOUNT}:sm-deny-*"},
+                            {"Effect": "Deny", "Action": "sqs:SendMessage", "Resource": self.queue_arn("sm-deny-a")})
+        caller = self.session_arn("sqs-denied-sender", VENDOR_ACCOUNT)
+        denied = "with an explicit deny in an identity-based policy"
+        self.assertSqsDenied(lambda: sqs.send_message(QueueUrl=url_a, MessageBody="x"), caller, self.queue_arn("sm-deny-a"), denied)
+        self.assertSqsDenied(lambda: sqs.send_message_batch(QueueUrl=url_a, Entries=[{"Id": "1", "MessageBody": "x"}]),
+                             caller, self.queue_arn("sm-deny-a"), denied)
+        # The Deny names one action on one queue: the rest of the grant stands.
+        sqs.get_queue_attributes(QueueUrl=url_a, AttributeNames=["QueueArn"])
+        sqs.send_message(QueueUrl=url_b, MessageBody="x")
+        # A queue the grant covers that does not exist: moto's QueueDoesNotExist,
+        # with the awsQuery code (x-amzn-query-error) the SDKs dispatch on.
+        error = self.assertRefused(lambda: sqs.send_message(QueueUrl=f"{url_b}-missing", MessageBody="x"),
+                                   "AWS.SimpleQueueService.NonExistentQueue", 400)
+        self.assertEqual(error["ResponseMetadata"]["HTTPHeaders"]["x-amzn-query-error"], "AWS.SimpleQueueService.NonExistentQueue;Sender")
+
+    def test_sqs_session_policy_limits_the_session(self):
+        url, = self.sqs_queues("sm-session-queue")
+        arn = self.queue_arn("sm-session-queue")
+        grant = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn}
+        reader = policy({"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"})
+        sqs = self.sqs_role("sqs-session-sender", grant, Policy=reader)
+        self.assertSqsDenied(lambda: sqs.send_message(QueueUrl=url, MessageBody="x"),
+                             self.session_arn("sqs-session-sender", VENDOR_ACCOUNT), arn,
+                             "because no session policy allows the sqs:sendmessage action")
+        # A session policy that allows it limits nothing; one that denies wins.
+        self.client("sqs", self.assume("sqs-session-sender", account=VENDOR_ACCOUNT, Policy=policy(grant))).send_message(
+            QueueUrl=url, MessageBody="x")
+        denying = policy({"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}, {"Effect": "Deny", "Action": "sqs:SendMessage", "Resource": arn})
+        narrowed = self.client("sqs", self.assume("sqs-session-sender", account=VENDOR_ACCOUNT, Policy=denying))
+        self.assertSqsDenied(lambda: narrowed.send_message_batch(QueueUrl=url, Entries=[{"Id": "1", "MessageBody": "x"}]),
+                             self.session_arn("sqs-session-sender", VENDOR_ACCOUNT), arn, "with an explicit deny in a session policy")
+
+    def test_sqs_queue_policy_denies_and_grants_within_the_account(self):
+        """The queue's policy: its explicit Deny wins over the identity-based
+        Allow; within the account, its Allow naming the caller grants alone
+        (one naming the account only delegates to IAM)."""
+        role_arn = f"arn:aws:iam::{VENDOR_ACCOUNT}:role/sqs-policy-sender"
+        deny = policy({"Effect": "Deny", "Principal": {"AWS": role_arn}, "Action": "sqs:SendMessage", "Resource": "*"})
+        allow_role = policy({"Effect": "Allow", "Principal": {"AWS": role_arn}, "Action": "sqs:SendMessage",
+                             "Resource": self.queue_arn("sm-policy-granting")})
+        allow_account = policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{VENDOR_ACCOUNT}:root"},
+                                "Action": "sqs:SendMessage", "Resource": self.queue_arn("sm-policy-account")})
+        denying, = self.sqs_queues("sm-policy-denying", attributes={"Policy": deny})
+        granting, = self.sqs_queues("sm-policy-granting", attributes={"Policy": allow_role})
+        account_only, = self.sqs_queues("sm-policy-account", attributes={"Policy": allow_account})
+        caller = self.session_arn("sqs-policy-sender", VENDOR_ACCOUNT)
+        sqs = self.sqs_role("sqs-policy-sender", {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": self.queue_arn("sm-policy-denying")})
+        for call in (lambda: sqs.send_message(QueueUrl=denying, MessageBody="x"),
+                     lambda: sqs.send_message_batch(QueueUrl=denying, Entries=[{"Id": "1", "MessageBody": "x"}])):
+            self.assertSqsDenied(call, caller, self.queue_arn("sm-policy-denying"), "with an explicit deny in a resource-based policy")
+        sqs.send_message(QueueUrl=granting, MessageBody="granted by the queue policy")
+        sqs.send_message_batch(QueueUrl=granting, Entries=[{"Id": "1", "MessageBody": "and in a batch"}])
+        self.assertSqsDenied(lambda: sqs.send_message(QueueUrl=account_only, MessageBody="x"), caller,
+                             self.queue_arn("sm-policy-account"), "because no identity-based policy allows the sqs:sendmessage action")
+        # The queue policy grants SendMessage only.
+        self.assertSqsDenied(lambda: sqs.receive_message(QueueUrl=granting), caller, self.queue_arn("sm-policy-granting"),
+                             "because no identity-based policy allows the sqs:receivemessage action", "sqs:receivemessage")
+
+    def test_sqs_cross_account_queue_needs_its_policy(self):
+        """A QueueUrl of another account is authorised against that
+        account's queue: a grant in our account reaches it only once the
+        queue's policy allows us too, and then the message lands there, not
+        in our queue of the same name."""
+        theirs, = self.sqs_queues("sm-shared-queue", account=CUSTOMER)
+        ours, = self.sqs_queues("sm-shared-queue")
+        their_arn = self.queue_arn("sm-shared-queue", CUSTOMER)
+        sqs = self.sqs_role("sqs-cross-sender", {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
+                                                 "Resource": "arn:aws:sqs:*:*:sm-shared-queue"})
+        caller = self.session_arn("sqs-cross-sender", VENDOR_ACCOUNT)
+        self.assertSqsDenied(lambda: sqs.send_message(QueueUrl=theirs, MessageBody="x"), caller, their_arn,
+                             "because no resource-based policy allows the sqs:sendmessage action")
+        self.assertSqsDenied(lambda: sqs.get_queue_url(QueueName="sm-shared-queue", QueueOwnerAWSAccountId=CUSTOMER), caller,
+                             their_arn, "because no resource-based policy allows the sqs:getqueueurl action", "sqs:getqueueurl")
+        self.assertEqual(sqs.get_queue_url(QueueName="sm-shared-queue")["QueueUrl"], ours)
+
+        self.fixture(CUSTOMER, "us-east-1", [{"service": "sqs", "op": "set_queue_attributes", "args": {
+            "QueueUrl": theirs, "Attributes": {"Policy": policy({
+                "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{VENDOR_ACCOUNT}:role/sqs-cross-sender"},
+                "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"], "Resource": their_arn})}}}])
+        self.assertEqual(sqs.get_queue_url(QueueName="sm-shared-queue", QueueOwnerAWSAccountId=CUSTOMER)["QueueUrl"], theirs)
+        sqs.send_message(QueueUrl=theirs, MessageBody="to the customer")
+        sqs.send_message(QueueUrl=f"https://sqs.us-east-1.amazonaws.com/{CUSTOMER}/sm-shared-queue", MessageBody="again")
+        def bodies(account, url):
+            answer = self.fixture(account, "us-east-1", [
+                {"service": "sqs", "op": "receive_message", "args": {"QueueUrl": url, "MaxNumberOfMessages": 10}}])[0]
+            return sorted(message["Body"] for message in answer.get("Messages", []))
+
+        self.assertEqual(bodies(CUSTOMER, theirs), ["again", "to the customer"])
+        self.assertEqual(bodies(VENDOR_ACCOUNT, ours), [])
+        # A role without the identity-based grant is still refused.
+        other = self.sqs_role("sqs-cross-other", {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": self.queue_arn("sm-shared-queue")})
+        self.assertSqsDenied(lambda: other.send_message(QueueUrl=theirs, MessageBody="x"), self.session_arn("sqs-cross-other", VENDOR_ACCOUNT),
+                             their_arn, "because no identity-based policy allows the sqs:sendmessage action")
+
+    def test_sqs_fixture_calls_are_unaffected(self):
+        """Test set-up through /_sm/aws makes, reads and deletes messages
+        whatever the policies (a queue policy denying everyone included)."""
+        deny_all = policy({"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": "*"})
+        url = self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "sqs", "op": "create_queue", "args": {"QueueName": "sm-fixture-queue"}}])[0]["QueueUrl"]
+        self.assertEqual(url, self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "sqs", "op": "get_queue_url", "args": {"QueueName": "sm-fixture-queue"}}])[0]["QueueUrl"])
+        sqs = self.sqs_role("sqs-fixture-sender", {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": self.queue_arn("sm-fixture-queue")})
+        sqs.send_message(QueueUrl=url, MessageBody="from the role")
+        results = self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "sqs", "op": "set_queue_attributes", "args": {"QueueUrl": url, "Attributes": {"Policy": deny_all}}},
+            {"service": "sqs", "op": "send_message", "args": {"QueueUrl": url, "MessageBody": "from a fixture"}},
+            {"service": "sqs", "op": "receive_message", "args": {"QueueUrl": url, "MaxNumberOfMessages": 10}},
+        ])
+        received = results[2]["Messages"]
+        self.assertEqual(sorted(message["Body"] for message in received), ["from a fixture", "from the role"])
+        self.fixture(VENDOR_ACCOUNT, "us-east-1", [
+            {"service": "sqs", "op": "delete_message", "args": {"QueueUrl": url, "ReceiptHandle": message["ReceiptHandle"]}}
+            for message in received])
+        attributes = self.fixture(VENDOR_ACCOUNT, "us-east-1", [{"service": "sqs", "op": "get_queue_attributes", "args": {
+            "QueueUrl": url, "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]}}])[0]["Attributes"]
+        self.assertEqual(attributes, {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"})
+        # ... while the role, now denied by the queue policy, is refused.
+        self.assertSqsDenied(lambda: sqs.send_message(QueueUrl=url, MessageBody="x"), self.session_arn("sqs-fixture-sender", VENDOR_ACCOUNT),
+                             self.queue_arn("sm-fixture-queue"), "with an explicit deny in a resource-based policy")
+
     # ---- recorder and fixtures ----------------------------------------------
 
     def test_recorder_shows_parameters_and_headers(self):

@@ -7,31 +7,7 @@ use std::convert::Infallible;
 
 use lambda_runtime::LambdaEvent;
 use stored_messages::archive::{Archiver, InboundRecord};
-use stored_messages::arn::AccountId;
-use stored_messages::config::Settings;
-use stored_messages::connections::Connections;
 use stored_messages::deadline::stop_at;
-use stored_messages::notify::EventBridgeNotifier;
-use stored_messages::records::ObjectBounds;
-use stored_messages::registry::Registry;
-
-/// Builds the container's archiver: one registry client, the connections
-/// to customers (STS and the session cache) and the EventBridge client for
-/// health transitions, all over the one HTTP client of `sdk`; `account` is ours, the owner of the control and
-/// staging buckets.
-pub fn archiver(settings: &Settings, sdk: &aws_config::SdkConfig, account: AccountId) -> Archiver {
-    Archiver::new(
-        Registry::new(settings.s3_client(sdk), &settings.control_bucket, account),
-        Connections::new(settings, sdk),
-        EventBridgeNotifier::new(sdk, settings.event_bus_name.clone()),
-        settings.max_in_flight,
-        settings.staging_bucket.clone(),
-    )
-    .with_event_bounds(ObjectBounds {
-        max_lines: settings.events_per_object,
-        ..ObjectBounds::DEFAULT
-    })
-}
 
 /// Never fails as a whole (`Infallible`): a record that cannot be finished is
 /// listed in `batchItemFailures`, so a function error would only make SQS

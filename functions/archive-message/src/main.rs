@@ -18,6 +18,6 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env()?;
     let sdk = settings.sdk_config().await;
     let account = own_account(&aws_sdk_sts::Client::new(&sdk)).await?;
-    let archiver = handler::archiver(&settings, &sdk, account);
+    let archiver = stored_messages::archive::Archiver::from_settings(&settings, &sdk, account);
     run(service_fn(|event| handler::handle(&archiver, event))).await
 }

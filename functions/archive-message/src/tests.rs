@@ -90,7 +90,7 @@ impl World {
     }
 
     fn archiver(&self) -> Archiver {
-        handler::archiver(&self.settings, &self.sdk, own())
+        stored_messages::archive::Archiver::from_settings(&self.settings, &self.sdk, own())
     }
 
     fn assume_role_calls(&self) -> Vec<Value> {

@@ -5,9 +5,11 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 use tracing::{error, info};
 
+mod backfills;
 mod lifecycle;
 
 use crate::arn::{AccountId, KmsKeyArn};
+use crate::backfill::{BackfillId, WorkQueue};
 use crate::checks::{all_passed, static_checks, Check, LiveCheck, Purpose};
 use crate::config::Settings;
 use crate::connections::Connections;
@@ -95,6 +97,9 @@ pub enum ApiError {
     Conflict,
     #[error("This destination assumes a role; only access-key destinations have credentials to replace.")]
     NotAccessKey,
+    /// `409` `conflict` for a request the resource's state refuses now.
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("Internal error.")]
     Internal(String),
 }
@@ -112,6 +117,7 @@ impl ApiError {
             Self::PreconditionFailed => (412, "precondition_failed"),
             Self::Conflict => (409, "conflict"),
             Self::NotAccessKey => (409, "not_access_key"),
+            Self::Busy(_) => (409, "conflict"),
             Self::Internal(_) => (500, "internal"),
         }
     }
@@ -149,6 +155,9 @@ enum Route {
     Item(String),
     Test(String),
     Credentials(String),
+    Backfills(String),
+    Backfill(String),
+    CancelBackfill(String),
 }
 
 fn route(method: &str, path: &str) -> Result<Route, ApiError> {
@@ -166,6 +175,11 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         ["", "v1", "destinations", id, "credentials"] => {
             (Route::Credentials((*id).to_owned()), "PUT")
         }
+        ["", "v1", "destinations", id, "backfills"] => {
+            (Route::Backfills((*id).to_owned()), "GET, POST")
+        }
+        ["", "v1", "backfills", id] => (Route::Backfill((*id).to_owned()), "GET"),
+        ["", "v1", "backfills", id, "cancel"] => (Route::CancelBackfill((*id).to_owned()), "POST"),
         _ => return Err(ApiError::NotFound),
     };
     if allow.split(", ").any(|m| m == method) {
@@ -183,6 +197,8 @@ pub struct Api {
     anonymous_s3: aws_sdk_s3::config::Builder,
     secrets: SecretStore,
     notifier: EventBridgeNotifier,
+    /// `BACKFILL_QUEUE_URL`'s queue; None refuses backfills.
+    backfill_queue: Option<WorkQueue>,
     settings: Settings,
 }
 
@@ -207,6 +223,7 @@ impl Api {
             anonymous_s3: settings.anonymous_s3_config(sdk),
             secrets: settings.secret_store(sdk),
             notifier: EventBridgeNotifier::new(sdk, settings.event_bus_name.clone()),
+            backfill_queue: settings.backfill_queue(sdk),
             settings: settings.clone(),
         }
     }
@@ -281,6 +298,23 @@ impl Api {
                 let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
                 let body = destination_body(request.body, request.content_type)?;
                 self.rotate(&org, &id, &body, request.if_match).await
+            }
+            Route::Backfills(id) => {
+                let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
+                if request.method == "POST" {
+                    let body = destination_body(request.body, request.content_type)?;
+                    self.start_backfill(&org, &id, &body).await
+                } else {
+                    self.destination_backfills(&org, &id).await
+                }
+            }
+            Route::Backfill(id) => {
+                let id = BackfillId::parse(&id).map_err(|_| ApiError::NotFound)?;
+                self.get_backfill(&org, &id).await
+            }
+            Route::CancelBackfill(id) => {
+                let id = BackfillId::parse(&id).map_err(|_| ApiError::NotFound)?;
+                self.cancel_backfill(&org, &id).await
             }
             Route::Item(id) if request.method == "PATCH" => {
                 let id = DestinationId::parse(&id).map_err(|_| ApiError::NotFound)?;
