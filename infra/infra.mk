@@ -6,7 +6,7 @@
 #   make build         arm64 release zips: target/lambda/<function>.zip
 #   make deploy        sam deploy --guided with those zips (needs the AWS SAM CLI)
 
-LAMBDA_FUNCTIONS := archive-message validate-destination check-destinations
+LAMBDA_FUNCTIONS := archive-message validate-destination check-destinations run-backfill
 LAMBDA_ZIPS := $(LAMBDA_FUNCTIONS:%=target/lambda/%.zip)
 CARGO_LAMBDA ?= $(VENV)/bin/cargo-lambda
 # checkov pins boto3 and older packaging/networkx than moto's venv has, so it

@@ -42,6 +42,10 @@ CONTRACT_ROUTES = {
     ("PATCH", "/v1/destinations/{id}"),
     ("POST", "/v1/destinations/{id}/test"),
     ("PUT", "/v1/destinations/{id}/credentials"),
+    ("POST", "/v1/destinations/{id}/backfills"),
+    ("GET", "/v1/destinations/{id}/backfills"),
+    ("GET", "/v1/backfills/{id}"),
+    ("POST", "/v1/backfills/{id}/cancel"),
 }
 # What each function may do in the control bucket, by key prefix
 # (CONTRACT section 7): the least the code needs.
@@ -51,8 +55,8 @@ CONTROL_BUCKET_ACCESS = {
         "s3:PutObject": {"quarantine", "parked", "destinations"},
     },
     "ValidateDestinationFunction": {
-        "s3:GetObject": {"orgs", "destinations"},
-        "s3:PutObject": {"orgs", "destinations"},
+        "s3:GetObject": {"orgs", "destinations", "backfills"},
+        "s3:PutObject": {"orgs", "destinations", "backfills"},
         "s3:DeleteObject": {"destinations"},
     },
     "CheckDestinationsFunction": {
@@ -60,6 +64,47 @@ CONTROL_BUCKET_ACCESS = {
         "s3:PutObject": {"destinations"},
         "s3:DeleteObject": {"parked"},
     },
+    "RunBackfillFunction": {
+        "s3:GetObject": {"orgs", "destinations", "backfills"},
+        "s3:PutObject": {"quarantine", "parked", "destinations", "backfills"},
+    },
+}
+
+
+def control(prefix):
+    return {"Fn::Sub": "${ControlBucket.Arn}/" + prefix + "/*"}
+
+
+BACKFILL_QUEUE = {"Fn::GetAtt": ["BackfillQueue", "Arn"]}
+STAGING_OBJECTS = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${StagingBucketName}/*"}
+STAGING_BUCKET = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${StagingBucketName}"}
+SECRETS = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${CredentialsSecretPrefix}*"}
+CREDENTIALS_KEY = {"Fn::GetAtt": ["CredentialsKey", "Arn"]}
+# Everything run-backfill's own policy grants, as (action, resource): what
+# archive-message's policy grants (it archives through the same code), then
+# the manifests, the job records and its own queue. Nothing else.
+RUN_BACKFILL_GRANTS = [
+    ("s3:GetObject", control("orgs")),
+    ("s3:GetObject", control("destinations")),
+    ("s3:PutObject", control("destinations")),
+    ("s3:PutObject", control("quarantine")),
+    ("s3:PutObject", control("parked")),
+    ("s3:GetObject", control("backfills")),
+    ("s3:PutObject", control("backfills")),
+    ("s3:GetObject", STAGING_OBJECTS),
+    ("s3:ListBucket", STAGING_BUCKET),
+    ("secretsmanager:GetSecretValue", SECRETS),
+    ("kms:Decrypt", CREDENTIALS_KEY),
+    ("sqs:SendMessage", BACKFILL_QUEUE),
+    ("sqs:ChangeMessageVisibility", BACKFILL_QUEUE),
+]
+# What reaches the backfill queue, by who: the functions' own code (each
+# statement conditioned on its function) and Lambda's poller (unconditioned,
+# in the role).
+BACKFILL_QUEUE_ACCESS = {
+    "RunBackfillFunction": {"sqs:SendMessage", "sqs:ChangeMessageVisibility"},
+    "ValidateDestinationFunction": {"sqs:SendMessage"},
+    "poller": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
 }
 
 
@@ -90,6 +135,67 @@ def statements(document):
     return [s for s in (unwrap_if(s) for s in as_list(document["Statement"])) if s is not None]
 
 
+def canonical(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def function_condition(function):
+    """The lambda:SourceFunctionArn condition every per-function statement
+    carries: the function, or any of its versions and aliases."""
+    return {"ArnLike": {"lambda:SourceFunctionArn": [
+        {"Fn::GetAtt": [function, "Arn"]}, {"Fn::Sub": "${" + function + ".Arn}:*"},
+    ]}}
+
+
+def statement_function(statement):
+    """The function a statement is conditioned on, or None."""
+    condition = statement.get("Condition", {}).get("ArnLike", {}).get("lambda:SourceFunctionArn", [])
+    functions = {c["Fn::GetAtt"][0] for c in as_list(condition) if isinstance(c, dict) and "Fn::GetAtt" in c}
+    return functions.pop() if len(functions) == 1 else None
+
+
+def run_backfill_grant_problems(template):
+    """What is wrong with run-backfill's grants: a statement of its policy not
+    conditioned on the function, anything granted beyond or short of
+    RUN_BACKFILL_GRANTS, or an SQS grant on the backfill queue beyond
+    BACKFILL_QUEUE_ACCESS anywhere. Empty when they are right."""
+    problems = []
+    policy = template["Resources"]["RunBackfillPolicy"]
+    if policy.get("Condition") != "HasStagingBucket":
+        problems.append("RunBackfillPolicy exists without the function (Condition HasStagingBucket)")
+    granted = set()
+    for statement in statements(policy["Properties"]["PolicyDocument"]):
+        sid = statement.get("Sid", "?")
+        if statement["Effect"] != "Allow" or "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"{sid}: only plain Allow statements")
+            continue
+        condition = statement.get("Condition", {})
+        if condition.get("ArnLike") != function_condition("RunBackfillFunction")["ArnLike"]:
+            problems.append(f"{sid}: not conditioned on RunBackfillFunction")
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                granted.add((action, canonical(resource)))
+    expected = {(action, canonical(resource)) for action, resource in RUN_BACKFILL_GRANTS}
+    problems += [f"granted beyond the need: {a} on {r}" for a, r in sorted(granted - expected)]
+    problems += [f"missing: {a} on {r}" for a, r in sorted(expected - granted)]
+    on_queue = {}
+    for where, kind, document in policy_documents(template):
+        if kind != "identity":
+            continue
+        for statement in statements(document):
+            actions = [a for a in as_list(statement["Action"]) if a.lower().startswith("sqs:") or a == "*"]
+            resources = [canonical(r) for r in as_list(statement["Resource"])]
+            if not actions or not ({canonical(BACKFILL_QUEUE), canonical("*")} & set(resources)):
+                continue
+            who = statement_function(statement) or ("poller" if "Condition" not in statement else where)
+            on_queue.setdefault(who, set()).update(actions)
+            if resources != [canonical(BACKFILL_QUEUE)]:
+                problems.append(f"{where} {statement.get('Sid', '?')}: backfill-queue grant also on {resources}")
+    if on_queue != BACKFILL_QUEUE_ACCESS:
+        problems.append(f"backfill queue access {on_queue} is not {BACKFILL_QUEUE_ACCESS}")
+    return problems
+
+
 def policy_documents(template):
     """Every policy document in a template, as (where, kind, document);
     kind is "trust", "identity" or "resource"."""
@@ -99,7 +205,8 @@ def policy_documents(template):
         kind = resource["Type"]
         if kind == "AWS::IAM::Role":
             found.append((name, "trust", properties["AssumeRolePolicyDocument"]))
-            for policy in properties.get("Policies", []):
+            # A policy may exist only under a condition (!If ... NoValue).
+            for policy in filter(None, map(unwrap_if, properties.get("Policies", []))):
                 found.append((f"{name}/{policy['PolicyName']}", "identity", policy["PolicyDocument"]))
         elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             found.append((name, "identity", properties["PolicyDocument"]))
@@ -141,20 +248,160 @@ class SamTemplate(unittest.TestCase):
         self.assertLess(queue["MessageRetentionPeriod"], dlq["Properties"]["MessageRetentionPeriod"])
 
     def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(self):
-        queue = self.resources["ArchiveQueue"]["Properties"]
-        consumers = [name for name, source in self.sqs_sources()
-                     if source["Queue"] == {"Fn::GetAtt": ["ArchiveQueue", "Arn"]}]
-        self.assertEqual(consumers, ["ArchiveMessageFunction"])
-        timeout = self.function_props("ArchiveMessageFunction")["Timeout"]
-        self.assertGreaterEqual(queue["VisibilityTimeout"], 6 * timeout)
+        consumers = {source["Queue"]["Fn::GetAtt"][0]: name for name, source in self.sqs_sources()}
+        self.assertEqual(consumers, {"ArchiveQueue": "ArchiveMessageFunction", "BackfillQueue": "RunBackfillFunction"})
+        for queue, function in consumers.items():
+            timeout = self.function_props(function)["Timeout"]
+            self.assertGreaterEqual(self.resources[queue]["Properties"]["VisibilityTimeout"], 6 * timeout, queue)
 
-    def test_the_sqs_source_reports_batch_item_failures_and_is_bounded(self):
-        ((_, source),) = self.sqs_sources()
+    def test_the_sqs_sources_report_batch_item_failures_and_are_bounded(self):
+        sources = self.sqs_sources()
+        self.assertEqual(len(sources), 2)
+        for name, source in sources:
+            self.assertEqual(source["FunctionResponseTypes"], ["ReportBatchItemFailures"], name)
+            self.assertIn("MaximumConcurrency", source["ScalingConfig"], name)
+            self.assertLessEqual(source["BatchSize"], 10000, name)
+            if source["BatchSize"] > 10:
+                # Batches above 10 need a batching window (Lambda's rule for SQS).
+                self.assertGreater(source["MaximumBatchingWindowInSeconds"], 0, name)
+
+    # --- backfills -----------------------------------------------------------
+
+    def test_backfills_exist_only_with_a_staging_bucket(self):
+        for name in ("RunBackfillFunction", "RunBackfillPolicy", "RunBackfillLogGroup", "BackfillQueue",
+                     "BackfillDeadLetterQueue", "BackfillQueuePolicy", "BackfillDeadLetterQueueNotEmptyAlarm",
+                     "BackfillOldestUnitAgeAlarm", "RunBackfillErrorsAlarm"):
+            self.assertEqual(self.resources[name].get("Condition"), "HasStagingBucket", name)
+        self.assertEqual(self.template["Conditions"]["HasStagingBucket"],
+                         {"Fn::Not": [{"Fn::Equals": [{"Ref": "StagingBucketName"}, ""]}]})
+        # The API gets the queue only when it exists; unset, it refuses backfills.
+        env = self.function_props("ValidateDestinationFunction")["Environment"]["Variables"]
+        self.assertEqual(env["BACKFILL_QUEUE_URL"],
+                         {"Fn::If": ["HasStagingBucket", {"Ref": "BackfillQueue"}, {"Ref": "AWS::NoValue"}]})
+        self.assertEqual(env["STAGING_BUCKET"],
+                         {"Fn::If": ["HasStagingBucket", {"Ref": "StagingBucketName"}, {"Ref": "AWS::NoValue"}]})
+
+    def test_run_backfill_is_triggered_one_unit_at_a_time_by_the_backfill_queue(self):
+        props = self.function_props("RunBackfillFunction")
+        self.assertEqual((props["Timeout"], props["MemorySize"]), (900, 256))
+        (event,) = props["Events"].values()
+        self.assertEqual(event["Type"], "SQS")
+        source = event["Properties"]
+        self.assertEqual(source["Queue"], BACKFILL_QUEUE)
+        self.assertEqual(source["BatchSize"], 1)
         self.assertEqual(source["FunctionResponseTypes"], ["ReportBatchItemFailures"])
-        self.assertIn("MaximumConcurrency", source["ScalingConfig"])
-        self.assertLessEqual(source["BatchSize"], 10000)
-        # Batches above 10 need a batching window (Lambda's rule for SQS).
-        self.assertGreater(source["MaximumBatchingWindowInSeconds"], 0)
+        self.assertEqual(source["ScalingConfig"], {"MaximumConcurrency": {"Ref": "BackfillMaxConcurrency"}})
+        parameter = self.template["Parameters"]["BackfillMaxConcurrency"]
+        self.assertEqual((parameter["Default"], parameter["MinValue"], parameter["MaxValue"]), (5, 2, 100))
+        env = props["Environment"]["Variables"]
+        self.assertEqual(env["STAGING_BUCKET"], {"Ref": "StagingBucketName"})
+        self.assertEqual(env["BACKFILL_QUEUE_URL"], {"Ref": "BackfillQueue"})
+        self.assertEqual(env["ARCHIVE_MAX_IN_FLIGHT"], {"Ref": "ArchiveMaxInFlight"})
+
+    def test_the_backfill_queue_redrives_after_backfill_max_receives(self):
+        queue = self.resources["BackfillQueue"]["Properties"]
+        redrive = queue["RedrivePolicy"]
+        self.assertEqual(redrive["deadLetterTargetArn"], {"Fn::GetAtt": ["BackfillDeadLetterQueue", "Arn"]})
+        # The function fails the job on the last receive: it must know which one is.
+        env = self.function_props("RunBackfillFunction")["Environment"]["Variables"]
+        self.assertEqual(redrive["maxReceiveCount"], env["BACKFILL_MAX_RECEIVES"])
+        self.assertEqual(redrive["maxReceiveCount"], {"Ref": "BackfillMaxReceives"})
+        self.assertEqual(self.template["Parameters"]["BackfillMaxReceives"]["Default"], 5)
+        self.assertEqual(queue["MessageRetentionPeriod"], 4 * 24 * 3600)
+        dlq = self.resources["BackfillDeadLetterQueue"]["Properties"]
+        self.assertEqual(dlq["MessageRetentionPeriod"], 14 * 24 * 3600)
+        for name in ("BackfillQueue", "BackfillDeadLetterQueue"):
+            self.assertIs(self.resources[name]["Properties"]["SqsManagedSseEnabled"], True, name)
+
+    def test_the_backfill_queues_only_accept_tls(self):
+        policy = self.resources["BackfillQueuePolicy"]["Properties"]
+        self.assertEqual(policy["Queues"], [{"Ref": "BackfillQueue"}, {"Ref": "BackfillDeadLetterQueue"}])
+        (deny,) = statements(policy["PolicyDocument"])
+        self.assertEqual((deny["Effect"], deny["Principal"], deny["Action"]), ("Deny", "*", "sqs:*"))
+        self.assertEqual(deny["Resource"], [BACKFILL_QUEUE, {"Fn::GetAtt": ["BackfillDeadLetterQueue", "Arn"]}])
+        self.assertEqual(deny["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+
+    def test_run_backfill_is_granted_exactly_what_it_needs(self):
+        self.assertEqual(run_backfill_grant_problems(self.template), [])
+
+    def test_only_archive_and_backfill_code_reads_the_staging_bucket(self):
+        granted = {}
+        for where, kind, document in policy_documents(self.template):
+            if kind != "identity":
+                continue
+            for statement in statements(document):
+                staging = [r for r in as_list(statement["Resource"]) if r in (STAGING_OBJECTS, STAGING_BUCKET)]
+                if not staging:
+                    continue
+                function = statement_function(statement)
+                self.assertEqual(statement["Condition"], function_condition(function), where)
+                granted.setdefault(function, set()).update(
+                    (a, canonical(r)) for a in as_list(statement["Action"]) for r in staging)
+        read_and_list = {("s3:GetObject", canonical(STAGING_OBJECTS)), ("s3:ListBucket", canonical(STAGING_BUCKET))}
+        self.assertEqual(granted, {"ArchiveMessageFunction": read_and_list, "RunBackfillFunction": read_and_list})
+
+    def test_the_backfill_queue_is_polled_through_the_role(self):
+        # Lambda checks the role can poll when it creates the event source
+        # mapping: the grant is in the role itself, like the archive queue's.
+        policies = self.resources["CustomerAccessRole"]["Properties"]["Policies"]
+        (conditional,) = [p for p in policies if "Fn::If" in p]
+        self.assertEqual(conditional["Fn::If"][0], "HasStagingBucket")
+        (statement,) = statements(unwrap_if(conditional)["PolicyDocument"])
+        self.assertEqual(set(statement["Action"]), BACKFILL_QUEUE_ACCESS["poller"])
+        self.assertEqual(statement["Resource"], BACKFILL_QUEUE)
+        self.assertNotIn("Condition", statement)
+
+    def test_the_api_reads_and_writes_jobs_and_queues_their_first_unit(self):
+        document = self.resources["ValidateDestinationPolicy"]["Properties"]["PolicyDocument"]
+        backfill_statements = [
+            s for s in statements(document)
+            if control("backfills") in as_list(s["Resource"]) or BACKFILL_QUEUE in as_list(s["Resource"])
+        ]
+        granted = set()
+        for statement in backfill_statements:
+            self.assertEqual(statement["Condition"], function_condition("ValidateDestinationFunction"), statement["Sid"])
+            granted |= {(a, canonical(r)) for a in as_list(statement["Action"]) for r in as_list(statement["Resource"])}
+        self.assertEqual(granted, {
+            ("s3:GetObject", canonical(control("backfills"))),
+            ("s3:PutObject", canonical(control("backfills"))),
+            ("sqs:SendMessage", canonical(BACKFILL_QUEUE)),
+        })
+        # The queue grant exists only with the queue.
+        (queue_grant,) = [s for s in as_list(document["Statement"])
+                          if "Fn::If" in s and unwrap_if(s)["Resource"] == BACKFILL_QUEUE]
+        self.assertEqual(queue_grant["Fn::If"][0], "HasStagingBucket")
+        # Jobs are listed under backfills/{org}/ like destinations under
+        # destinations/{org}/: by the role's one ListBucket on the control bucket.
+        listing = [
+            s for _, kind, doc in policy_documents(self.template) if kind == "identity"
+            for s in statements(doc) if "s3:ListBucket" in as_list(s["Action"])
+            and s["Resource"] == {"Fn::GetAtt": ["ControlBucket", "Arn"]}
+        ]
+        self.assertEqual(len(listing), 1)
+        self.assertNotIn("Condition", listing[0])
+
+    def test_a_backfill_grant_widened_to_every_sqs_action_or_resource_is_rejected(self):
+        def broken(old, new):
+            source = read(SAM)
+            self.assertIn(old, source)
+            return run_backfill_grant_problems(check_templates.load(source.replace(old, new, 1), SAM))
+
+        every_action = broken("              - sqs:SendMessage\n              - sqs:ChangeMessageVisibility\n",
+                              "              - sqs:*\n")
+        self.assertTrue(any("sqs:*" in p for p in every_action), every_action)
+        every_resource = broken("              - sqs:ChangeMessageVisibility\n            Resource: !GetAtt BackfillQueue.Arn\n",
+                                '              - sqs:ChangeMessageVisibility\n            Resource: "*"\n')
+        self.assertTrue(any('"*"' in p for p in every_resource), every_resource)
+        every_bucket_key = broken('            Resource: !Sub "${ControlBucket.Arn}/backfills/*"\n'
+                                  "            Condition:\n              ArnLike:\n"
+                                  "                lambda:SourceFunctionArn: [!GetAtt RunBackfillFunction.Arn",
+                                  '            Resource: !Sub "${ControlBucket.Arn}/*"\n'
+                                  "            Condition:\n              ArnLike:\n"
+                                  "                lambda:SourceFunctionArn: [!GetAtt RunBackfillFunction.Arn")
+        self.assertTrue(any("ControlBucket.Arn}/*" in p for p in every_bucket_key), every_bucket_key)
+        unconditioned = broken('                lambda:SourceFunctionArn: [!GetAtt RunBackfillFunction.Arn, !Sub "${RunBackfillFunction.Arn}:*"]\n',
+                               '                lambda:SourceFunctionArn: [!GetAtt ArchiveMessageFunction.Arn, !Sub "${ArchiveMessageFunction.Arn}:*"]\n')
+        self.assertTrue(any("not conditioned on RunBackfillFunction" in p for p in unconditioned), unconditioned)
 
     # --- the control bucket ------------------------------------------------
 
@@ -290,7 +537,7 @@ class SamTemplate(unittest.TestCase):
             self.assertEqual(function["Properties"]["CodeUri"], f"../functions/{binary}", name)
             self.assertTrue(os.path.isfile(os.path.join(ROOT, "functions", binary, "Cargo.toml")), binary)
             self.assertEqual(function["Properties"]["LoggingConfig"]["LogFormat"], "JSON", name)
-        self.assertEqual(binaries, {"archive-message", "validate-destination", "check-destinations"})
+        self.assertEqual(binaries, {"archive-message", "validate-destination", "check-destinations", "run-backfill"})
 
     def test_the_api_declares_the_openapi_routes_behind_the_jwt_authorizer(self):
         (api_name, api), = resources(self.template, "AWS::Serverless::HttpApi").items()
@@ -329,6 +576,8 @@ class SamTemplate(unittest.TestCase):
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible", json.dumps({"Fn::GetAtt": ["ArchiveDeadLetterQueue", "QueueName"]})),
             ("AWS/SQS", "ApproximateAgeOfOldestMessage", json.dumps({"Fn::GetAtt": ["ArchiveQueue", "QueueName"]})),
             ("StoredMessages", "DestinationsFailing", json.dumps("check-destinations")),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", json.dumps({"Fn::GetAtt": ["BackfillDeadLetterQueue", "QueueName"]})),
+            ("AWS/SQS", "ApproximateAgeOfOldestMessage", json.dumps({"Fn::GetAtt": ["BackfillQueue", "QueueName"]})),
         } | {("AWS/Lambda", "Errors", json.dumps({"Ref": name})) for name in self.functions}
         self.assertLessEqual(expected, watched)
 
@@ -376,6 +625,7 @@ class SamTemplate(unittest.TestCase):
         self.assertEqual(granted, {
             "ArchiveMessageFunction": {"secretsmanager:GetSecretValue"},
             "CheckDestinationsFunction": {"secretsmanager:GetSecretValue"},
+            "RunBackfillFunction": {"secretsmanager:GetSecretValue"},
             "ValidateDestinationFunction": {
                 "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
                 "secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret",
@@ -393,7 +643,10 @@ class SamTemplate(unittest.TestCase):
                 )
 
     def test_outputs(self):
-        self.assertLessEqual({"ApiUrl", "ArchiveQueueUrl", "CustomerTrustPrincipalArn"}, set(self.template["Outputs"]))
+        outputs = self.template["Outputs"]
+        self.assertLessEqual({"ApiUrl", "ArchiveQueueUrl", "CustomerTrustPrincipalArn", "BackfillQueueUrl"}, set(outputs))
+        self.assertEqual(outputs["BackfillQueueUrl"]["Value"], {"Ref": "BackfillQueue"})
+        self.assertEqual(outputs["BackfillQueueUrl"]["Condition"], "HasStagingBucket")
 
     def test_every_suppression_gives_its_reason(self):
         for name, resource in self.resources.items():
@@ -468,7 +721,7 @@ class Package(unittest.TestCase):
 
     def test_code_uris_point_at_the_built_zips(self):
         with tempfile.TemporaryDirectory() as scratch:
-            for binary in ("archive-message", "validate-destination", "check-destinations"):
+            for binary in ("archive-message", "validate-destination", "check-destinations", "run-backfill"):
                 with open(os.path.join(scratch, f"{binary}.zip"), "wb") as out:
                     out.write(b"PK")
             out_path = os.path.join(scratch, "template.json")
@@ -481,6 +734,7 @@ class Package(unittest.TestCase):
             "ArchiveMessageFunction": "archive-message.zip",
             "ValidateDestinationFunction": "validate-destination.zip",
             "CheckDestinationsFunction": "check-destinations.zip",
+            "RunBackfillFunction": "run-backfill.zip",
         })
         self.assertEqual(template["Transform"], "AWS::Serverless-2016-10-31")
 
