@@ -7,6 +7,7 @@
 //! Absolute figures on a shared 2-core machine are noise: read the ratios,
 //! all measured in one run.
 
+mod backfill;
 mod breakdown;
 mod function;
 mod report;
@@ -218,6 +219,15 @@ async fn run() -> Result<(), Error> {
         results.insert("events".into(), Value::Array(rows));
     }
 
+    if wanted("backfill") {
+        println!("\n## Backfill: the 100,000-record manifest through run-backfill, next to the archive path\n");
+        eprintln!("  backfill: 100,000 records");
+        let runner = Subject::Binary(paths.release.join("run-backfill"));
+        let row = backfill::run(&s3, &sts, &runner, &rust_destination).await?;
+        report::backfill_table(&row, &results);
+        results.insert("backfill".into(), row);
+    }
+
     if wanted("sts") {
         println!("\n## STS calls: 100-message batches over N destinations (each its own project and account)\n");
         let mut rows = Vec::new();
@@ -252,6 +262,7 @@ async fn run() -> Result<(), Error> {
             "archive-message",
             "validate-destination",
             "check-destinations",
+            "run-backfill",
         ] {
             let binary = paths.release.join(name);
             let size = std::fs::metadata(&binary)?.len();

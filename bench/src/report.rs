@@ -287,3 +287,50 @@ pub fn events_table(rows: &[Value]) {
         );
     }
 }
+
+/// The backfill row beside archive-message's own figures of the same run:
+/// events batched (the backfill writes events the same way) and messages of
+/// each throughput shape.
+pub fn backfill_table(row: &Value, results: &Map<String, Value>) {
+    println!("| path | records | records/s | CPU µs/record | peak RSS MB |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| run-backfill: {} objects ({:.1} MB, gzip and plain), {} messages + {} events + {} malformed lines | {} | {:.0} | {:.1} | {:.1} |",
+        row["manifest_objects"],
+        f(row, "manifest_mb"),
+        row["messages"],
+        row["events"],
+        row["malformed"],
+        row["records"],
+        f(row, "records_per_second"),
+        f(row, "cpu_us_per_record"),
+        f(row, "peak_rss_mb"),
+    );
+    let events = results
+        .get("events")
+        .and_then(Value::as_array)
+        .and_then(|rows| rows.first());
+    if let Some(events) = events {
+        println!(
+            "| archive-message: engagement events, batched | {} | {:.0} | {:.1} | – |",
+            events["events"],
+            f(events, "events_per_second"),
+            f(events, "cpu_us_per_event"),
+        );
+    }
+    for shape in results
+        .get("throughput")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "| archive-message: messages, {} batches | {} | {:.0} | {:.1} | {:.1} |",
+            shape["batch"].as_str().unwrap_or("?"),
+            shape["rust_messages"],
+            f(shape, "rust_msgs_per_s"),
+            f(shape, "rust_cpu_us_per_msg"),
+            f(shape, "rust_peak_rss_mb"),
+        );
+    }
+}

@@ -253,6 +253,14 @@ pub fn function_env(
         ("STORED_MESSAGES_ALLOW_ENDPOINT_OVERRIDE", "1".to_owned()),
         ("AWS_ENDPOINT_URL_S3", s3.endpoint.clone()),
         ("AWS_ENDPOINT_URL_STS", format!("http://{}", sts.addr)),
+        // run-backfill needs a queue; no bench section makes it send (no
+        // unit outlives its deadline), and a dead local port keeps any call
+        // from leaving the machine.
+        (
+            "BACKFILL_QUEUE_URL",
+            "http://127.0.0.1:9/123456789012/backfill".to_owned(),
+        ),
+        ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

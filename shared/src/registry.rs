@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::arn::AccountId;
-use crate::backfill::{Backfill, BackfillId, ManifestEncoding, ManifestPrefix, MAX_FILES};
+use crate::backfill::{Backfill, BackfillId, Listed, ManifestEncoding, ManifestPrefix, MAX_FILES};
 use crate::credentials::ExternalId;
 use crate::destination::{Destination, DestinationId};
 use crate::failure::{sdk_outcome, SdkOutcome};
@@ -501,10 +501,13 @@ impl Registry {
             {
                 Ok(()) => return Ok(Some((job, result))),
                 Err(RegistryError::Conflict) => {
-                    // Another unit committed first: spread the retries out.
-                    let mut jitter = [0u8; 1];
+                    // Another writer won this round: back off exponentially
+                    // (10 ms doubling, at most 1.3 s) with jitter, so many
+                    // units of one job spread their next tries out.
+                    let mut jitter = [0u8; 2];
                     let _ = getrandom::fill(&mut jitter);
-                    let wait = 5 * u64::from(attempt.min(10)) + u64::from(jitter[0] % 20);
+                    let base = 10u64 << attempt.min(7);
+                    let wait = base / 2 + u64::from(u16::from_le_bytes(jitter)) % base;
                     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
                 Err(RegistryError::NotFound) => return Ok(None),
@@ -528,8 +531,14 @@ impl Registry {
             else {
                 continue;
             };
-            if let Some((job, _)) = self.backfill(org, &id).await? {
-                jobs.push(job);
+            match self.backfill(org, &id).await {
+                Ok(Some((job, _))) => jobs.push(job),
+                Ok(None) => {}
+                // One damaged record must not hide the org's other jobs.
+                Err(RegistryError::Corrupt(key)) => {
+                    warn!(registry_key = %key, "backfill job record does not load; skipped");
+                }
+                Err(err) => return Err(err),
             }
         }
         jobs.sort_by(|a, b| {
@@ -540,14 +549,14 @@ impl Registry {
         Ok(jobs)
     }
 
-    /// The manifest objects under `prefix` in the staging bucket (`(key,
-    /// size)`, in key order): the `.ndjson` and `.ndjson.gz` ones, at most
-    /// [`MAX_FILES`] + 1 (enough to know there are too many).
+    /// The manifest objects under `prefix` in the staging bucket, in key
+    /// order: the `.ndjson` and `.ndjson.gz` ones, at most [`MAX_FILES`] + 1
+    /// (enough to know there are too many).
     pub async fn list_manifest(
         &self,
         staging: &BucketName,
         prefix: &ManifestPrefix,
-    ) -> Result<Vec<(String, u64)>, RegistryError> {
+    ) -> Result<Vec<Listed>, RegistryError> {
         let mut found = Vec::new();
         let mut token = None;
         loop {
@@ -564,11 +573,14 @@ impl Registry {
             for object in out.contents() {
                 let Some(key) = object.key() else { continue };
                 if prefix.contains(key) && ManifestEncoding::of(key).is_some() {
-                    let size = object
-                        .size()
-                        .and_then(|s| u64::try_from(s).ok())
-                        .unwrap_or(0);
-                    found.push((key.to_owned(), size));
+                    found.push(Listed {
+                        key: key.to_owned(),
+                        size: object
+                            .size()
+                            .and_then(|s| u64::try_from(s).ok())
+                            .unwrap_or(0),
+                        etag: object.e_tag().map(str::to_owned),
+                    });
                 }
             }
             token = out.next_continuation_token().map(str::to_owned);
@@ -579,34 +591,38 @@ impl Registry {
     }
 
     /// A manifest object's body as it streams, from byte `from` (an S3
-    /// `Range`), or None when it is gone (or `from` is at its end).
+    /// `Range`), of the version `etag` names when given (`If-Match`).
+    /// [`RegistryError::NotFound`] when it is gone or was replaced; an
+    /// empty stream when `from` is its end.
     pub async fn open_manifest(
         &self,
         staging: &BucketName,
         key: &str,
         from: u64,
-    ) -> Result<Option<ByteStream>, RegistryError> {
+        etag: Option<&str>,
+    ) -> Result<ByteStream, RegistryError> {
         let mut request = self
             .s3
             .get_object()
             .bucket(staging.as_str())
             .key(key)
-            .expected_bucket_owner(self.owner.as_str());
+            .expected_bucket_owner(self.owner.as_str())
+            .set_if_match(etag.map(str::to_owned));
         if from > 0 {
             request = request.range(format!("bytes={from}-"));
         }
         match request.send().await {
-            Ok(out) => Ok(Some(out.body)),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
-            // 416: the checkpoint is the object's end; nothing is left to read.
-            Err(err)
-                if err
-                    .raw_response()
-                    .is_some_and(|r| r.status().as_u16() == 416) =>
-            {
-                Ok(Some(ByteStream::from_static(b"")))
+            Ok(out) => Ok(out.body),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                Err(RegistryError::NotFound)
             }
-            Err(err) => Err(unavailable(&err)),
+            Err(err) => match err.raw_response().map(|r| r.status().as_u16()) {
+                // 412: another version than the one listed.
+                Some(412) => Err(RegistryError::NotFound),
+                // 416: the checkpoint is the object's end; nothing is left.
+                Some(416) => Ok(ByteStream::from_static(b"")),
+                _ => Err(unavailable(&err)),
+            },
         }
     }
 }

@@ -81,6 +81,23 @@ fn main() {
         "project_id": "fuzz-keyed", "region": keyed_customer.region, "bucket": keyed_customer.bucket,
         "bucket_private_confirmed": true, "auth": key.auth(),
     }));
+    // A backfill job of the kept destination, for the routes on
+    // `/v1/backfills/{id}` to reach a stored job, not only 404s.
+    let started = watch.invoke(
+        "validate-destination",
+        &api_event(
+            &work,
+            "apigw-backfill.json",
+            ORG,
+            "POST",
+            &format!("/v1/destinations/{kept}/backfills"),
+            Some(json!({ "manifest_prefix": format!("{ORG}/exports/") })),
+        ),
+    );
+    let backfill = api_body(&started)["backfill"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a fuzzing backfill was not started: {started}"))
+        .to_owned();
     let config = work.join("schemathesis.toml");
     std::fs::write(
         &config,
@@ -89,7 +106,11 @@ fn main() {
              [[operations]]\ninclude-operation-id = \"deleteDestination\"\n\
              parameters = {{ \"path.id\" = \"{deleted}\" }}\n\n\
              [[operations]]\ninclude-operation-id = \"rotateCredentials\"\n\
-             parameters = {{ \"path.id\" = \"{keyed}\" }}\n"
+             parameters = {{ \"path.id\" = \"{keyed}\" }}\n\n\
+             [[operations]]\ninclude-operation-id = \"getBackfill\"\n\
+             parameters = {{ \"path.id\" = \"{backfill}\" }}\n\n\
+             [[operations]]\ninclude-operation-id = \"cancelBackfill\"\n\
+             parameters = {{ \"path.id\" = \"{backfill}\" }}\n"
         ),
     )
     .expect("write the schemathesis config");

@@ -60,3 +60,71 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).expect("gzip in memory");
     encoder.finish().expect("gzip in memory")
 }
+
+/// The 100,000-record manifest of the backfill's scale test and bench:
+/// four objects (two gzip, one of 40,000 lines spanning many chunks), a
+/// message every 40th line (email and sms) and events in between, and in
+/// the last object 20 lines that are malformed, another org's or another
+/// project's.
+pub struct Manifest {
+    /// `(key under the prefix, body as staged)`.
+    pub objects: Vec<(String, Vec<u8>)>,
+    pub lines: u64,
+    /// Lines that are not a valid record of `org`'s `project`.
+    pub malformed: u64,
+    /// Every valid message's id and event's id: what must land, once each.
+    pub messages: std::collections::BTreeSet<String>,
+    pub events: std::collections::BTreeSet<String>,
+    /// Every 97th line, for the leak audit's recorded inputs.
+    pub sample: Vec<String>,
+}
+
+impl Manifest {
+    pub fn hundred_thousand(org: &str, project: &str, prefix: &str) -> Self {
+        let mut m = Manifest {
+            objects: Vec::new(),
+            lines: 0,
+            malformed: 0,
+            messages: Default::default(),
+            events: Default::default(),
+            sample: Vec::new(),
+        };
+        let mut next = 0u64;
+        for (key, count, gzipped) in [
+            ("part-0000.ndjson.gz", 30_000u64, true),
+            ("part-0001.ndjson", 40_000, false),
+            ("part-0002.ndjson.gz", 25_000, true),
+            ("part-0003.ndjson", 5_000, false),
+        ] {
+            let mut lines = Vec::with_capacity(count as usize);
+            for n in 0..count {
+                let i = next;
+                next += 1;
+                let line = if key == "part-0003.ndjson" && n % 250 == 0 {
+                    m.malformed += 1;
+                    match n % 1000 {
+                        0 => format!("{{\"version\": 1, \"org_id\": \"{org}\""),
+                        250 => message_line("globex-other-org", project, i, "email"),
+                        500 => event_line(org, "another-project", i, "email"),
+                        _ => "not a record".to_owned(),
+                    }
+                } else if i % 40 == 0 {
+                    m.messages.insert(format!("m-{i:06}"));
+                    message_line(org, project, i, if i % 80 == 0 { "email" } else { "sms" })
+                } else {
+                    m.events.insert(format!("ev-{i:06}"));
+                    event_line(org, project, i, "email")
+                };
+                if i % 97 == 0 {
+                    m.sample.push(line.clone());
+                }
+                lines.push(line);
+            }
+            m.lines += count;
+            let text = ndjson(lines);
+            let body = if gzipped { gzip(&text) } else { text };
+            m.objects.push((format!("{prefix}{key}"), body));
+        }
+        m
+    }
+}

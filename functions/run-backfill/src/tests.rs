@@ -627,3 +627,22 @@ async fn a_destination_that_breaks_mid_way_parks_and_fails_the_job_with_its_code
     w.drain().await;
     assert_eq!(w.job(&id).await["error"]["code"], "manifest_empty");
 }
+
+#[test]
+fn the_sample_units_are_what_the_function_reads() {
+    let event: SqsEvent =
+        serde_json::from_str(include_str!("../../../events/sqs-backfill-units.json")).unwrap();
+    let units: Vec<stored_messages::backfill::WorkUnit> = event
+        .records
+        .iter()
+        .map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap())
+        .collect();
+    assert!(matches!(
+        units[0],
+        stored_messages::backfill::WorkUnit::Plan { .. }
+    ));
+    assert!(matches!(
+        units[1],
+        stored_messages::backfill::WorkUnit::Object { file: 0, .. }
+    ));
+}

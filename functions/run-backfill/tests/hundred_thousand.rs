@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use stored_messages::backfill::{Backfill, BackfillId, ManifestPrefix, WorkQueue, WorkUnit};
 use stored_messages::ids::{Channel, OrgId, RecordKind};
 use stored_messages::s3::Layout;
-use stored_messages_testkit::exports::{event_line, gzip, message_line, ndjson};
+use stored_messages_testkit::exports::Manifest;
 use stored_messages_testkit::leak_audit::{self, Kind};
 use stored_messages_testkit::runtime_api::{Answer, RuntimeApi};
 use stored_messages_testkit::{
@@ -29,66 +29,6 @@ const ORG: &str = "acme";
 const PROJECT: &str = "p1";
 const PREFIX: &str = "acme/history/";
 const LIMIT_BYTES: u64 = 128 * 1024 * 1024;
-
-/// The manifest: four objects, 100,000 lines in all. Returns the objects
-/// (key, body) and the ids every valid record must land under.
-struct Manifest {
-    objects: Vec<(String, Vec<u8>)>,
-    lines: u64,
-    malformed: u64,
-    messages: BTreeSet<String>,
-    events: BTreeSet<String>,
-}
-
-fn manifest() -> Manifest {
-    let mut m = Manifest {
-        objects: Vec::new(),
-        lines: 0,
-        malformed: 0,
-        messages: BTreeSet::new(),
-        events: BTreeSet::new(),
-    };
-    let mut next = 0u64;
-    // (key, lines, gzip): one event per line, a message every 40th.
-    for (key, count, gzipped) in [
-        ("part-0000.ndjson.gz", 30_000u64, true),
-        ("part-0001.ndjson", 40_000, false),
-        ("part-0002.ndjson.gz", 25_000, true),
-        ("part-0003.ndjson", 5_000, false),
-    ] {
-        let mut lines = Vec::with_capacity(count as usize);
-        for n in 0..count {
-            let i = next;
-            next += 1;
-            let last = key == "part-0003.ndjson";
-            let line = if last && n % 250 == 0 {
-                m.malformed += 1;
-                match n % 1000 {
-                    0 => "{\"version\": 1, \"org_id\": \"acme\"".to_owned(),
-                    250 => message_line("globex", PROJECT, i, "email"),
-                    500 => event_line(ORG, "other-project", i, "email"),
-                    _ => "not a record".to_owned(),
-                }
-            } else if i % 40 == 0 {
-                m.messages.insert(format!("m-{i:06}"));
-                message_line(ORG, PROJECT, i, if i % 80 == 0 { "email" } else { "sms" })
-            } else {
-                m.events.insert(format!("ev-{i:06}"));
-                event_line(ORG, PROJECT, i, "email")
-            };
-            lines.push(line);
-        }
-        m.lines += count;
-        // Sampled for the leak audit: every recipient shape is in the sample.
-        for line in lines.iter().step_by(97) {
-            leak_audit::record(Kind::Input, "", line);
-        }
-        let text = ndjson(lines);
-        let body = if gzipped { gzip(&text) } else { text };
-        m.objects.push((format!("{PREFIX}{key}"), body));
-    }
-    m
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_records_land_once_and_the_worker_stays_under_128_mb() {
@@ -117,7 +57,10 @@ async fn a_hundred_thousand_records_land_once_and_the_worker_stays_under_128_mb(
     s3_mut(&mut target).layout = Layout::ByDate;
     registry.create_destination(&target).await.unwrap();
 
-    let manifest = manifest();
+    let manifest = Manifest::hundred_thousand(ORG, PROJECT, PREFIX);
+    for line in &manifest.sample {
+        leak_audit::record(Kind::Input, "", line);
+    }
     assert_eq!(manifest.lines, 100_000);
     let chunk_bytes = stored_messages::backfill::CHUNK_BYTES;
     assert!(

@@ -151,6 +151,23 @@ pub struct ManifestFile {
     /// Lines consumed by committed chunks: the next line's number.
     pub lines: u64,
     pub done: bool,
+    /// Its ETag when listed: every read asks for that version (`If-Match`),
+    /// so an export replaced mid-job fails it instead of being read from
+    /// an offset into other text.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// The token of the last chunk committed: a commit whose reply was
+    /// lost, retried, finds its own token and is not counted twice.
+    #[serde(default)]
+    pub last_commit: Option<String>,
+}
+
+/// One object as the manifest listing gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
 }
 
 /// A job as stored. The API shows [`Backfill::api_view`], without `files`.
@@ -185,6 +202,9 @@ pub struct ChunkDone {
     pub to_lines: u64,
     /// The chunk ended the object.
     pub end_of_file: bool,
+    /// Unique per chunk read (random): recognises this chunk's own commit
+    /// when a retried write of it finds it already applied.
+    pub token: String,
     /// Record counts of the chunk.
     pub counts: Counts,
     /// The destination broke during the chunk: the job fails with this.
@@ -235,10 +255,10 @@ impl Backfill {
                 .all(|f| self.manifest_prefix.contains(&f.key))
     }
 
-    /// Starts a `queued` job over the listed manifest (`(key, size)` in key
-    /// order); a job already started is left as it is. An empty or too
-    /// large manifest fails the job.
-    pub fn plan(&mut self, listed: Vec<(String, u64)>, now: DateTime<Utc>) {
+    /// Starts a `queued` job over the listed manifest (in key order); a job
+    /// already started is left as it is. An empty or too large manifest
+    /// fails the job.
+    pub fn plan(&mut self, listed: Vec<Listed>, now: DateTime<Utc>) {
         if self.status != JobStatus::Queued {
             return;
         }
@@ -265,12 +285,14 @@ impl Backfill {
         self.counts.files_total = listed.len() as u64;
         self.files = listed
             .into_iter()
-            .map(|(key, size)| ManifestFile {
-                key,
-                size,
+            .map(|object| ManifestFile {
+                key: object.key,
+                size: object.size,
                 offset: 0,
                 lines: 0,
                 done: false,
+                etag: object.etag,
+                last_commit: None,
             })
             .collect();
         self.status = JobStatus::Running;
@@ -284,11 +306,17 @@ impl Backfill {
         let Some(file) = self.files.get_mut(chunk.file) else {
             return Commit::NotOwner;
         };
+        if file.last_commit.as_deref() == Some(chunk.token.as_str()) {
+            // This very chunk, committed by an earlier try whose answer
+            // was lost: applied once already.
+            return Commit::Applied;
+        }
         if file.done || file.offset != chunk.from_offset {
             return Commit::NotOwner;
         }
         file.offset = chunk.to_offset;
         file.lines = chunk.to_lines;
+        file.last_commit = Some(chunk.token.clone());
         if chunk.end_of_file {
             file.done = true;
             self.counts.files_done += 1;
@@ -361,9 +389,13 @@ mod tests {
         )
     }
 
-    fn listed(n: usize) -> Vec<(String, u64)> {
+    fn listed(n: usize) -> Vec<Listed> {
         (0..n)
-            .map(|i| (format!("acme/exports/2026-11/part-{i:04}.ndjson"), 10))
+            .map(|i| Listed {
+                key: format!("acme/exports/2026-11/part-{i:04}.ndjson"),
+                size: 10,
+                etag: Some(format!("\"e{i}\"")),
+            })
             .collect()
     }
 
@@ -374,6 +406,7 @@ mod tests {
             to_offset: to,
             to_lines: to / 10,
             end_of_file: eof,
+            token: format!("t-{file}-{from}"),
             counts: Counts {
                 records_read: read,
                 objects_written: read - 1,
@@ -432,8 +465,13 @@ mod tests {
         job.plan(listed(1), Utc::now());
         let first = chunk(0, 0, 50, 5, false);
         assert_eq!(job.commit(&first, Utc::now()), Commit::Applied);
+        // The same commit again (its first answer was lost): applied, once.
+        assert_eq!(job.commit(&first, Utc::now()), Commit::Applied);
+        assert_eq!(job.counts.records_read, 5);
         // A duplicate delivery of the unit read the same chunk.
-        assert_eq!(job.commit(&first, Utc::now()), Commit::NotOwner);
+        let mut duplicate = first.clone();
+        duplicate.token = "another-reader".into();
+        assert_eq!(job.commit(&duplicate, Utc::now()), Commit::NotOwner);
         assert_eq!(job.counts.records_read, 5);
         assert_eq!(job.files[0].offset, 50);
         // A chunk of an object already done, or of no object, never applies.

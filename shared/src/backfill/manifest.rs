@@ -133,6 +133,10 @@ pub enum ReadError {
     Corrupt,
 }
 
+/// Compressed bytes fed to the gzip decoder at once: deflate expands at
+/// most about 1,032 times, so one step is at most about 8 MiB of text.
+const GZIP_STEP: usize = 8 * 1024;
+
 /// Where the bytes come from: an S3 body as it streams, or (in tests)
 /// pieces in memory.
 pub enum Source {
@@ -164,6 +168,11 @@ impl Source {
 pub struct ManifestReader {
     source: Source,
     gzip: Option<MultiGzDecoder<Vec<u8>>>,
+    /// Compressed bytes of the current piece not fed to the decoder yet.
+    unfed: Bytes,
+    /// Whether the decoder was given any byte (an empty `.ndjson.gz` is
+    /// an empty export, not corrupt gzip).
+    fed: bool,
     /// Text not yet consumed starts at `pending[start]`.
     pending: Vec<u8>,
     start: usize,
@@ -192,6 +201,8 @@ impl ManifestReader {
         Self {
             source,
             gzip: (encoding == ManifestEncoding::Gzip).then(|| MultiGzDecoder::new(Vec::new())),
+            unfed: Bytes::new(),
+            fed: false,
             pending: Vec::new(),
             start: 0,
             offset,
@@ -277,30 +288,38 @@ impl ManifestReader {
         self.start = next;
     }
 
-    /// Appends the next piece's text to `pending` (minus what is skipped or
-    /// dropped); at the end of the source, finishes the gzip stream.
+    /// Appends more text to `pending` (minus what is skipped or dropped):
+    /// a plain piece whole, or what [`GZIP_STEP`] compressed bytes of a
+    /// gzip piece decompress to, so text held at once stays bounded
+    /// whatever the compression ratio; at the end of the source, finishes
+    /// the gzip stream.
     async fn fill(&mut self) -> Result<(), ReadError> {
-        let text = match self.source.next().await {
-            Some(piece) => {
-                let piece = piece?;
-                match &mut self.gzip {
-                    Some(decoder) => {
-                        decoder.write_all(&piece).map_err(|_| ReadError::Corrupt)?;
-                        std::mem::take(decoder.get_mut())
-                    }
-                    None => piece.to_vec(),
-                }
+        if self.gzip.is_some() && self.unfed.is_empty() {
+            match self.source.next().await {
+                Some(piece) => self.unfed = piece?,
+                None => self.source_done = true,
             }
-            None => {
-                self.source_done = true;
-                match &mut self.gzip {
-                    Some(decoder) => {
-                        decoder.try_finish().map_err(|_| ReadError::Corrupt)?;
-                        std::mem::take(decoder.get_mut())
-                    }
-                    None => Vec::new(),
-                }
+        }
+        let text = match &mut self.gzip {
+            Some(decoder) if !self.unfed.is_empty() => {
+                let step = self.unfed.split_to(self.unfed.len().min(GZIP_STEP));
+                self.fed = true;
+                decoder.write_all(&step).map_err(|_| ReadError::Corrupt)?;
+                std::mem::take(decoder.get_mut())
             }
+            Some(decoder) => {
+                if self.fed {
+                    decoder.try_finish().map_err(|_| ReadError::Corrupt)?;
+                }
+                std::mem::take(decoder.get_mut())
+            }
+            None => match self.source.next().await {
+                Some(piece) => piece?.to_vec(),
+                None => {
+                    self.source_done = true;
+                    Vec::new()
+                }
+            },
         };
         let mut text = &text[..];
         if self.to_skip > 0 {

@@ -20,7 +20,7 @@ pub mod manifest;
 pub mod queue;
 pub mod worker;
 
-pub use job::{Backfill, BackfillId, Counts, JobError, JobStatus, MAX_FILES};
+pub use job::{Backfill, BackfillId, Counts, JobError, JobStatus, Listed, MAX_FILES};
 pub use manifest::{ChunkBounds, ManifestEncoding, ManifestPrefix};
 pub use queue::{WorkQueue, WorkUnit};
 pub use worker::{Backfiller, UnitEnd, UnitReport};

@@ -109,10 +109,21 @@ impl Backfiller {
                 file,
             } => {
                 let mut report = UnitReport::ended(UnitEnd::Done);
-                report.end = self
+                report.end = match self
                     .object(org_id, backfill_id, *file, deadline, &mut report)
                     .await
-                    .unwrap_or_else(|end| end);
+                    .unwrap_or_else(|end| end)
+                {
+                    // No chunk committed before the deadline: a retry, so
+                    // the receive count grows and a unit that can never
+                    // finish a chunk ends its job instead of looping.
+                    UnitEnd::Continued if report.chunks == 0 => {
+                        UnitEnd::Retry("no chunk finished before the deadline".to_owned())
+                    }
+                    // Progress was made: go on from it, with fresh receives.
+                    UnitEnd::Retry(_) if report.chunks > 0 => UnitEnd::Continued,
+                    end => end,
+                };
                 if report.end == UnitEnd::Continued {
                     // Sent again from here: a failure to send is a retry.
                     if let Err(err) = self.queue.send_all(std::slice::from_ref(unit)).await {
@@ -246,7 +257,8 @@ impl Backfiller {
         if entry.done {
             return Ok(UnitEnd::Done);
         }
-        let destination = self.destination(&job).await?;
+        let mut destination = self.destination(&job).await?;
+        let mut loaded = tokio::time::Instant::now();
         let Some(encoding) = ManifestEncoding::of(&entry.key) else {
             return Ok(UnitEnd::Done);
         };
@@ -255,24 +267,33 @@ impl Backfiller {
             ManifestEncoding::Plain => entry.offset,
             ManifestEncoding::Gzip => 0,
         };
-        let Some(stream) = self
+        let stream = match self
             .registry
-            .open_manifest(&self.staging, &entry.key, source_offset)
-            .await?
-        else {
-            self.fail(
-                org,
-                id,
-                JobError::new(
-                    "manifest_object_missing",
-                    format!(
-                        "The manifest object {} was deleted while the backfill read it.",
-                        entry.key
-                    ),
-                ),
+            .open_manifest(
+                &self.staging,
+                &entry.key,
+                source_offset,
+                entry.etag.as_deref(),
             )
-            .await?;
-            return Ok(UnitEnd::Done);
+            .await
+        {
+            Ok(stream) => stream,
+            Err(RegistryError::NotFound) => {
+                self.fail(
+                    org,
+                    id,
+                    JobError::new(
+                        "manifest_object_missing",
+                        format!(
+                            "The manifest object {} was deleted or replaced while the backfill read it; export it again under a new prefix and start a new backfill.",
+                            entry.key
+                        ),
+                    ),
+                )
+                .await?;
+                return Ok(UnitEnd::Done);
+            }
+            Err(err) => return Err(err.into()),
         };
         let mut reader = ManifestReader::new(
             Source::S3(stream),
@@ -286,11 +307,21 @@ impl Backfiller {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(UnitEnd::Continued);
             }
+            // What archive-message honours within a minute (a DELETE, a
+            // pause, an edit), a unit honours within a minute too.
+            if loaded.elapsed() >= crate::archive::DESTINATION_CACHE_TTL {
+                destination = self.destination(&job).await?;
+                loaded = tokio::time::Instant::now();
+            }
             let (from_offset, _) = reader.position();
-            let chunk = match reader.next_chunk(self.bounds).await {
-                Ok(chunk) => chunk,
-                Err(ReadError::Stream) => return Ok(UnitEnd::Retry(ReadError::Stream.to_string())),
-                Err(ReadError::Corrupt) => {
+            let read = tokio::time::timeout_at(deadline, reader.next_chunk(self.bounds)).await;
+            let chunk = match read {
+                Err(_) => return Ok(UnitEnd::Continued),
+                Ok(Ok(chunk)) => chunk,
+                Ok(Err(ReadError::Stream)) => {
+                    return Ok(UnitEnd::Retry(ReadError::Stream.to_string()))
+                }
+                Ok(Err(ReadError::Corrupt)) => {
                     self.fail(
                         org,
                         id,
@@ -303,12 +334,9 @@ impl Backfiller {
                     return Ok(UnitEnd::Done);
                 }
             };
-            let Some(done) = self
+            let done = self
                 .archive_chunk(&destination, id, file, from_offset, &chunk, deadline)
-                .await?
-            else {
-                continue;
-            };
+                .await?;
             let committed = self
                 .registry
                 .update_backfill(org, id, |job| job.commit(&done, Utc::now()))
@@ -331,9 +359,7 @@ impl Backfiller {
 
     /// One chunk through the archive pipeline: its record counts and
     /// checkpoint to commit. `Err` when the chunk must be read again (the
-    /// deadline, or a failure retrying may fix); `Ok(None)` never happens
-    /// for a chunk with lines, and keeps an empty non-final chunk from
-    /// committing nothing.
+    /// deadline, or a failure retrying may fix).
     async fn archive_chunk(
         &self,
         destination: &Arc<Destination>,
@@ -342,10 +368,7 @@ impl Backfiller {
         from_offset: u64,
         chunk: &super::manifest::Chunk,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<ChunkDone>, UnitEnd> {
-        if chunk.lines.is_empty() && !chunk.end_of_file && chunk.end_offset == from_offset {
-            return Ok(None);
-        }
+    ) -> Result<ChunkDone, UnitEnd> {
         let mut counts = Counts {
             records_read: chunk.lines.len() as u64,
             ..Counts::default()
@@ -391,17 +414,20 @@ impl Backfiller {
                 RecordOutcome::Retry => {}
             }
         }
+        let token = crate::ids::minted::mint("chunk_")
+            .map_err(|e| UnitEnd::Retry(format!("no randomness for a commit token ({e})")))?;
         let failure =
             (counts.failed > 0).then(|| broken(archived.failures.first().copied(), counts.failed));
-        Ok(Some(ChunkDone {
+        Ok(ChunkDone {
             file,
             from_offset,
             to_offset: chunk.end_offset,
             to_lines: chunk.end_lines,
             end_of_file: chunk.end_of_file,
+            token,
             counts,
             failure,
-        }))
+        })
     }
 }
 
