@@ -410,10 +410,12 @@ fn backfill(
             let response = watch.invoke("run-backfill", &file);
             let body: Value =
                 serde_json::from_str(unit["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+            let file = body["file"]
+                .as_u64()
+                .map_or("-".to_owned(), |f| f.to_string());
             println!(
-                "    run-backfill unit {:<6} file {:<4} batchItemFailures: {}",
+                "    run-backfill unit {:<6} file {file:<2} batchItemFailures: {}",
                 body["unit"].as_str().unwrap_or("?"),
-                body["file"],
                 response["batchItemFailures"]
             );
             if response["batchItemFailures"]
