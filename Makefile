@@ -35,18 +35,26 @@ test:
 ## recorded (testkit/src/leak_audit.rs). The recordings (~0.5 GB) are removed
 ## once they pass and kept for reading when they do not.
 leak-audit:
-	cargo run --quiet --locked -p stored-messages-testkit --example leak_audit $(LEAK_AUDIT)
+	$(SUITE_BUILD) --quiet
+	target/debug/examples/leak_audit $(LEAK_AUDIT)
 	rm -rf $(LEAK_AUDIT)
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+## Every target of the workspace with the test run's own features (all
+## members, every dev-dependency): the audit and fuzz programs then reuse
+## the test build's crates. `cargo run -p stored-messages-testkit` would
+## resolve features for that one package (no bench, no test-util) and
+## rebuild most of the tree, two minutes of a clean run.
+SUITE_BUILD := cargo build --workspace --all-targets --all-features --locked
+
 ## Lints, then every test binary and the test kit's programs built, so the
 ## suite run and the audit and fuzz programs start at once.
 build-tests: lint
 	cargo test --workspace --all-targets --all-features --locked --no-run
-	cargo build --locked -p stored-messages-testkit --examples
+	$(SUITE_BUILD)
 
 emulator-test: venv
 	$(PY) -m unittest discover -s tools/emulator -p 'test_*.py'
@@ -54,7 +62,8 @@ emulator-test: venv
 ## schemathesis against infra/openapi.yaml, through validate-destination under
 ## cargo lambda watch: fails on any 5xx or any answer the document does not describe.
 fuzz-api: venv
-	cargo run --quiet --locked -p stored-messages-testkit --example fuzz_api
+	$(SUITE_BUILD) --quiet
+	target/debug/examples/fuzz_api
 
 ## The whole flow on a laptop: emulator, customer role and bucket, destination
 ## registered through validate-destination, samples archived through
