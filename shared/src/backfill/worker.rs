@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use super::job::{Backfill, BackfillId, ChunkDone, Commit, Counts, JobError, JobStatus};
 use super::manifest::{ChunkBounds, Line, ManifestEncoding, ManifestReader, ReadError, Source};
@@ -90,14 +90,18 @@ impl Backfiller {
         }
     }
 
-    /// Runs one unit until it is done or `deadline` comes.
+    /// Runs one unit until it is done or `deadline` comes; every line it
+    /// logs carries the unit's org and job.
     pub async fn run(&self, unit: &WorkUnit, deadline: tokio::time::Instant) -> UnitReport {
         let span = tracing::info_span!(
             "backfill",
             org_id = %unit.org_id(),
             backfill_id = %unit.backfill_id(),
         );
-        let _entered = span.enter();
+        self.run_unit(unit, deadline).instrument(span).await
+    }
+
+    async fn run_unit(&self, unit: &WorkUnit, deadline: tokio::time::Instant) -> UnitReport {
         match unit {
             WorkUnit::Plan {
                 org_id,
