@@ -16,6 +16,13 @@ pub fn emit(line: &str) {
     tracing::trace!(target: TRACE_TARGET, emf = line);
 }
 
+/// Now, in milliseconds since the Unix epoch: an EMF line's `Timestamp`.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Renders one EMF line: `values` under `dimensions` (name, value pairs).
 pub fn emf_line(
     timestamp_ms: i64,

@@ -39,7 +39,7 @@ pub async fn handle(
             )),
         )
         .await;
-    stored_messages::metrics::emit(&report.metrics_line(chrono_now_ms()));
+    stored_messages::metrics::emit(&report.metrics_line(stored_messages::metrics::now_ms()));
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report
         .retry
@@ -55,9 +55,3 @@ pub async fn handle(
 
 /// Answer at least this long before Lambda's deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use stored_messages::backfill::worker::retry_delay;
-use stored_messages::backfill::{Backfiller, JobError, UnitEnd, UnitReport, WorkQueue, WorkUnit};
+use stored_messages::backfill::{Backfiller, JobError, UnitEnd, WorkQueue, WorkUnit};
 use stored_messages::deadline::stop_at;
 use tracing::{error, warn};
 
@@ -44,7 +44,7 @@ pub async fn handle(
             continue;
         };
         let report = backfiller.run(&unit, deadline).await;
-        stored_messages::metrics::emit(&metrics_line(&report));
+        stored_messages::metrics::emit(&report.metrics_line(stored_messages::metrics::now_ms()));
         let UnitEnd::Retry(reason) = report.end else {
             continue;
         };
@@ -80,30 +80,4 @@ pub async fn handle(
         response.batch_item_failures.push(failure);
     }
     Ok(response)
-}
-
-/// The EMF line of one unit.
-fn metrics_line(report: &UnitReport) -> String {
-    let c = &report.counts;
-    let end =
-        |e: UnitEnd| u64::from(std::mem::discriminant(&report.end) == std::mem::discriminant(&e));
-    let values = [
-        ("RecordsRead", c.records_read),
-        ("ObjectsWritten", c.objects_written),
-        ("AlreadyPresent", c.already_present),
-        ("Malformed", c.malformed),
-        ("Failed", c.failed),
-        ("Skipped", c.skipped),
-        ("Chunks", report.chunks),
-        ("UnitsContinued", end(UnitEnd::Continued)),
-        ("UnitsRetried", end(UnitEnd::Retry(String::new()))),
-    ];
-    let values: Vec<(&str, &str, f64)> = values
-        .iter()
-        .map(|(name, n)| (*name, "Count", *n as f64))
-        .collect();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    stored_messages::metrics::emf_line(now_ms, &[("Function", "run-backfill")], &values)
 }

@@ -56,6 +56,31 @@ impl UnitReport {
     }
 }
 
+impl UnitReport {
+    /// The EMF line of one unit (CONTRACT section 6's namespace), per
+    /// record like the job's counts.
+    pub fn metrics_line(&self, timestamp_ms: i64) -> String {
+        let c = &self.counts;
+        let continued = matches!(self.end, UnitEnd::Continued);
+        let retried = matches!(self.end, UnitEnd::Retry(_));
+        let values: Vec<(&str, &str, f64)> = [
+            ("RecordsRead", c.records_read),
+            ("ObjectsWritten", c.objects_written),
+            ("AlreadyPresent", c.already_present),
+            ("Malformed", c.malformed),
+            ("Failed", c.failed),
+            ("Skipped", c.skipped),
+            ("Chunks", self.chunks),
+            ("UnitsContinued", u64::from(continued)),
+            ("UnitsRetried", u64::from(retried)),
+        ]
+        .iter()
+        .map(|(name, n)| (*name, "Count", *n as f64))
+        .collect();
+        crate::metrics::emf_line(timestamp_ms, &[("Function", "run-backfill")], &values)
+    }
+}
+
 impl From<RegistryError> for UnitEnd {
     fn from(err: RegistryError) -> Self {
         Self::Retry(err.to_string())
@@ -482,6 +507,36 @@ mod tests {
         assert_eq!(retry_delay(5), Duration::from_secs(480));
         assert_eq!(retry_delay(6), Duration::from_secs(900));
         assert_eq!(retry_delay(60), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_units_metric_line_counts_records_and_how_it_ended() {
+        let report = UnitReport {
+            end: UnitEnd::Retry("x".into()),
+            counts: Counts {
+                records_read: 7,
+                objects_written: 5,
+                skipped: 2,
+                ..Counts::default()
+            },
+            chunks: 1,
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&report.metrics_line(1_700_000_000_000)).unwrap();
+        assert_eq!(line["Function"], "run-backfill");
+        assert_eq!(line["RecordsRead"], 7.0);
+        assert_eq!(line["Skipped"], 2.0);
+        assert_eq!(
+            (
+                line["UnitsRetried"].as_f64(),
+                line["UnitsContinued"].as_f64()
+            ),
+            (Some(1.0), Some(0.0))
+        );
+        assert!(
+            !line.to_string().contains("\"x\""),
+            "no reason text in metrics"
+        );
     }
 
     #[test]
