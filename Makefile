@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bench-baseline venv test lint build-tests leak-audit emulator-test fuzz-api demo bench revert-check
+.PHONY: bench-baseline venv test lint build-tests leak-audit emulator-test fuzz-api demo bench revert-check \
+	console console-tools console-test
 
 $(VENV)/.installed: tools/requirements.txt infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -19,17 +20,18 @@ venv: $(VENV)/.installed
 ## Every test: style, lints, the emulator's own tests, unit, SDK-mock and
 ## emulator tests with every log line, metric line and API answer recorded,
 ## the leak audit of those recordings, then the API fuzz run.
-## The Python tools (mostly downloads) install while cargo lints and
-## builds the test binaries: on a fresh 2-core machine that overlap is
-## about three minutes of the run.
+## The Python tools, Chromium and the console's npm packages (mostly
+## downloads) install while cargo lints and builds the test binaries: on a
+## fresh 2-core machine that overlap is about three minutes of the run.
 LEAK_AUDIT := target/leak-audit
 test:
-	$(MAKE) --no-print-directory -j2 venv infra-tools build-tests
+	$(MAKE) --no-print-directory -j2 venv infra-tools console-tools build-tests
 	$(MAKE) --no-print-directory emulator-test infra-check
 	rm -rf $(LEAK_AUDIT)
 	STORED_MESSAGES_LEAK_AUDIT=$(CURDIR)/$(LEAK_AUDIT) cargo test --workspace --all-targets --all-features --locked
 	$(MAKE) leak-audit
 	$(MAKE) fuzz-api
+	$(MAKE) console-test
 
 ## No recipient, body, External ID or credential in anything the suite
 ## recorded (testkit/src/leak_audit.rs). The recordings (~0.5 GB) are removed
@@ -70,6 +72,41 @@ fuzz-api: venv
 ## archive-message under `cargo lambda watch`.
 demo: venv
 	cargo run --quiet --locked -p stored-messages-testkit --example demo
+
+## The console (console/): Debian's Chromium for its browser tests, its npm
+## packages as locked, and its build (type checks, then Vite into
+## console/dist). apt-get needs root: sudo is used when we are not.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+
+console/node_modules/.installed: console/package.json console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+CONSOLE_SOURCES := $(wildcard console/src/*) console/index.html console/vite.config.ts console/tsconfig.json \
+	$(wildcard console/tests/*)
+console/dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
+	cd console && npm run --silent build
+
+console-tools: $(CHROMIUM) console/dist/index.html
+
+## `make console`: the page on 127.0.0.1 (the address is printed) with the
+## emulator, validate-destination under `cargo lambda watch`, and a
+## customer account ready to be connected; Ctrl-C stops it all.
+## CONSOLE_PORT picks the port, CUSTOMER_TEMPLATE_URL the quick-create
+## link's template.
+console: venv console/dist/index.html
+	cargo run --quiet --locked -p stored-messages-testkit --example console
+
+## The console in headless Chromium (console/tests/): the happy path, a
+## failing check, the lifecycle at a phone's width, axe-core on every
+## screen. Screenshots in target/console/screenshots/.
+console-test: venv console-tools
+	$(SUITE_BUILD) --quiet
+	cd console && npm test
 
 include infra/infra.mk
 

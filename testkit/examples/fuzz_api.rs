@@ -4,12 +4,11 @@
 //! `cargo lambda watch`, against the emulator. Fails on any 5xx answer or any
 //! answer the OpenAPI document does not describe.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use stored_messages::credentials::ExternalId;
-use stored_messages_testkit::{api_event, repo_root, CustomerSpec, Emulator, LambdaWatch};
+use stored_messages_testkit::{api_event, repo_root, CustomerSpec, Emulator, Gateway, LambdaWatch};
 
 const ORG: &str = "fuzz-org";
 
@@ -115,28 +114,8 @@ fn main() {
     )
     .expect("write the schemathesis config");
 
-    let mut gateway = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tools/api_gateway.py"))
-        .args([
-            "--lambda-endpoint",
-            &watch.endpoint(),
-            "--function",
-            "validate-destination",
-            "--org",
-            ORG,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the API Gateway stand-in");
-    let mut line = String::new();
-    BufReader::new(gateway.stdout.take().expect("gateway stdout"))
-        .read_line(&mut line)
-        .expect("the gateway's READY line");
-    let port: u16 = line
-        .strip_prefix("READY ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the gateway did not start: {line:?}"));
+    let gateway = Gateway::start(&watch, ORG, &[] as &[&str]);
+    let port = gateway.port;
 
     let status = Command::new(root.join(".venv/bin/st"))
         .arg("--config-file")
@@ -152,8 +131,7 @@ fn main() {
         .current_dir(&work)
         .status()
         .expect("run schemathesis");
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+    drop(gateway);
     drop(watch);
     std::process::exit(status.code().unwrap_or(1));
 }

@@ -958,6 +958,47 @@ impl LambdaWatch {
     }
 }
 
+/// The API Gateway stand-in (`tools/api_gateway.py`) in front of
+/// validate-destination under a [`LambdaWatch`], on a loopback port, with
+/// `org` in every request's authorizer claims; stopped when dropped.
+pub struct Gateway {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    /// Starts it with `extra` arguments (`--console DIR ...`) and waits for
+    /// its `READY <port>` line.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(watch: &LambdaWatch, org: &str, extra: &[S]) -> Self {
+        let root = repo_root();
+        let mut child = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tools/api_gateway.py"))
+            .args(["--lambda-endpoint", &watch.endpoint()])
+            .args(["--function", "validate-destination", "--org", org])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the API Gateway stand-in");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("the stand-in's stdout"))
+            .read_line(&mut line)
+            .expect("the stand-in's READY line");
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the stand-in did not start: {line:?}"));
+        Self { child, port }
+    }
+}
+
 /// `events/{fixture}` (an API Gateway event) for `org`, aimed at `path`
 /// with `method` and `body`, written under `work` for `cargo lambda invoke`.
 pub fn api_event(

@@ -1,0 +1,201 @@
+/**
+ * Connect: the role ARN and the destination's options, "Test connection"
+ * (`POST /v1/destinations/validate`, a dry run), the checklist, and "Save"
+ * (`POST /v1/destinations`), offered only once every check passed for the
+ * values on screen: a change to the form takes it away again.
+ *
+ * The same form edits a saved destination (`PATCH` with its `ETag`): a
+ * change to how we connect must pass the checks first, as the API itself
+ * re-runs them; an access-key destination's key is not editable here (its
+ * secret never comes back from the API).
+ */
+
+import { ApiError, type Destination, type DestinationBody, type Verdict } from "./api";
+import { checklist, summary } from "./checklist";
+import type { Context } from "./context";
+import { field, h } from "./dom";
+import { CHANNELS, RECORD_KINDS, REGIONS } from "./words";
+
+/** Fields whose change re-runs every check (contract section 5, `PATCH`). */
+const CONNECTION_FIELDS = ["role_arn", "region", "bucket", "folder_path", "encryption"] as const;
+
+function checkboxGroup(legend: string, name: string, options: ReadonlyArray<readonly [string, string]>, checked: readonly string[]) {
+  const boxes = options.map(([value, label]) => {
+    const box = h("input", { type: "checkbox", name, value, id: `connect-${name}-${value}`, checked: checked.includes(value) });
+    return { box, wrapper: h("div", { class: "choice" }, box, h("label", { for: box.id }, label)) };
+  });
+  const fieldset = h("fieldset", {}, h("legend", {}, legend), ...boxes.map((b) => b.wrapper));
+  return { fieldset, values: () => boxes.filter((b) => b.box.checked).map((b) => b.box.value), boxes: boxes.map((b) => b.box) };
+}
+
+function select(id: string, options: ReadonlyArray<readonly [string, string]>, value: string): HTMLSelectElement {
+  const element = h("select", { id, name: id.replace(/^connect-/, "") }, ...options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
+  return element;
+}
+
+export function connectScreen(context: Context, editing?: { destination: Destination; etag: string | null }): HTMLElement {
+  const { api, draft, announce } = context;
+  const saved = editing?.destination;
+  const keyed = saved?.auth?.mode === "access_key";
+  let etag = editing?.etag ?? null;
+  let verified: string | null = null; // the form snapshot the last passing test ran on
+
+  const project = h("input", { id: "connect-project", name: "project_id", autocomplete: "off", required: true, value: saved?.project_id ?? "", readonly: Boolean(saved) });
+  const role = h("input", {
+    id: "connect-role-arn", name: "role_arn", autocomplete: "off", spellcheck: "false", required: !keyed, disabled: keyed,
+    placeholder: context.setup ? `arn:aws:iam::111122223333:role/${context.setup.role_name_prefix}-${draft.roleSuffix}` : "arn:aws:iam::111122223333:role/…",
+    value: keyed ? `access key ${saved?.auth?.access_key_id ?? ""}` : saved?.role_arn ?? "",
+  });
+  const bucket = h("input", { id: "connect-bucket", name: "bucket", autocomplete: "off", spellcheck: "false", required: true, value: saved?.bucket ?? draft.bucket });
+  const folder = h("input", { id: "connect-folder", name: "folder_path", autocomplete: "off", spellcheck: "false", value: saved ? saved.folder_path ?? "" : draft.folder });
+  const region = h("input", { id: "connect-region", name: "region", list: "connect-regions", autocomplete: "off", spellcheck: "false", required: true, value: saved?.region ?? draft.region });
+  const initialKms = saved?.encryption.kms_key_arn ?? draft.kms;
+  const encryption = select("connect-encryption", [
+    ["bucket_default", "The bucket's default encryption"],
+    ["aes256", "SSE-S3 (AES-256)"],
+    ["kms", "SSE-KMS with my key"],
+  ], saved?.encryption.mode ?? (draft.kms ? "kms" : "bucket_default"));
+  const kms = h("input", { id: "connect-kms", name: "kms_key_arn", autocomplete: "off", spellcheck: "false", value: initialKms });
+  const layout = select("connect-layout", [["by_recipient", "By recipient"], ["by_date", "By date"]], saved?.layout ?? "by_recipient");
+  const compression = select("connect-compression", [["gzip", "gzip"], ["none", "None"]], saved?.compression ?? "gzip");
+  const channels = checkboxGroup("Channels", "channels", CHANNELS, saved?.channels ?? CHANNELS.map(([c]) => c));
+  const kinds = checkboxGroup("What to archive", "record_kinds", RECORD_KINDS, saved?.record_kinds ?? ["message"]);
+  const confirmPrivate = h("input", { type: "checkbox", id: "connect-private", name: "bucket_private_confirmed", checked: Boolean(saved) });
+
+  const kmsField = field("KMS key ARN", kms, "A key ARN or an alias ARN, in the bucket's region.");
+  const syncKms = () => { kmsField.wrapper.hidden = encryption.value !== "kms"; };
+  syncKms();
+
+  const body = (): DestinationBody => {
+    const folderValue = folder.value.trim().replace(/^\/+|\/+$/g, "");
+    const result: DestinationBody = {
+      region: region.value.trim(),
+      bucket: bucket.value.trim(),
+      channels: channels.values(),
+      record_kinds: kinds.values(),
+      layout: layout.value,
+      compression: compression.value,
+      encryption: encryption.value === "kms" ? { mode: "kms", kms_key_arn: kms.value.trim() } : { mode: encryption.value },
+      bucket_private_confirmed: confirmPrivate.checked,
+    };
+    if (!saved) result.project_id = project.value.trim();
+    if (!keyed) result.role_arn = role.value.trim();
+    if (folderValue) result.folder_path = folderValue;
+    else if (saved?.folder_path) result.folder_path = null;
+    return result;
+  };
+  /** What a PATCH sends: the fields that differ from the saved destination. */
+  const changes = (): DestinationBody => {
+    const now = body();
+    const current: Record<string, unknown> = { ...saved, folder_path: saved?.folder_path ?? null };
+    const changed: DestinationBody = {};
+    for (const [name, value] of Object.entries(now)) {
+      if (name === "bucket_private_confirmed") continue;
+      if (JSON.stringify(value) !== JSON.stringify(current[name] ?? null)) changed[name] = value;
+    }
+    return changed;
+  };
+  const connectionChanged = () => CONNECTION_FIELDS.some((name) => name in changes());
+  const snapshot = () => JSON.stringify(body());
+
+  const test = h("button", { type: "button", class: "primary", id: "test-connection", disabled: keyed }, "Test connection");
+  const save = h("button", { type: "button", class: "primary", id: "save-destination", "aria-disabled": "true", "aria-describedby": "save-hint" }, saved ? "Save changes" : "Save");
+  const saveHint = h("p", { class: "hint", id: "save-hint" });
+  const results = h("div", { id: "connect-results" });
+  const problem = h("p", { class: "field-error", id: "connect-problem", role: "alert", hidden: true });
+
+  const canSave = () => (saved && !connectionChanged()) || verified === snapshot();
+  const syncSave = () => {
+    const ok = canSave();
+    save.setAttribute("aria-disabled", String(!ok));
+    saveHint.textContent = ok
+      ? saved ? "Saves your changes." : "Every check passed: save to start archiving."
+      : "Save becomes available once Test connection passes every check for these values.";
+  };
+
+  const showVerdict = (verdict: Verdict) => {
+    results.replaceChildren(checklist(verdict, "connect-checks"));
+    announce(summary(verdict));
+    (results.querySelector("#connect-checks-summary") as HTMLElement | null)?.focus();
+  };
+  const fail = (error: unknown) => {
+    problem.textContent = error instanceof ApiError ? error.message : "Something went wrong: try again.";
+    problem.hidden = false;
+    announce(problem.textContent);
+  };
+  const busy = async (button: HTMLButtonElement, work: () => Promise<void>) => {
+    if (button.getAttribute("aria-busy") === "true") return;
+    button.setAttribute("aria-busy", "true");
+    problem.hidden = true;
+    try { await work(); } catch (error) { fail(error); } finally { button.removeAttribute("aria-busy"); }
+  };
+
+  test.addEventListener("click", () => void busy(test, async () => {
+    const sent = snapshot();
+    const request = saved ? { ...body(), project_id: saved.project_id } : body();
+    const verdict = await api.validate(request);
+    verified = verdict.valid ? sent : null;
+    showVerdict(verdict);
+    syncSave();
+  }));
+  save.addEventListener("click", () => {
+    if (!canSave()) {
+      announce(saveHint.textContent ?? "");
+      return;
+    }
+    void busy(save, async () => {
+      const outcome = saved ? await api.patch(saved.id, changes(), etag) : await api.create(body());
+      if (!outcome.ok) {
+        verified = null;
+        showVerdict(outcome.verdict);
+        syncSave();
+        return;
+      }
+      etag = outcome.value.etag;
+      announce(saved ? "Changes saved." : `Saved: ${outcome.value.destination.bucket} is connected and archiving.`);
+      context.go("destinations");
+    });
+  });
+  const cancel = h("button", { type: "button", class: "secondary", id: "cancel-edit" }, "Cancel");
+  cancel.addEventListener("click", () => context.go("destinations"));
+  encryption.addEventListener("change", syncKms);
+  const form = h("form", { class: "grid", novalidate: true, "aria-describedby": "connect-problem" });
+  form.addEventListener("input", () => {
+    if (verified !== snapshot()) verified = null;
+    syncSave();
+  });
+  form.addEventListener("submit", (event) => event.preventDefault());
+
+  const fieldOf = (label: string, control: HTMLInputElement | HTMLSelectElement, hint?: string) => field(label, control, hint).wrapper;
+  form.append(
+    fieldOf("Project ID", project, saved ? "A destination stays with its project." : "The messaging project whose messages go to this bucket."),
+    fieldOf(keyed ? "Credentials" : "Role ARN", role, keyed ? "An IAM user's access key, kept in AWS Secrets Manager; it cannot be changed here." : "The role your admin created, such as arn:aws:iam::111122223333:role/stored-messages-archive."),
+    fieldOf("Bucket", bucket),
+    fieldOf("Folder (optional)", folder),
+    fieldOf("Bucket region", region),
+    fieldOf("Encryption", encryption),
+    kmsField.wrapper,
+    fieldOf("Layout", layout, "By recipient: one folder per recipient. By date: one folder per day."),
+    fieldOf("Compression", compression),
+    channels.fieldset,
+    kinds.fieldset,
+    h("div", { class: "choice wide" }, confirmPrivate, h("label", { for: "connect-private" }, "I confirm the bucket blocks public access (S3 Block Public Access is on).")),
+    h("datalist", { id: "connect-regions" }, ...REGIONS.map((r) => h("option", { value: r }))),
+  );
+  syncSave();
+
+  const heading = h("h2", { id: "connect-title", tabindex: "-1" }, saved ? `Edit ${saved.bucket}${saved.folder_path ? `/${saved.folder_path}` : ""}` : "Connect the bucket");
+  return h(
+    "section",
+    { class: "screen", "aria-labelledby": "connect-title" },
+    heading,
+    h("p", {}, saved
+      ? "Change how this destination archives. A change to the role, bucket, folder, region or encryption must pass every check before it is saved."
+      : "Give the role your admin created and how to archive. Test connection writes one small test object to prove it works; nothing is saved until you save."),
+    h("section", { class: "card", "aria-label": "Destination settings" }, form),
+    h("div", { class: "buttons" }, test, save, saved ? cancel : null),
+    saveHint,
+    problem,
+    results,
+  );
+}
