@@ -290,6 +290,90 @@ test("at a phone's width: pause, resume, edit and delete a destination", async (
   await context.close();
 });
 
+test("setup follows what the admin types: a bad bucket name, a KMS key, a KMS alias", async () => {
+  const { context, page } = await openConsole(browser, stack.ready, DESKTOP, seen);
+  await page.getByLabel("Bucket", { exact: true }).fill("Bad_Bucket");
+  const bucketError = page.locator("#setup-bucket-error");
+  await bucketError.filter({ hasText: "bucket" }).waitFor();
+  assert.equal(await page.getByLabel("Bucket", { exact: true }).getAttribute("aria-invalid"), "true");
+
+  const key = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+  await page.getByLabel("Bucket", { exact: true }).fill("kms-archive");
+  await page.getByLabel("Bucket region").fill("eu-west-1");
+  await page.getByLabel("KMS key ARN (optional)").fill(key);
+  const permissions = page.locator("#permissions-policy");
+  await permissions.filter({ hasText: key }).waitFor();
+  assert.equal(await bucketError.isHidden(), true, "the error goes once the name is valid");
+  const granted = JSON.parse(await permissions.innerText());
+  const kmsStatement = granted.Statement.find((/** @type {any} */ st) => String(st.Action).includes("kms:"));
+  assert.equal(kmsStatement.Resource, key);
+  let quick = new URLSearchParams(new URL(/** @type {string} */ (await page.locator("#quick-create").getAttribute("href"))).hash.split("?")[1]);
+  assert.equal(quick.get("param_KmsKeyArn"), key);
+  assert.equal(await page.locator("#quick-create-caveat").isHidden(), true);
+
+  // An alias is granted through its account's keys with kms:ResourceAliases;
+  // the template takes key ARNs only, so the link leaves it out and says why.
+  const alias = "arn:aws:kms:eu-west-1:111122223333:alias/archive";
+  await page.getByLabel("KMS key ARN (optional)").fill(alias);
+  await permissions.filter({ hasText: "kms:ResourceAliases" }).waitFor();
+  assert.ok(!JSON.parse(await permissions.innerText()).Statement.some((/** @type {any} */ st) => st.Resource === alias),
+    "an alias ARN is never an IAM Resource");
+  quick = new URLSearchParams(new URL(/** @type {string} */ (await page.locator("#quick-create").getAttribute("href"))).hash.split("?")[1]);
+  assert.equal(quick.get("param_KmsKeyArn"), null);
+  assert.match(await page.locator("#quick-create-caveat").innerText(), /not an alias/);
+  await scan(page, "12-setup-kms-alias-desktop");
+  await context.close();
+});
+
+test("a broken destination shows Failing and its last error in words; a new folder must pass the checks before it saves", async () => {
+  const account = "410987654321";
+  const region = "eu-west-1";
+  const setup = (await api.call("GET", "/v1/setup?bucket=breaking-archive")).body;
+  await createBucket(stack.ready, account, region, "breaking-archive");
+  const grant = { service: "iam", op: "put_role_policy", args: { RoleName: "stored-messages-breaking", PolicyName: "write", PolicyDocument: JSON.stringify(setup.permissions_policy) } };
+  await asCustomerAdmin(stack.ready, account, region, [
+    { service: "iam", op: "create_role", args: { RoleName: "stored-messages-breaking", AssumeRolePolicyDocument: JSON.stringify(setup.trust_policy) } },
+    grant,
+  ]);
+  const created = await api.call("POST", "/v1/destinations", {
+    project_id: "breaking", role_arn: `arn:aws:iam::${account}:role/stored-messages-breaking`, region, bucket: "breaking-archive",
+    bucket_private_confirmed: true,
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.destination.id;
+  // The customer's admin removes the role's write permission.
+  await asCustomerAdmin(stack.ready, account, region, [
+    { service: "iam", op: "delete_role_policy", args: { RoleName: "stored-messages-breaking", PolicyName: "write" } },
+  ]);
+
+  const { context, page } = await openConsole(browser, stack.ready, DESKTOP, seen);
+  await page.getByRole("button", { name: "Destinations" }).click();
+  const card = () => page.locator(`li.destination[data-id="${id}"]`);
+  await card().getByRole("button", { name: "Test" }).click();
+  await card().locator('[data-status="failing"]').waitFor();
+  const lastError = await card().locator(".last-error").innerText();
+  assert.match(lastError, /put_object_denied/);
+  assert.ok(lastError.length > "put_object_denied".length + 20, `the last error is said in words: ${lastError}`);
+  assert.equal(await card().locator('li[data-check="put_object"]').getAttribute("data-status"), "fail");
+  await scan(page, "13-destination-failing-desktop");
+
+  // Fixed, then moved to a new folder: Save waits for a passing test.
+  await asCustomerAdmin(stack.ready, account, region, [grant]);
+  await card().getByRole("button", { name: "Edit" }).click();
+  await page.getByLabel("Folder (optional)").fill("archive/2027");
+  const saveChanges = page.getByRole("button", { name: "Save changes" });
+  assert.equal(await saveChanges.getAttribute("aria-disabled"), "true", "a new folder must pass the checks first");
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await page.locator("#connect-checks").getByRole("heading", { name: /^All \d+ checks passed\.$/ }).waitFor();
+  assert.equal(await saveChanges.getAttribute("aria-disabled"), "false");
+  await saveChanges.click();
+  await card().locator('[data-status="active"]').waitFor();
+  const saved = (await api.call("GET", `/v1/destinations/${id}`)).body.destination;
+  assert.equal(saved.folder_path, "archive/2027");
+  assert.equal(saved.status, "active", "the PATCH re-ran every check and the pass moved it back to active");
+  await context.close();
+});
+
 test("no secret leaves the page: not the URL, storage, cookies or the console log", async () => {
   const { context, page } = await openConsole(browser, stack.ready, DESKTOP, seen);
   await page.getByRole("button", { name: "Reveal" }).click();
