@@ -76,9 +76,13 @@ demo: venv
 ## The console (console/): Debian's Chromium for its browser tests, its npm
 ## packages as locked, and its build (type checks, then Vite into
 ## console/dist). apt-get needs root: sudo is used when we are not.
-CHROMIUM := /usr/bin/chromium
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(CHROMIUM):
+	@if [ -n "$(SUDO)" ] && ! sudo -n true 2>/dev/null; then \
+		echo "$(CHROMIUM) is missing and sudo needs a password: run 'sudo apt-get install chromium'" \
+			"(or set CHROMIUM to a Chromium binary), then run make again" >&2; exit 1; fi
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 

@@ -55,6 +55,12 @@ class Console:
         self.template_url = template_url
         self.org = org
         self.token = secrets.token_urlsafe(32)
+        self.port = None
+
+    def our_host(self, headers):
+        """Whether the request names this server: a page on another name that
+        resolves to 127.0.0.1 (DNS rebinding) must not read the session."""
+        return headers.get("Host") in (f"127.0.0.1:{self.port}", f"localhost:{self.port}")
 
     def authorized(self, headers):
         given = headers.get("Authorization") or ""
@@ -65,9 +71,12 @@ class Console:
         if path == "/templates/customer-role.yaml":
             return self.template
         relative = path.lstrip("/") or "index.html"
-        candidate = (self.root / relative).resolve()
-        if candidate.is_relative_to(self.root) and candidate.is_file():
-            return candidate
+        try:
+            candidate = (self.root / relative).resolve()
+            if candidate.is_relative_to(self.root) and candidate.is_file():
+                return candidate
+        except (OSError, ValueError):
+            pass  # a NUL byte or a name too long: no such file
         return None
 
 
@@ -92,6 +101,9 @@ def handler_for(invoke_url, org, console=None):
 
         def handle_any(self):
             url = urllib.parse.urlsplit(self.path)
+            if console is not None and not console.our_host(self.headers):
+                self.reply(403, {"Content-Type": "text/plain"}, b"Forbidden")
+                return
             if console is not None and not url.path.startswith("/v1/"):
                 self.serve_console(url)
                 return
@@ -184,6 +196,8 @@ def main():
     if args.console:
         console = Console(args.console, args.customer_template, args.template_url, args.org)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(invoke_url, args.org, console))
+    if console is not None:
+        console.port = server.server_port
     if console is not None and not console.template_url:
         console.template_url = f"http://127.0.0.1:{server.server_port}/templates/customer-role.yaml"
 

@@ -150,7 +150,8 @@ export class Api {
   async setup(query: { bucket?: string; folder_path?: string; kms_key_arn?: string }): Promise<Setup> {
     const params = new URLSearchParams();
     for (const [name, value] of Object.entries(query)) if (value) params.set(name, value);
-    const suffix = params.size > 0 ? `?${params}` : "";
+    const encoded = params.toString();
+    const suffix = encoded ? `?${encoded}` : "";
     return (await this.call("GET", `/v1/setup${suffix}`)).body as Setup;
   }
 

@@ -37,7 +37,7 @@ export function connectScreen(context: Context, editing?: { destination: Destina
   const { api, draft, announce } = context;
   const saved = editing?.destination;
   const keyed = saved?.auth?.mode === "access_key";
-  let etag = editing?.etag ?? null;
+  const etag = editing?.etag ?? null;
   let verified: string | null = null; // the form snapshot the last passing test ran on
 
   const project = h("input", { id: "connect-project", name: "project_id", autocomplete: "off", required: true, value: saved?.project_id ?? "", readonly: Boolean(saved) });
@@ -104,13 +104,28 @@ export function connectScreen(context: Context, editing?: { destination: Destina
   const results = h("div", { id: "connect-results" });
   const problem = h("p", { class: "field-error", id: "connect-problem", role: "alert", hidden: true });
 
-  const canSave = () => (saved && !connectionChanged()) || verified === snapshot();
+  /**
+   * Why Save is not offered now, or null when it is. A new destination
+   * needs a passing test of exactly these values. An edit needs a change
+   * and the confirmation; a change to the connection of a role destination
+   * needs a passing test too. An access-key destination cannot be tested
+   * here (its secret never comes back), so its PATCH is where the API
+   * re-runs the checks, and a failure shows the checklist.
+   */
+  const blocked = (): string | null => {
+    if (!saved) return verified === snapshot() ? null : "Save becomes available once Test connection passes every check for these values.";
+    if (Object.keys(changes()).length === 0) return "Nothing has changed yet.";
+    if (!confirmPrivate.checked) return "Confirm that the bucket blocks public access to save.";
+    if (!keyed && connectionChanged() && verified !== snapshot())
+      return "This changes how we connect: Save becomes available once Test connection passes every check.";
+    return null;
+  };
   const syncSave = () => {
-    const ok = canSave();
-    save.setAttribute("aria-disabled", String(!ok));
-    saveHint.textContent = ok
-      ? saved ? "Saves your changes." : "Every check passed: save to start archiving."
-      : "Save becomes available once Test connection passes every check for these values.";
+    const reason = blocked();
+    save.setAttribute("aria-disabled", String(reason !== null));
+    saveHint.textContent = reason ?? (saved
+      ? keyed && connectionChanged() ? "Saving runs every check with the stored access key first." : "Saves your changes."
+      : "Every check passed: save to start archiving.");
   };
 
   const showVerdict = (verdict: Verdict) => {
@@ -118,10 +133,10 @@ export function connectScreen(context: Context, editing?: { destination: Destina
     announce(summary(verdict));
     (results.querySelector("#connect-checks-summary") as HTMLElement | null)?.focus();
   };
+  // An alert region: read out as it appears, so not announced a second time.
   const fail = (error: unknown) => {
     problem.textContent = error instanceof ApiError ? error.message : "Something went wrong: try again.";
     problem.hidden = false;
-    announce(problem.textContent);
   };
   const busy = async (button: HTMLButtonElement, work: () => Promise<void>) => {
     if (button.getAttribute("aria-busy") === "true") return;
@@ -139,19 +154,31 @@ export function connectScreen(context: Context, editing?: { destination: Destina
     syncSave();
   }));
   save.addEventListener("click", () => {
-    if (!canSave()) {
-      announce(saveHint.textContent ?? "");
+    const reason = blocked();
+    if (reason !== null) {
+      announce(reason);
       return;
     }
     void busy(save, async () => {
-      const outcome = saved ? await api.patch(saved.id, changes(), etag) : await api.create(body());
+      let outcome;
+      try {
+        outcome = saved ? await api.patch(saved.id, changes(), etag) : await api.create(body());
+      } catch (error) {
+        if (saved && error instanceof ApiError && error.status === 412) {
+          // Someone saved this destination since the form opened: start
+          // again from what is stored now, rather than overwrite it.
+          context.go("connect", await api.get(saved.id));
+          announce("This destination was changed elsewhere since you opened it. The form now shows it as saved: make your change again.");
+          return;
+        }
+        throw error;
+      }
       if (!outcome.ok) {
         verified = null;
         showVerdict(outcome.verdict);
         syncSave();
         return;
       }
-      etag = outcome.value.etag;
       announce(saved ? "Changes saved." : `Saved: ${outcome.value.destination.bucket} is connected and archiving.`);
       context.go("destinations");
     });

@@ -94,11 +94,34 @@ export function destinationsScreen(context: Context): HTMLElement {
       item.replaceWith(fresh);
       return fresh;
     };
+    /**
+     * One action of this card at a time: the card's buttons are disabled
+     * while it runs, so that a Test answering after a Pause cannot put the
+     * old status back. A destination deleted elsewhere (`404`) leaves the list.
+     */
     const run = async (button: HTMLButtonElement, work: () => Promise<void>) => {
-      if (button.getAttribute("aria-busy") === "true") return;
+      const buttons = Object.values(actions);
+      if (buttons.some((b) => b.getAttribute("aria-busy") === "true")) return;
+      const wasDisabled = buttons.map((b) => b.disabled);
       button.setAttribute("aria-busy", "true");
+      for (const b of buttons) b.disabled = true;
       problem.hidden = true;
-      try { await work(); } catch (error) { fail(error); } finally { button.removeAttribute("aria-busy"); }
+      try {
+        await work();
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 404) {
+          item.remove();
+          announce(`${where(destination)} was deleted elsewhere.`);
+          if (!list.querySelector("li")) list.replaceWith(empty());
+          heading.focus();
+          return;
+        }
+        fail(error);
+      } finally {
+        button.removeAttribute("aria-busy");
+        buttons.forEach((b, i) => { b.disabled = wasDisabled[i] ?? false; });
+        if (item.isConnected && document.activeElement === document.body) button.focus();
+      }
     };
     actions.test.addEventListener("click", () => void run(actions.test, async () => {
       const verdict = await api.test(destination.id);
@@ -107,8 +130,9 @@ export function destinationsScreen(context: Context): HTMLElement {
       (fresh.querySelector(`#checks-${CSS.escape(destination.id)}-summary`) as HTMLElement | null)?.focus();
     }));
     actions.pause.addEventListener("click", () => void run(actions.pause, async () => {
-      const { etag } = await api.get(destination.id);
-      const outcome = await api.patch(destination.id, { status: paused ? "active" : "disabled" }, etag);
+      // Status only: a PATCH merges, so no other setting can be lost, and a
+      // resume re-runs every check whatever else changed meanwhile.
+      const outcome = await api.patch(destination.id, { status: paused ? "active" : "disabled" }, null);
       if (!outcome.ok) {
         const fresh = replace(destination, outcome.verdict);
         announce(`Not resumed: ${summary(outcome.verdict)}`);

@@ -73,15 +73,22 @@ export function setFieldError(
 /**
  * A button that copies `text()` to the clipboard and says so in `status`
  * (the page's polite live region). The text is read when clicked, so a
- * masked value on screen still copies whole.
+ * masked value on screen still copies whole; `unavailable` answers why it
+ * may not be copied now (what is shown is stale), or null.
  */
 export function copyButton(
   label: string,
   text: () => string,
   status: (message: string) => void,
+  unavailable: () => string | null = () => null,
 ): HTMLButtonElement {
   const button = h("button", { type: "button", class: "secondary copy" }, label);
   button.addEventListener("click", async () => {
+    const reason = unavailable();
+    if (reason !== null) {
+      status(reason);
+      return;
+    }
     try {
       await navigator.clipboard.writeText(text());
       status(`Copied: ${label.replace(/^Copy /, "")}.`);

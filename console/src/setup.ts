@@ -17,6 +17,16 @@ import { REGIONS } from "./words";
 
 const MASK = "••••••••••••••••";
 
+/** An AWS region code's shape (`eu-west-1`, `us-gov-west-1`), for the link's host. */
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+/** The template's `RoleNameSuffix` rule. */
+const ROLE_SUFFIX = /^[A-Za-z0-9+=,.@_-]{1,40}$/;
+
+/** The setup query a draft asks for: what `GET /v1/setup` fills the policies with. */
+function queryOf(draft: { bucket: string; folder: string; kms: string }): string {
+  return JSON.stringify([draft.bucket, draft.folder, draft.kms]);
+}
+
 /** How long the form waits after a keystroke before asking for new policies. */
 const TYPING_PAUSE_MS = 250;
 
@@ -25,6 +35,10 @@ export function setupScreen(context: Context): HTMLElement {
   let setup: Setup | null = context.setup;
   let revealed = false;
   let sequence = 0;
+  /** The bucket, folder and KMS key the shown policies were rendered for. */
+  let rendered = { bucket: draft.bucket, folder: draft.folder, kms: draft.kms };
+  let renderedQuery = setup ? queryOf(draft) : "";
+  let invalid = false;
 
   const show = (text: string) =>
     revealed || !setup ? text : text.replaceAll(setup.external_id, MASK);
@@ -53,6 +67,19 @@ export function setupScreen(context: Context): HTMLElement {
   const cli = h("pre", { id: "cli-commands", tabindex: "0", "aria-label": "AWS CLI commands" });
   const quickCreate = h("a", { id: "quick-create", target: "_blank", rel: "noopener noreferrer" }, "Create the role with CloudFormation (opens the AWS console)");
   const quickCaveat = h("p", { class: "hint", id: "quick-create-caveat", hidden: true });
+  const policiesState = h("p", { class: "hint", id: "policies-state", "aria-live": "polite" });
+
+  /**
+   * Why the policies, commands and link on screen may not be copied now:
+   * they are for other values than the form's, until the answer for the
+   * form's values arrives (or while a value is invalid). Null when current.
+   */
+  const stale = (): string | null => {
+    if (!setup) return "The policies are still loading.";
+    if (invalid) return "Fix the value marked in the form first: the policies shown are for the last valid values.";
+    if (renderedQuery !== queryOf(draft)) return "The policies are being updated for what you typed: copy again in a moment.";
+    return null;
+  };
 
   const render = () => {
     if (!setup) return;
@@ -64,28 +91,42 @@ export function setupScreen(context: Context): HTMLElement {
     trust.textContent = show(JSON.stringify(setup.trust_policy, null, 2));
     permissions.textContent = JSON.stringify(setup.permissions_policy, null, 2);
     cli.textContent = show(cliCommands(setup, roleName(setup, draft.roleSuffix)));
+    const regionOk = draft.region === "" || REGION.test(draft.region);
+    const suffixOk = ROLE_SUFFIX.test(draft.roleSuffix);
+    setFieldError(region, fields.region.error, regionOk ? null : "must be an AWS region code such as eu-west-1");
+    setFieldError(suffix, fields.suffix.error, suffixOk ? null : "1 to 40 letters, digits and +=,.@_- only");
     const link = quickCreateLink(context.customerTemplateUrl, setup, {
-      region: draft.region, bucket: draft.bucket, folder: draft.folder, kms: draft.kms, roleSuffix: draft.roleSuffix,
+      region: regionOk ? draft.region : "", bucket: rendered.bucket, folder: rendered.folder, kms: rendered.kms,
+      roleSuffix: suffixOk ? draft.roleSuffix : "archive",
     });
     quickCreate.href = link.url;
     quickCaveat.textContent = link.caveat ?? "";
     quickCaveat.hidden = link.caveat === null;
+    const reason = stale();
+    policiesState.textContent = reason === null ? "" : invalid ? reason : "Updating the policies for what you typed…";
+    for (const pre of [trust, permissions, cli]) pre.setAttribute("aria-busy", String(reason !== null));
   };
 
   const refresh = async () => {
     sequence += 1;
     const mine = sequence;
+    const asked = { bucket: draft.bucket, folder: draft.folder, kms: draft.kms };
     try {
-      const fresh = await api.setup({ bucket: draft.bucket, folder_path: draft.folder, kms_key_arn: draft.kms });
+      const fresh = await api.setup({ bucket: asked.bucket, folder_path: asked.folder, kms_key_arn: asked.kms });
       if (mine !== sequence) return; // a later keystroke's answer wins
       setup = fresh;
       context.setup = fresh;
+      rendered = asked;
+      renderedQuery = queryOf(asked);
+      invalid = false;
       problem.hidden = true;
       for (const [control, slot] of [[bucket, fields.bucket], [folder, fields.folder], [kms, fields.kms]] as const)
         setFieldError(control, slot.error, null);
       render();
     } catch (error) {
       if (mine !== sequence) return;
+      invalid = true;
+      render();
       const message = error instanceof ApiError ? error.message : "The policies could not be rendered.";
       // The API names the parameter at fault ("bucket must be …").
       const target = message.startsWith("bucket") ? [bucket, fields.bucket] as const
@@ -106,6 +147,7 @@ export function setupScreen(context: Context): HTMLElement {
     draft.region = region.value.trim();
     draft.kms = kms.value.trim();
     draft.roleSuffix = suffix.value.trim() || "archive";
+    invalid = false;
     render();
     window.clearTimeout(timer);
     timer = window.setTimeout(() => void refresh(), TYPING_PAUSE_MS);
@@ -140,19 +182,20 @@ export function setupScreen(context: Context): HTMLElement {
       h("form", { class: "grid", novalidate: true, "aria-describedby": "setup-problem" },
         fields.bucket.wrapper, fields.folder.wrapper, fields.region.wrapper, fields.kms.wrapper, fields.suffix.wrapper),
       problem,
+      policiesState,
       h("datalist", { id: "regions" }, ...REGIONS.map((r) => h("option", { value: r }))),
     ),
     h("section", { class: "card", "aria-labelledby": "trust-title" },
       h("h3", { id: "trust-title" }, "Trust policy"),
       h("p", { class: "hint" }, "Who may assume the role: our principal, and only with your External ID."),
       trust,
-      copyButton("Copy trust policy", () => JSON.stringify(setup?.trust_policy ?? {}, null, 2), announce),
+      copyButton("Copy trust policy", () => JSON.stringify(setup?.trust_policy ?? {}, null, 2), announce, stale),
     ),
     h("section", { class: "card", "aria-labelledby": "permissions-title" },
       h("h3", { id: "permissions-title" }, "Permissions policy"),
       h("p", { class: "hint" }, "What the role may do: write objects under your folder, and use your KMS key if you gave one. Nothing else."),
       permissions,
-      copyButton("Copy permissions policy", () => JSON.stringify(setup?.permissions_policy ?? {}, null, 2), announce),
+      copyButton("Copy permissions policy", () => JSON.stringify(setup?.permissions_policy ?? {}, null, 2), announce, stale),
     ),
     h("section", { class: "card", "aria-labelledby": "create-title" },
       h("h3", { id: "create-title" }, "Create the role"),
@@ -161,7 +204,8 @@ export function setupScreen(context: Context): HTMLElement {
       quickCaveat,
       h("p", {}, "Or with the AWS CLI, signed in to the bucket's account:"),
       cli,
-      copyButton("Copy AWS CLI commands", () => (setup ? cliCommands(setup, roleName(setup, draft.roleSuffix)) : ""), announce),
+      copyButton("Copy AWS CLI commands", () => (setup ? cliCommands(setup, roleName(setup, draft.roleSuffix)) : ""), announce,
+        () => stale() ?? (ROLE_SUFFIX.test(draft.roleSuffix) ? null : "Fix the role name first.")),
     ),
     h("p", {}, h("button", { type: "button", class: "primary", id: "go-connect" }, "Next: connect the bucket")),
   );

@@ -11,6 +11,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import {
   axe, createBucket, launchBrowser, openConsole, orgApi, repo, runCliCommands, screenshot, shots, startStack,
@@ -32,7 +33,8 @@ let browser;
 let api;
 let externalId = "";
 /** Everything every page logged, requested or threw. */
-const seen = { console: /** @type {string[]} */ ([]), urls: /** @type {string[]} */ ([]), errors: /** @type {string[]} */ ([]) };
+/** @type {import("./stack.mjs").Seen} */
+const seen = { console: [], urls: [], errors: [], requests: [] };
 /** @type {Record<string, unknown>} */
 const figures = {};
 /** @type {Record<string, string[]>} */
@@ -89,15 +91,18 @@ test("happy path: an admin goes from nothing to a saved, tested destination", as
   const started = performance.now();
   reviewMs = 0;
 
-  // Setup: our values, the External ID masked until revealed.
-  await assert.rejects(page.getByText(externalId).first().waitFor({ timeout: 500 }), "the External ID is on screen before Reveal");
+  // Setup: our values, the External ID masked until revealed (nowhere in
+  // the document, not only out of sight).
+  await page.locator("#trust-policy").filter({ hasText: "sts:ExternalId" }).waitFor();
+  const hidden = async () => assert.ok(!(await page.content()).includes(externalId), "the External ID is in the page before Reveal");
+  await hidden();
   assert.match(await page.locator("#external-id").innerText(), /^•+$/);
   assert.equal(await page.locator("#role-name-prefix").innerText(), "stored-messages");
   await scan(page, "1-setup-desktop");
   await click(page.getByRole("button", { name: "Reveal" }));
   assert.equal(await page.locator("#external-id").innerText(), externalId);
   await click(page.getByRole("button", { name: "Hide" }));
-  assert.ok(!(await page.locator("#trust-policy").innerText()).includes(externalId), "the trust policy shows the External ID masked");
+  await hidden();
 
   // The admin fills in where the archive goes; the policies follow.
   await type("Bucket", "web-store-archive");
@@ -137,9 +142,12 @@ test("happy path: an admin goes from nothing to a saved, tested destination", as
   await click(page.getByLabel(/I confirm the bucket blocks public access/));
   const save = page.getByRole("button", { name: "Save", exact: true });
   assert.equal(await save.getAttribute("aria-disabled"), "true");
-  // Playwright will not click what is aria-disabled; a person can, and must get nothing saved.
+  // Playwright will not click what is aria-disabled; a person can, and must
+  // get the reason said and nothing sent.
+  await hidden();
   await click(save, true);
-  assert.equal((await api.call("GET", "/v1/destinations")).body.destinations.length, 0, "Save before a passing test saves nothing");
+  await page.locator("#announcer").filter({ hasText: "Save becomes available once Test connection passes" }).waitFor();
+  assert.ok(!seen.requests.includes("POST /v1/destinations"), "Save before a passing test sends nothing");
   await click(page.getByRole("button", { name: "Test connection" }));
   const checks = page.locator("#connect-checks");
   await checks.getByRole("heading", { name: /^All \d+ checks passed\.$/ }).waitFor();
@@ -258,21 +266,34 @@ test("at a phone's width: pause, resume, edit and delete a destination", async (
 
   await card.getByRole("button", { name: "Pause" }).click();
   await page.locator(`li.destination[data-id="${id}"] [data-status="disabled"]`).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("data-action")), "resume", "focus stays on the toggle");
   assert.equal((await api.call("GET", `/v1/destinations/${id}`)).body.destination.status, "disabled");
   await scan(page, "9-paused-phone");
   await page.locator(`li.destination[data-id="${id}"]`).getByRole("button", { name: "Resume" }).click();
   await page.locator(`li.destination[data-id="${id}"] [data-status="active"]`).waitFor();
   assert.equal((await api.call("GET", `/v1/destinations/${id}`)).body.destination.status, "active");
 
-  // Edit: a change that is not to the connection saves without a test.
+  // Edit: a change that is not to the connection saves without a test,
+  // and sends only what changed; an edit saved elsewhere meanwhile is never
+  // overwritten (If-Match): the form reloads what is stored.
   await page.locator(`li.destination[data-id="${id}"]`).getByRole("button", { name: "Edit" }).click();
-  await page.getByLabel("Layout").selectOption("by_date");
   const saveChanges = page.getByRole("button", { name: "Save changes" });
+  assert.equal(await saveChanges.getAttribute("aria-disabled"), "true", "nothing changed yet");
+  await page.getByLabel("Layout").selectOption("by_date");
   assert.equal(await saveChanges.getAttribute("aria-disabled"), "false");
   await scan(page, "10-edit-phone");
+  assert.equal((await api.call("PATCH", `/v1/destinations/${id}`, { compression: "none" })).status, 200);
   await saveChanges.click();
+  await page.locator("#announcer").filter({ hasText: "changed elsewhere" }).waitFor();
+  assert.equal(await page.getByLabel("Compression").inputValue(), "none", "the form shows what is stored now");
+  assert.equal((await api.call("GET", `/v1/destinations/${id}`)).body.destination.layout, "by_recipient", "the stale edit saved nothing");
+  await page.getByLabel("Layout").selectOption("by_date");
+  const patched = page.waitForRequest((r) => r.method() === "PATCH");
+  await saveChanges.click();
+  assert.deepEqual((await patched).postDataJSON(), { layout: "by_date" }, "only the change is sent");
   await page.locator(`li.destination[data-id="${id}"]`).waitFor();
-  assert.equal((await api.call("GET", `/v1/destinations/${id}`)).body.destination.layout, "by_date");
+  const edited = (await api.call("GET", `/v1/destinations/${id}`)).body.destination;
+  assert.deepEqual([edited.layout, edited.compression], ["by_date", "none"]);
 
   // Delete asks first; Escape keeps it.
   await page.locator(`li.destination[data-id="${id}"]`).getByRole("button", { name: "Delete" }).click();
@@ -296,6 +317,15 @@ test("setup follows what the admin types: a bad bucket name, a KMS key, a KMS al
   const bucketError = page.locator("#setup-bucket-error");
   await bucketError.filter({ hasText: "bucket" }).waitFor();
   assert.equal(await page.getByLabel("Bucket", { exact: true }).getAttribute("aria-invalid"), "true");
+
+  // A copy never hands out the policy of what the form said before.
+  await page.getByLabel("Bucket", { exact: true }).fill("first-bucket");
+  await page.locator("#permissions-policy").filter({ hasText: "arn:aws:s3:::first-bucket/*" }).waitFor();
+  await page.evaluate(() => navigator.clipboard.writeText(""));
+  await page.getByLabel("Bucket", { exact: true }).fill("second-bucket");
+  await page.getByRole("button", { name: "Copy permissions policy" }).click();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.ok(!copied.includes("first-bucket"), "a stale policy was copied");
 
   const key = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
   await page.getByLabel("Bucket", { exact: true }).fill("kms-archive");
@@ -374,6 +404,34 @@ test("a broken destination shows Failing and its last error in words; a new fold
   await context.close();
 });
 
+/**
+ * The status of a GET of `target` exactly as written (no URL
+ * normalisation of `..` or `%2e`) with the headers given (fetch may not
+ * set Host).
+ */
+function raw(/** @type {string} */ target, /** @type {Record<string, string>} */ headers) {
+  const { hostname, port } = new URL(stack.ready.url);
+  return new Promise((resolve, reject) => {
+    const request = http.get({ hostname, port, path: target, headers }, (response) => { response.resume(); resolve(response.statusCode); });
+    request.on("error", reject);
+  });
+}
+
+test("the local host serves only its build, and the API only with the token and to its own name", async () => {
+  const host = new URL(stack.ready.url).host;
+  assert.equal(await raw("/", { Host: host }), 200);
+  assert.equal(await raw("/templates/customer-role.yaml", { Host: host }), 200);
+  assert.equal(await raw("/v1/setup", { Host: host }), 401, "no token");
+  assert.equal(await raw("/v1/setup", { Host: host, Authorization: "Bearer wrong" }), 401, "a wrong token");
+  assert.equal(await raw("/v1/setup", { Host: host, Authorization: `Bearer ${api.token}` }), 200);
+  // DNS rebinding: a page on another name that resolves to 127.0.0.1.
+  assert.equal(await raw("/local/session", { Host: "rebound.example" }), 403);
+  assert.equal(await raw("/v1/setup", { Host: "rebound.example", Authorization: `Bearer ${api.token}` }), 403);
+  for (const outside of ["/../Makefile", "/%2e%2e/Makefile", "/..%2f..%2fMakefile", "/assets/../../Makefile",
+    "/../../../../etc/passwd", "/src/console.ts", "/%00", "/../tools/api_gateway.py"])
+    assert.equal(await raw(outside, { Host: host }), 404, outside);
+});
+
 test("no secret leaves the page: not the URL, storage, cookies or the console log", async () => {
   const { context, page } = await openConsole(browser, stack.ready, DESKTOP, seen);
   await page.getByRole("button", { name: "Reveal" }).click();
@@ -384,6 +442,7 @@ test("no secret leaves the page: not the URL, storage, cookies or the console lo
   const cookies = await context.cookies();
   await context.close();
   assert.deepEqual(seen.errors, [], "no page error");
+  assert.deepEqual(seen.console.filter((m) => /Content Security Policy|Refused to/i.test(m)), [], "nothing was refused by the page's policy");
   for (const secret of [externalId, api.token]) {
     for (const where of [kept.local, kept.session, kept.cookie, JSON.stringify(cookies), ...seen.urls, ...seen.console])
       assert.ok(!where.includes(secret), "a secret reached the URL, storage, a cookie or the console log");

@@ -10,7 +10,7 @@
 
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -19,7 +19,7 @@ import { chromium } from "playwright-core";
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, "../..");
 export const shots = path.join(repo, "target/console/screenshots");
-const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 /**
  * @typedef {{ url: string, emulator: string, org_id: string,
@@ -58,24 +58,35 @@ export async function launchBrowser() {
 }
 
 /**
+ * @typedef {{ console: string[], urls: string[], errors: string[], requests: string[] }} Seen
+ * what every page logged, asked for (`METHOD url`), navigated to and threw
+ */
+
+/**
  * A page on the console with what a test watches: every console message,
- * every request URL and every page error, for the no-secret checks.
- * `bypassCSP` lets axe-core be injected into a page whose policy allows
- * no inline script; nothing else the tests do depends on it.
+ * every request and every page error, for the no-secret checks. The page
+ * runs under the host's Content-Security-Policy (checked here): a script or
+ * style it blocked would show in the console log, which a test reads.
  * @param {import("playwright-core").Browser} browser
  * @param {Ready} ready
  * @param {{ width: number, height: number }} viewport
- * @param {{ console: string[], urls: string[], errors: string[] }} seen
+ * @param {Seen} seen
  */
 export async function openConsole(browser, ready, viewport, seen) {
-  const context = await browser.newContext({ viewport, bypassCSP: true });
+  const context = await browser.newContext({ viewport });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(ready.url).origin });
   const page = await context.newPage();
   page.on("console", (message) => seen.console.push(message.text()));
   page.on("pageerror", (error) => seen.errors.push(String(error)));
-  page.on("request", (request) => seen.urls.push(request.url()));
+  page.on("request", (request) => {
+    seen.urls.push(request.url());
+    seen.requests.push(`${request.method()} ${new URL(request.url()).pathname}`);
+  });
   page.on("framenavigated", (frame) => seen.urls.push(frame.url()));
-  await page.goto(ready.url);
+  const response = await page.goto(ready.url);
+  const policy = response?.headers()["content-security-policy"] ?? "";
+  if (!policy.includes("script-src 'self'") || !policy.includes("frame-ancestors 'none'"))
+    throw new Error(`the page is served without its Content-Security-Policy: ${policy}`);
   await page.locator("#principal-arn").filter({ hasText: "arn:" }).waitFor();
   return { context, page };
 }
@@ -86,7 +97,9 @@ export async function openConsole(browser, ready, viewport, seen) {
  * @param {import("playwright-core").Page} page
  */
 export async function axe(page) {
-  if (!(await page.evaluate(() => "axe" in window))) await page.addScriptTag({ path: axePath });
+  // Evaluated through the DevTools protocol, which the page's CSP does not
+  // govern (a <script> tag would be refused, rightly).
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
   /** @type {{ violations: { id: string, impact: string, help: string, nodes: { target: string[] }[] }[] }} */
   const results = await page.evaluate(() =>
     // @ts-ignore: axe is the injected global
