@@ -117,6 +117,11 @@ fn main() {
     let gateway = Gateway::start(&watch, ORG, &[] as &[&str]);
     let port = gateway.port;
 
+    // `--max-examples` bounds the fuzzing and stateful phases only; the
+    // coverage phase (about half the requests and time) does not depend on
+    // it. At 15 every one of the 13 operations gets its successful answers
+    // and 19 of the document's API links are followed: 969 requests,
+    // against 1,173 at 25 (24 links) for about 20 s more of `make test`.
     let status = Command::new(root.join(".venv/bin/st"))
         .arg("--config-file")
         .arg(&config)
@@ -124,7 +129,7 @@ fn main() {
         .arg(root.join("infra/openapi.yaml"))
         .args(["--url", &format!("http://127.0.0.1:{port}")])
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
-        .args(["--max-examples", "25", "--seed", "20261123", "--workers", "1", "--request-timeout", "60"])
+        .args(["--max-examples", "15", "--seed", "20261123", "--workers", "1", "--request-timeout", "60"])
         .args(["--report", "junit", "--report-dir"])
         .arg(work.join("report"))
         // schemathesis keeps a cache in its working directory: keep it out of the tree.

@@ -649,6 +649,18 @@ impl Emulator {
         prefix: &str,
     ) -> Vec<StoredObject> {
         let keys = self.keys(account, region, bucket, prefix);
+        self.objects_at(account, region, bucket, &keys)
+    }
+
+    /// The objects at exactly `keys` in a bucket (key, headers and raw
+    /// bytes), in that order: a sample read back without reading the rest.
+    pub fn objects_at(
+        &self,
+        account: &str,
+        region: &str,
+        bucket: &str,
+        keys: &[String],
+    ) -> Vec<StoredObject> {
         keys.chunks(200)
             .flat_map(|chunk| {
                 let calls: Vec<Value> = chunk

@@ -215,7 +215,11 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
         w.register(c, "p").await;
     }
     let archiver = handler_archiver(&w);
-    let messages: Vec<(String, String)> = (0..1000)
+    // 10 batches of 50, the destination broken for batches 3..7: before,
+    // during and after the break, 200 parked and replayed among 1,500
+    // objects. The proof is the exact counts at each step, not the volume
+    // (1,000 messages here took 2.5 minutes of the suite's time).
+    let messages: Vec<(String, String)> = (0..500)
         .map(|i| {
             let body = json!({
                 "version": 1, "org_id": ORG, "project_id": "p", "message_id": format!("m{i:04}"), "channel": "email",
@@ -228,7 +232,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
         .collect();
     let broken = &customers[1];
     let mut parked_during = 0;
-    for (batch, chunk) in messages.chunks(100).enumerate() {
+    for (batch, chunk) in messages.chunks(50).enumerate() {
         if batch == 3 {
             w.emulator.revoke_put(broken);
         }
@@ -244,12 +248,12 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
         parked_during += report.parked;
     }
     assert_eq!(
-        parked_during, 400,
+        parked_during, 200,
         "batches 3..7 parked their copy for the broken destination"
     );
 
     let summary = handler::handle(&w.checker(), scheduled()).await.unwrap();
-    assert_eq!(summary["replayed"], 400);
+    assert_eq!(summary["replayed"], 200);
     assert_eq!(summary["parked_remaining"], 0);
     assert!(w
         .emulator
@@ -258,7 +262,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
 
     for customer in &customers {
         let objects = w.emulator.objects(customer, "email/");
-        assert_eq!(objects.len(), 1000, "{}", customer.bucket);
+        assert_eq!(objects.len(), 500, "{}", customer.bucket);
         let mut ids: Vec<String> = objects
             .iter()
             .map(|o| {
@@ -280,7 +284,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
         ids.dedup();
         assert_eq!(
             ids.len(),
-            1000,
+            500,
             "every message exactly once in {}",
             customer.bucket
         );
@@ -298,7 +302,7 @@ async fn nothing_is_lost_while_a_destination_is_broken() {
         })
         .count();
     assert_eq!(
-        writes_to_broken, 1000,
+        writes_to_broken, 500,
         "each object written once, none twice"
     );
 }
