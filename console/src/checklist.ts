@@ -11,7 +11,11 @@ import { CHECK_STATUS, checkTitle, inContractOrder } from "./words";
 /** One line saying how the validation went, for the heading and the live region. */
 export function summary(verdict: Verdict): string {
   const failed = verdict.checks.filter((c) => c.status === "fail");
-  if (verdict.valid) return `All ${verdict.checks.filter((c) => c.status === "pass").length} checks passed.`;
+  if (verdict.valid) {
+    const passed = verdict.checks.filter((c) => c.status === "pass").length;
+    const other = verdict.checks.length - passed;
+    return other === 0 ? `All checks passed (${passed}).` : `All checks passed (${passed}; ${other} did not apply).`;
+  }
   if (failed.length === 0) return "The connection was not verified.";
   const names = failed.map((c) => checkTitle(c.name)).join("; ");
   return `${failed.length} ${failed.length === 1 ? "check" : "checks"} failed: ${names}.`;

@@ -25,12 +25,11 @@ function checkboxGroup(legend: string, name: string, options: ReadonlyArray<read
     return { box, wrapper: h("div", { class: "choice" }, box, h("label", { for: box.id }, label)) };
   });
   const fieldset = h("fieldset", {}, h("legend", {}, legend), ...boxes.map((b) => b.wrapper));
-  return { fieldset, values: () => boxes.filter((b) => b.box.checked).map((b) => b.box.value), boxes: boxes.map((b) => b.box) };
+  return { fieldset, values: () => boxes.filter((b) => b.box.checked).map((b) => b.box.value) };
 }
 
 function select(id: string, options: ReadonlyArray<readonly [string, string]>, value: string): HTMLSelectElement {
-  const element = h("select", { id, name: id.replace(/^connect-/, "") }, ...options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
-  return element;
+  return h("select", { id, name: id.replace(/^connect-/, "") }, ...options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
 }
 
 export function connectScreen(context: Context, editing?: { destination: Destination; etag: string | null }): HTMLElement {
@@ -43,7 +42,7 @@ export function connectScreen(context: Context, editing?: { destination: Destina
   const project = h("input", { id: "connect-project", name: "project_id", autocomplete: "off", required: true, value: saved?.project_id ?? "", readonly: Boolean(saved) });
   const role = h("input", {
     id: "connect-role-arn", name: "role_arn", autocomplete: "off", spellcheck: "false", required: !keyed, disabled: keyed,
-    placeholder: context.setup ? `arn:aws:iam::111122223333:role/${context.setup.role_name_prefix}-${draft.roleSuffix}` : "arn:aws:iam::111122223333:role/…",
+    placeholder: `e.g. arn:aws:iam::111122223333:role/${context.setup?.role_name_prefix ?? "stored-messages"}-${draft.roleSuffix}`,
     value: keyed ? `access key ${saved?.auth?.access_key_id ?? ""}` : saved?.role_arn ?? "",
   });
   const bucket = h("input", { id: "connect-bucket", name: "bucket", autocomplete: "off", spellcheck: "false", required: true, value: saved?.bucket ?? draft.bucket });
@@ -128,8 +127,14 @@ export function connectScreen(context: Context, editing?: { destination: Destina
       : "Every check passed: save to start archiving.");
   };
 
-  const showVerdict = (verdict: Verdict) => {
-    results.replaceChildren(checklist(verdict, "connect-checks"));
+  /** The values the checklist on screen was run on. */
+  let tested: string | null = null;
+  const outdated = h("p", { class: "notice warn", id: "connect-outdated", hidden: true },
+    "You changed the form since this test: these results are for the values before. Test connection again.");
+  const showVerdict = (verdict: Verdict, on: string | null) => {
+    tested = on;
+    outdated.hidden = true;
+    results.replaceChildren(outdated, checklist(verdict, "connect-checks"));
     announce(summary(verdict));
     (results.querySelector("#connect-checks-summary") as HTMLElement | null)?.focus();
   };
@@ -150,7 +155,7 @@ export function connectScreen(context: Context, editing?: { destination: Destina
     const request = saved ? { ...body(), project_id: saved.project_id } : body();
     const verdict = await api.validate(request);
     verified = verdict.valid ? sent : null;
-    showVerdict(verdict);
+    showVerdict(verdict, sent);
     syncSave();
   }));
   save.addEventListener("click", () => {
@@ -175,7 +180,7 @@ export function connectScreen(context: Context, editing?: { destination: Destina
       }
       if (!outcome.ok) {
         verified = null;
-        showVerdict(outcome.verdict);
+        showVerdict(outcome.verdict, null);
         syncSave();
         return;
       }
@@ -188,7 +193,9 @@ export function connectScreen(context: Context, editing?: { destination: Destina
   encryption.addEventListener("change", syncKms);
   const form = h("form", { class: "grid", novalidate: true, "aria-describedby": "connect-problem" });
   form.addEventListener("input", () => {
-    if (verified !== snapshot()) verified = null;
+    const now = snapshot();
+    if (verified !== now) verified = null;
+    outdated.hidden = tested === null || tested === now;
     syncSave();
   });
   form.addEventListener("submit", (event) => event.preventDefault());
@@ -196,7 +203,7 @@ export function connectScreen(context: Context, editing?: { destination: Destina
   const fieldOf = (label: string, control: HTMLInputElement | HTMLSelectElement, hint?: string) => field(label, control, hint).wrapper;
   form.append(
     fieldOf("Project ID", project, saved ? "A destination stays with its project." : "The messaging project whose messages go to this bucket."),
-    fieldOf(keyed ? "Credentials" : "Role ARN", role, keyed ? "An IAM user's access key, kept in AWS Secrets Manager; it cannot be changed here." : "The role your admin created, such as arn:aws:iam::111122223333:role/stored-messages-archive."),
+    fieldOf(keyed ? "Credentials" : "Role ARN", role, keyed ? "An IAM user's access key, kept in AWS Secrets Manager; it cannot be changed here." : "The ARN of the role your admin created, in the bucket's account."),
     fieldOf("Bucket", bucket),
     fieldOf("Folder (optional)", folder),
     fieldOf("Bucket region", region),
@@ -220,9 +227,11 @@ export function connectScreen(context: Context, editing?: { destination: Destina
       ? "Change how this destination archives. A change to the role, bucket, folder, region or encryption must pass every check before it is saved."
       : "Give the role your admin created and how to archive. Test connection writes one small test object to prove it works; nothing is saved until you save."),
     h("section", { class: "card", "aria-label": "Destination settings" }, form),
+    // The results sit above the buttons: focus lands on their heading, and
+    // the next Tab reaches Test connection and Save.
+    results,
+    problem,
     h("div", { class: "buttons" }, test, save, saved ? cancel : null),
     saveHint,
-    problem,
-    results,
   );
 }

@@ -33,7 +33,9 @@ const SCREENS: ReadonlyArray<readonly [ScreenName, string]> = [
 
 /** Renders the console into `root`, replacing what it held. */
 export function mountConsole(root: HTMLElement, options: ConsoleOptions): void {
-  const status = h("div", { class: "visually-hidden", role: "status", "aria-live": "polite", id: "announcer" });
+  // What just happened, for everyone: a polite live region, shown as a
+  // notice while it has something to say, cleared on each new screen.
+  const status = h("div", { class: "notice", role: "status", "aria-live": "polite", id: "announcer" });
   const view = h("div", { id: "view" });
   const tabs = SCREENS.map(([name, label]) => {
     const button = h("button", { type: "button", class: "tab", "data-screen": name }, label);
@@ -51,16 +53,20 @@ export function mountConsole(root: HTMLElement, options: ConsoleOptions): void {
       status.textContent = "";
       window.setTimeout(() => { status.textContent = message; }, 50);
     },
-    go(name: ScreenName, edit?: { destination: Destination; etag: string | null }) {
+    go(name: ScreenName, edit?: { destination: Destination; etag: string | null }, first = false) {
       const screen = name === "setup" ? setupScreen(context)
         : name === "connect" ? connectScreen(context, edit)
         : destinationsScreen(context);
       view.replaceChildren(screen);
+      status.textContent = "";
       for (const tab of tabs) {
         if (tab.dataset.screen === name) tab.setAttribute("aria-current", "page");
         else tab.removeAttribute("aria-current");
       }
-      (screen.querySelector("h2") as HTMLElement | null)?.focus();
+      // A new screen's heading takes focus, as a page load would put the
+      // reader at its top; not at the first load, where focus starts at
+      // the top of the page (the navigation) anyway.
+      if (!first) (screen.querySelector("h2") as HTMLElement | null)?.focus();
     },
   };
 
@@ -69,9 +75,9 @@ export function mountConsole(root: HTMLElement, options: ConsoleOptions): void {
       h("h1", {}, "Message archive"),
       h("p", { class: "tagline" }, "Every message you send and what happened to it, in your own S3 bucket.")),
     h("nav", { "aria-label": "Archive console" }, ...tabs),
-    view,
     status,
+    view,
   );
   root.removeAttribute("aria-busy");
-  context.go("setup");
+  context.go("setup", undefined, true);
 }

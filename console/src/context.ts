@@ -23,5 +23,5 @@ export interface Context {
   /** Says `message` in the page's polite live region. */
   announce(message: string): void;
   /** Shows a screen; `edit` opens Connect on a saved destination. */
-  go(screen: ScreenName, edit?: { destination: Destination; etag: string | null }): void;
+  go(screen: ScreenName, edit?: { destination: Destination; etag: string | null }, first?: boolean): void;
 }

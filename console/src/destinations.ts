@@ -63,7 +63,7 @@ export function destinationsScreen(context: Context): HTMLElement {
     const status = h("span", { class: `badge ${destination.status}`, "data-status": destination.status }, DESTINATION_STATUS[destination.status]);
     const paused = destination.status === "disabled";
     const actions = {
-      test: h("button", { type: "button", class: "secondary", "data-action": "test", disabled: paused }, "Test"),
+      test: h("button", { type: "button", class: "secondary", "data-action": "test", "aria-disabled": paused ? "true" : false }, "Test"),
       pause: h("button", { type: "button", class: "secondary", "data-action": paused ? "resume" : "pause" }, paused ? "Resume" : "Pause"),
       edit: h("button", { type: "button", class: "secondary", "data-action": "edit" }, "Edit"),
       remove: h("button", { type: "button", class: "danger", "data-action": "delete" }, "Delete"),
@@ -124,6 +124,10 @@ export function destinationsScreen(context: Context): HTMLElement {
       }
     };
     actions.test.addEventListener("click", () => void run(actions.test, async () => {
+      if (paused) {
+        announce("A paused destination is not tested: resume it, which runs every check.");
+        return;
+      }
       const verdict = await api.test(destination.id);
       const fresh = replace(verdict.destination ?? destination, verdict);
       announce(`${where(destination)}: ${summary(verdict)}`);
@@ -180,7 +184,7 @@ export function destinationsScreen(context: Context): HTMLElement {
     { class: "screen", "aria-labelledby": "destinations-title", "aria-busy": "true" },
     heading,
     h("p", {}, "Every bucket this organisation archives into, and how it is doing. Health is checked on a schedule, and after any failed write."),
-    h("div", { class: "buttons" }, refreshButton, h("button", { type: "button", class: "primary", id: "connect-another" }, "Connect a bucket")),
+    h("div", { class: "buttons" }, refreshButton, h("button", { type: "button", class: "primary", id: "connect-another" }, "Set up another bucket")),
     problem,
     list,
   );

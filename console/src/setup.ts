@@ -48,10 +48,10 @@ export function setupScreen(context: Context): HTMLElement {
   const principal = h("code", { id: "principal-arn" }, "…");
   const prefix = h("code", { id: "role-name-prefix" }, "…");
 
-  const bucket = h("input", { id: "setup-bucket", name: "bucket", autocomplete: "off", spellcheck: "false", placeholder: "acme-message-archive", value: draft.bucket });
-  const folder = h("input", { id: "setup-folder", name: "folder_path", autocomplete: "off", spellcheck: "false", placeholder: "archive/prod", value: draft.folder });
-  const region = h("input", { id: "setup-region", name: "region", list: "regions", autocomplete: "off", spellcheck: "false", placeholder: "eu-west-1", value: draft.region });
-  const kms = h("input", { id: "setup-kms", name: "kms_key_arn", autocomplete: "off", spellcheck: "false", placeholder: "arn:aws:kms:eu-west-1:111122223333:key/…", value: draft.kms });
+  const bucket = h("input", { id: "setup-bucket", name: "bucket", autocomplete: "off", spellcheck: "false", placeholder: "e.g. acme-message-archive", value: draft.bucket });
+  const folder = h("input", { id: "setup-folder", name: "folder_path", autocomplete: "off", spellcheck: "false", placeholder: "e.g. archive/prod", value: draft.folder });
+  const region = h("input", { id: "setup-region", name: "region", list: "regions", autocomplete: "off", spellcheck: "false", placeholder: "e.g. eu-west-1", value: draft.region });
+  const kms = h("input", { id: "setup-kms", name: "kms_key_arn", autocomplete: "off", spellcheck: "false", placeholder: "e.g. arn:aws:kms:eu-west-1:111122223333:key/…", value: draft.kms });
   const suffix = h("input", { id: "setup-role-suffix", name: "role_suffix", autocomplete: "off", spellcheck: "false", required: true, value: draft.roleSuffix, pattern: "[A-Za-z0-9+=,.@_-]{1,40}" });
   const fields = {
     bucket: field("Bucket", bucket, "The S3 bucket the archive goes into."),

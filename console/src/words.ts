@@ -12,7 +12,7 @@ export const CHECKS: ReadonlyArray<readonly [name: string, title: string]> = [
   ["role_arn", "Role ARN is well formed"],
   ["role_name_prefix", "Role name has the required prefix"],
   ["bucket_name", "Bucket name follows S3's rules"],
-  ["region", "Region exists"],
+  ["region", "Region is a region code"],
   ["folder_path", "Folder path is valid"],
   ["encryption", "Encryption settings are valid"],
   ["bucket_private_confirmed", "The bucket is confirmed private"],

@@ -134,7 +134,8 @@ fn main() {
         customer.bucket,
         customer.region
     );
-    println!("    (Setup shows the External ID and policies that role was made from; Connect tests and saves it)");
+    println!("    on Connect: any project id, that role ARN, bucket {}, region {}, the confirmation, then Test connection", customer.bucket, customer.region);
+    println!("    (on Setup, bucket {} and role name suffix `acme` show the policies that role was made from)", customer.bucket);
     println!("    emulator {}; function log target/console/watch.log; Ctrl-C (or end of input) stops everything", emulator.endpoint());
 
     until_stopped();

@@ -349,6 +349,24 @@ class EmulatorTest(Harness, unittest.TestCase):
         # The role may only write (moto enforces identity policies itself).
         self.assertRefused(lambda: s3.get_object(Bucket=BUCKET, Key="once/1.json"))
 
+    def test_get_object_if_match_refuses_a_replaced_object(self):
+        # AWS's GetObject API reference: with If-Match, S3 returns the object
+        # only if its ETag is the one given, else 412 Precondition Failed.
+        # run-backfill pins each export object to the ETag it listed, so a
+        # re-export at the same key fails the job instead of being read from
+        # an offset into other text (moto checks it; this keeps it so).
+        reads = policy({"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"arn:aws:s3:::{BUCKET}/*"})
+        self.customer_role("sm-export-reader", trust({"AWS": VENDOR_ARN}), permissions=reads)
+        s3 = self.s3(self.assume("sm-export-reader"))
+        first = s3.put_object(Bucket=BUCKET, Key="exports/part-0.ndjson", Body=b'{"a":1}\n{"a":2}\n')["ETag"]
+        pinned = s3.get_object(Bucket=BUCKET, Key="exports/part-0.ndjson", IfMatch=first, Range="bytes=8-")
+        self.assertEqual(pinned["Body"].read(), b'{"a":2}\n')
+        second = s3.put_object(Bucket=BUCKET, Key="exports/part-0.ndjson", Body=b'{"b":1}\n{"b":2}\n')["ETag"]
+        self.assertNotEqual(first, second)
+        self.assertRefused(lambda: s3.get_object(Bucket=BUCKET, Key="exports/part-0.ndjson", IfMatch=first, Range="bytes=8-"),
+                           "PreconditionFailed", 412)
+        self.assertEqual(s3.get_object(Bucket=BUCKET, Key="exports/part-0.ndjson", IfMatch=second)["Body"].read(), b'{"b":1}\n{"b":2}\n')
+
     def test_session_policy_narrows_the_role(self):
         scope = policy({"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/archive/*"})
         s3 = self.s3(self.assume(ROLE, ExternalId=XID, Policy=scope))

@@ -22,8 +22,8 @@ use stored_messages::s3::Layout;
 use stored_messages_testkit::exports::{event_line, gzip, message_line, ndjson};
 use stored_messages_testkit::leak_audit::{self, Kind};
 use stored_messages_testkit::{
-    destination, s3_mut, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET, STAGING_BUCKET,
-    VENDOR_ACCOUNT,
+    destination, header, s3_mut, Customer, CustomerSpec, Emulator, Vendor, CONTROL_BUCKET,
+    STAGING_BUCKET, VENDOR_ACCOUNT,
 };
 
 use crate::handler;
@@ -460,6 +460,56 @@ async fn a_unit_stopped_at_its_deadline_goes_on_from_its_checkpoint_and_rewrites
     );
     let (messages, _) = archived_ids(&w.landed());
     assert_eq!(messages.len(), 200);
+}
+
+#[tokio::test]
+async fn an_export_replaced_mid_job_fails_it_rather_than_be_read_from_the_checkpoint() {
+    let w = slow_world(8.0).await;
+    let key = format!("{PREFIX}part-0000.ndjson");
+    let id = w.start(PREFIX).await;
+    let unit = planned(&w, &id).await;
+    // Two chunks committed, then the deadline: the checkpoint is an offset
+    // into this version of the object.
+    let deadline = chrono::Utc::now().timestamp_millis() as u64 + 6_000;
+    assert!(!w.invoke(&unit, deadline).await, "sent again, not retried");
+    assert_eq!(count(&w.job(&id).await, "records_read"), 100);
+    w.emulator.set_faults(json!({ "seed": 1, "rules": [] }));
+
+    // The platform exports the month again meanwhile: other lines at the
+    // same key, where the checkpoint's offset means nothing.
+    let replaced: Vec<String> = (500..700)
+        .map(|i| message_line(ORG, PROJECT, i, "email"))
+        .collect();
+    w.stage(&key, &replaced, false).await;
+    w.emulator.clear_requests();
+    w.drain().await;
+
+    let job = w.job(&id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "manifest_object_missing");
+    assert_eq!(
+        count(&job, "records_read"),
+        100,
+        "nothing read after the replacement"
+    );
+    assert!(adds_up(&job));
+    // The continuation asked for the listed version and S3 refused it.
+    let reads: Vec<Value> = w
+        .emulator
+        .requests_under(&format!("/{STAGING_BUCKET}/{key}"))
+        .into_iter()
+        .filter(|r| r["method"] == "GET")
+        .collect();
+    assert!(!reads.is_empty());
+    for read in &reads {
+        assert_eq!(read["status"], 412, "{read}");
+        assert!(header(read, "if-match").is_some(), "{read}");
+    }
+    let (messages, _) = archived_ids(&w.landed());
+    assert!(
+        messages.iter().all(|m| m.as_str() < "m-000200"),
+        "a line of the new export was archived"
+    );
 }
 
 #[tokio::test]
