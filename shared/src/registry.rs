@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::arn::AccountId;
-use crate::backfill::{Backfill, BackfillId, Listed, ManifestEncoding, ManifestPrefix, MAX_FILES};
+use crate::backfill::{
+    Backfill, BackfillId, Claim, Listed, ManifestEncoding, ManifestPrefix, MAX_FILES,
+};
 use crate::credentials::ExternalId;
 use crate::destination::{Destination, DestinationId};
 use crate::failure::{sdk_outcome, SdkOutcome};
@@ -429,11 +431,75 @@ impl Registry {
 /// it gives up (each round, one writer wins).
 const JOB_UPDATE_ATTEMPTS: u32 = 40;
 
+/// Rounds of [`Registry::claim_destination`]: each lost round means another
+/// start won the claim, which then holds, so a few settle any race.
+const CLAIM_ATTEMPTS: u32 = 4;
+
 /// Backfill jobs (CONTRACT section 7: `backfills/{org_id}/{backfill_id}.json`)
 /// and the manifests they read from the staging bucket.
 impl Registry {
     fn backfill_key(org: &OrgId, id: &BackfillId) -> String {
         format!("backfills/{org}/{id}.json")
+    }
+
+    fn claim_key(org: &OrgId, destination: &DestinationId) -> String {
+        format!("backfills/{org}/claims/{destination}.json")
+    }
+
+    /// Claims `destination` for `claim`'s job (see [`crate::backfill::claim`]):
+    /// `None` once claimed, or the job that holds it. Written with
+    /// `If-None-Match: *`, or `If-Match` over the claim of a job that has
+    /// ended, so of concurrent starts exactly one gets through.
+    ///
+    /// Errors: [`RegistryError::Conflict`] when other starts kept winning
+    /// the claim for [`CLAIM_ATTEMPTS`] rounds; the control bucket's.
+    pub async fn claim_destination(
+        &self,
+        org: &OrgId,
+        destination: &DestinationId,
+        claim: &Claim,
+    ) -> Result<Option<BackfillId>, RegistryError> {
+        let key = Self::claim_key(org, destination);
+        let body = serde_json::to_vec(claim).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let body = Encoded {
+            body: Bytes::from(body),
+            content_type: ContentType::Json,
+            content_encoding: None,
+        };
+        for _ in 0..CLAIM_ATTEMPTS {
+            match self.put(&key, &body, Condition::Absent, None).await {
+                Ok(()) => return Ok(None),
+                Err(RegistryError::AlreadyExists) => {}
+                Err(err) => return Err(err),
+            }
+            let Some(current) = self.fetch(&self.bucket, &key).await? else {
+                continue;
+            };
+            // A claim or job record that does not load holds nothing: it
+            // must not lock its destination out of backfills for good.
+            if let Ok(held) = serde_json::from_slice::<Claim>(&current.body) {
+                let job = match self.backfill(org, &held.backfill_id).await {
+                    Ok(found) => found.map(|(job, _)| job),
+                    Err(RegistryError::Corrupt(_)) => None,
+                    Err(err) => return Err(err),
+                };
+                if held.holds(job.as_ref(), Utc::now()) {
+                    return Ok(Some(held.backfill_id));
+                }
+            } else {
+                warn!(registry_key = %key, "backfill claim does not load; replaced");
+            }
+            match self
+                .put(&key, &body, Condition::Unchanged(&current.etag), None)
+                .await
+            {
+                Ok(()) => return Ok(None),
+                // Another start replaced it first: read it again.
+                Err(RegistryError::Conflict | RegistryError::NotFound) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Err(RegistryError::Conflict)
     }
 
     /// Saves a new job; never overwrites one.

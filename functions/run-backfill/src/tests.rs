@@ -513,6 +513,55 @@ async fn an_export_replaced_mid_job_fails_it_rather_than_be_read_from_the_checkp
 }
 
 #[tokio::test]
+async fn concurrent_starts_queue_one_job_and_an_ended_job_frees_the_destination() {
+    let w = world(50).await;
+    let lines: Vec<String> = (0..20)
+        .map(|i| message_line(ORG, PROJECT, i, "email"))
+        .collect();
+    w.stage(&format!("{PREFIX}part-0000.ndjson"), &lines, false)
+        .await;
+    let path = format!("/v1/destinations/{}/backfills", w.destination.id);
+    let body = || Some(json!({ "manifest_prefix": PREFIX }));
+    // Four starts at once: when each read the org's jobs first, all four
+    // found none and queued four jobs over one history.
+    let answers = tokio::join!(
+        w.call(ORG, "POST", &path, body()),
+        w.call(ORG, "POST", &path, body()),
+        w.call(ORG, "POST", &path, body()),
+        w.call(ORG, "POST", &path, body()),
+    );
+    let answers = [answers.0, answers.1, answers.2, answers.3];
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        3,
+        "{statuses:?}"
+    );
+    let (_, listed) = w.call(ORG, "GET", &path, None).await;
+    assert_eq!(listed["backfills"].as_array().unwrap().len(), 1, "{listed}");
+    let first = answers
+        .iter()
+        .find(|(status, _)| *status == 202)
+        .map(|(_, body)| body["backfill"]["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_eq!(w.drain().await, 2, "one plan unit and its object's unit");
+    assert_eq!(w.job(&first).await["status"], "succeeded");
+
+    // The job has ended: the next start replaces its claim.
+    let again = w.start(PREFIX).await;
+    assert_ne!(again, first);
+    w.drain().await;
+    let job = w.job(&again).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(count(&job, "already_present"), 20);
+}
+
+#[tokio::test]
 async fn cancel_stops_the_job_between_chunks_and_keeps_what_was_written() {
     let w = slow_world(5.0).await;
     let id = w.start(PREFIX).await;

@@ -9,9 +9,10 @@ use serde_json::{json, Map, Value};
 use tracing::{error, info};
 
 use super::{Api, ApiError, ApiResponse};
-use crate::backfill::{Backfill, BackfillId, JobError, ManifestPrefix, WorkUnit};
+use crate::backfill::{Backfill, BackfillId, Claim, JobError, ManifestPrefix, WorkUnit};
 use crate::destination::{DestinationId, Status};
 use crate::ids::OrgId;
+use crate::registry::RegistryError;
 
 impl ApiResponse {
     fn with_backfill(status: u16, job: &Backfill) -> Self {
@@ -37,7 +38,8 @@ fn manifest_prefix(org: &OrgId, body: &Map<String, Value>) -> Result<ManifestPre
 impl Api {
     /// `POST /v1/destinations/{id}/backfills`: a `queued` job and its plan
     /// unit on the queue, `202`. At most one job per destination runs at
-    /// a time (`409`): two over the same history would only race.
+    /// a time (`409`): two over the same history would only race. The
+    /// destination's claim ([`crate::backfill::claim`]) decides it.
     pub(super) async fn start_backfill(
         &self,
         org: &OrgId,
@@ -60,18 +62,23 @@ impl Api {
                 "The destination is paused, so it receives nothing: resume it first.",
             ));
         }
-        let running = self
-            .registry
-            .org_backfills(org)
-            .await?
-            .into_iter()
-            .any(|job| &job.destination_id == id && !job.status.is_final());
-        if running {
-            return Err(ApiError::Busy(
-                "A backfill into this destination is already queued or running: wait for it, or cancel it.",
-            ));
-        }
         let job_id = BackfillId::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let claim = Claim {
+            backfill_id: job_id.clone(),
+            claimed_at: Utc::now(),
+        };
+        let busy = ApiError::Busy(
+            "A backfill into this destination is already queued or running: wait for it, or cancel it.",
+        );
+        match self.registry.claim_destination(org, id, &claim).await {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                info!(org_id = %org, destination_id = %id, backfill_id = %holder, "backfill refused: the destination's job is still active");
+                return Err(busy);
+            }
+            Err(RegistryError::Conflict) => return Err(busy),
+            Err(err) => return Err(err.into()),
+        }
         let job = Backfill::new(job_id, &destination, prefix, Utc::now());
         self.registry.create_backfill(&job).await?;
         let plan = WorkUnit::Plan {

@@ -5,6 +5,7 @@
 //! | what | where |
 //! |---|---|
 //! | the job record, its counts and every change it goes through | [`job`] |
+//! | the one job a destination may run at a time | [`claim`] |
 //! | the manifest prefix's confinement, and reading an object in chunks from a checkpoint | [`manifest`] |
 //! | the units of work on the backfill queue | [`queue`] |
 //! | `run-backfill`'s work on one unit | [`worker`] |
@@ -15,11 +16,13 @@
 //! so a backfilled record lands at the same write-once key, with the same
 //! identity and rules, as if archive-message had written it.
 
+pub mod claim;
 pub mod job;
 pub mod manifest;
 pub mod queue;
 pub mod worker;
 
+pub use claim::Claim;
 pub use job::{Backfill, BackfillId, Counts, JobError, JobStatus, Listed, MAX_FILES};
 pub use manifest::{ChunkBounds, ManifestEncoding, ManifestPrefix};
 pub use queue::{WorkQueue, WorkUnit};
