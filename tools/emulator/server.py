@@ -1816,6 +1816,7 @@ class Middleware:
         self.app = app
         self.endpoint = None  # set once the port is known
         self.lock = threading.Lock()  # recorder, faults, session policies and issue times
+        self.key_locks = {}  # S3 path -> lock held by a conditional write (see forward)
         self.fixture_lock = threading.Lock()  # one fixture batch at a time
         self.recorded = []
         self.seed = 0
@@ -1887,7 +1888,29 @@ class Middleware:
         return [body]
 
     def forward(self, request, environ):
-        """moto's answer, buffered so that it can be inspected and rewritten."""
+        """moto's answer, buffered so that it can be inspected and rewritten.
+
+        A conditional S3 write (`If-None-Match: *` or `If-Match` on a PUT or a
+        CompleteMultipartUpload) runs alone for its key. AWS checks the
+        condition and writes atomically, so of concurrent writers exactly one
+        succeeds and the others get `412` (S3 User Guide, "How to prevent
+        object overwrites with conditional writes"). moto checks, then writes,
+        unlocked, so under this threaded server two could both succeed. The
+        write-once archive and the backfill claims rest on that atomicity.
+        """
+        conditional = request.s3 and request.method in ("PUT", "POST") and (
+            "if-none-match" in request.lower_headers or "if-match" in request.lower_headers
+        )
+        if conditional:
+            with self.key_lock(request.path):
+                return self.forward_unlocked(request, environ)
+        return self.forward_unlocked(request, environ)
+
+    def key_lock(self, path):
+        with self.lock:
+            return self.key_locks.setdefault(path, threading.Lock())
+
+    def forward_unlocked(self, request, environ):
         captured = {"written": []}
 
         def start_response(status, headers, exc_info=None):
