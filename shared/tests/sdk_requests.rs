@@ -892,6 +892,107 @@ async fn the_job_is_replaced_only_if_unchanged_and_read_again_when_another_write
     );
 }
 
+/// The claim registry over mocks: the claim object names the job
+/// `job()`, whose record says `status`; what each claim write carried.
+async fn claim_with_holder(
+    ended: bool,
+) -> (
+    Option<BackfillId>,
+    Vec<(Option<String>, Option<String>, Option<String>)>,
+) {
+    let mut holder = job();
+    if ended {
+        holder.cancel(Utc::now());
+    }
+    let claims_key = format!("backfills/acme/claims/{}.json", holder.destination_id);
+    let held =
+        serde_json::json!({ "backfill_id": holder.id, "claimed_at": "2026-11-01T00:00:00Z" })
+            .to_string();
+    let claim = {
+        let key = claims_key.clone();
+        mock!(aws_sdk_s3::Client::get_object)
+            .match_requests(move |r| {
+                r.key() == Some(key.as_str()) && r.expected_bucket_owner() == Some(OURS)
+            })
+            .then_output(move || {
+                GetObjectOutput::builder()
+                    .e_tag("\"c1\"")
+                    .body(ByteStream::from(held.clone().into_bytes()))
+                    .build()
+            })
+    };
+    let record = serde_json::to_vec(&holder).unwrap();
+    let job_record = mock!(aws_sdk_s3::Client::get_object)
+        .match_requests(|r| {
+            r.key() == Some("backfills/acme/bf_bbbbbbbbbbbbbbbbbbbbbbbbbb.json")
+                && r.expected_bucket_owner() == Some(OURS)
+        })
+        .then_output(move || {
+            GetObjectOutput::builder()
+                .e_tag("\"j1\"")
+                .body(ByteStream::from(record.clone()))
+                .build()
+        });
+    let writes: Seen<(Option<String>, Option<String>, Option<String>)> = Seen::default();
+    let seen = Arc::clone(&writes);
+    // The claim exists: If-None-Match fails; the replacement wins.
+    let put = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((
+                r.if_none_match().map(String::from),
+                r.if_match().map(String::from),
+                r.expected_bucket_owner().map(String::from),
+            ));
+            r.key() == Some(claims_key.as_str())
+        })
+        .sequence()
+        .http_status(
+            412,
+            Some("<Error><Code>PreconditionFailed</Code></Error>".to_owned()),
+        )
+        .output(|| PutObjectOutput::builder().build())
+        .build();
+    let s3 = aws_smithy_mocks::mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        &[&claim, &job_record, &put]
+    );
+    let registry = Registry::new(s3, "sm-control", AccountId::parse(OURS).unwrap());
+    let mine = stored_messages::backfill::Claim {
+        backfill_id: BackfillId::parse("bf_cccccccccccccccccccccccccc").unwrap(),
+        claimed_at: Utc::now(),
+    };
+    let org = OrgId::parse("acme").unwrap();
+    let outcome = registry
+        .claim_destination(&org, &holder.destination_id, &mine)
+        .await
+        .unwrap();
+    let writes = writes.lock().unwrap().clone();
+    (outcome, writes)
+}
+
+#[tokio::test]
+async fn a_claim_is_created_if_none_match_and_replaces_only_an_ended_jobs_claim_if_match() {
+    let ours = Some(OURS.to_owned());
+    // Held by a queued job: one create attempt, refused, and no replacement.
+    let (outcome, writes) = claim_with_holder(false).await;
+    assert_eq!(
+        outcome.map(|id| id.to_string()),
+        Some("bf_bbbbbbbbbbbbbbbbbbbbbbbbbb".to_owned())
+    );
+    assert_eq!(writes, vec![(Some("*".to_owned()), None, ours.clone())]);
+    // Held by a cancelled job: replaced under the version read.
+    let (outcome, writes) = claim_with_holder(true).await;
+    assert_eq!(outcome, None);
+    assert_eq!(
+        writes,
+        vec![
+            (Some("*".to_owned()), None, ours.clone()),
+            (None, Some("\"c1\"".to_owned()), ours)
+        ]
+    );
+}
+
 #[tokio::test]
 async fn manifests_are_listed_and_read_from_the_checkpoint_as_ours() {
     type Read = (Option<String>, Option<String>, Option<String>);
