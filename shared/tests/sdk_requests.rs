@@ -902,7 +902,7 @@ async fn claim_with_holder(
 ) {
     let mut holder = job();
     if ended {
-        holder.cancel(Utc::now());
+        holder.cancel(Utc::now()).unwrap();
     }
     let claims_key = format!("backfills/acme/claims/{}.json", holder.destination_id);
     let held =
