@@ -19,7 +19,8 @@ venv: $(VENV)/.installed
 
 ## Every test: style, lints, the emulator's own tests, unit, SDK-mock and
 ## emulator tests with every log line, metric line and API answer recorded,
-## the leak audit of those recordings, then the API fuzz run.
+## the leak audit of those recordings, the API fuzz run, then the
+## console's browser tests.
 ## The Python tools, Chromium and the console's npm packages (mostly
 ## downloads) install while cargo lints and builds the test binaries: on a
 ## fresh 2-core machine that overlap is about three minutes of the run.
