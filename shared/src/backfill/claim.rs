@@ -44,19 +44,8 @@ impl Claim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backfill::{JobError, ManifestPrefix};
-    use crate::store::memory::destination;
-
-    fn job() -> Backfill {
-        let destination = destination("p", &crate::ids::Channel::ALL);
-        let prefix = ManifestPrefix::parse(&destination.org_id, "acme/exports/").unwrap();
-        Backfill::new(
-            BackfillId::parse("bf_aaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap(),
-            &destination,
-            prefix,
-            Utc::now(),
-        )
-    }
+    use crate::backfill::job::tests::job;
+    use crate::backfill::JobError;
 
     #[test]
     fn a_queued_or_running_job_holds_and_an_ended_one_frees() {
@@ -74,7 +63,7 @@ mod tests {
     #[test]
     fn a_claim_without_its_job_holds_only_through_the_grace() {
         let now = Utc::now();
-        let id = BackfillId::parse("bf_aaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+        let id = job().id;
         let young = Claim {
             backfill_id: id.clone(),
             claimed_at: now - Duration::seconds(20),

@@ -374,11 +374,13 @@ impl Backfill {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::memory::destination;
 
-    fn job() -> Backfill {
+    /// A new job `bf_bbb…` over `acme/exports/2026-11/`, for the backfill
+    /// modules' unit tests.
+    pub(crate) fn job() -> Backfill {
         let destination = destination("p", &crate::ids::Channel::ALL);
         let prefix = ManifestPrefix::parse(&destination.org_id, "acme/exports/2026-11/").unwrap();
         Backfill::new(
